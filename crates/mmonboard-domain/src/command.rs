@@ -1,0 +1,89 @@
+//! What callers ask of a portfolio's onboarding. Commands carry every outside fact a decision needs (Meta's
+//! facts are fetched before, never inside `decide`). The JSON form, `{"type": "...", ...fields}`, is the public
+//! contract of the CLI and the HTTP API: the `type` names below never change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts};
+use crate::ids::{
+    AdAccountId, BusinessName, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion, UserId, WabaId,
+    WebsiteUrl,
+};
+
+/// The read-only ad account Meta mirrors for one WABA on connection.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirroredAdAccount {
+    pub waba_id: WabaId,
+    pub ad_account_id: AdAccountId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OnboardingCommand {
+    /// Open the onboarding of the portfolio named by the stream.
+    StartOnboarding,
+    /// Record the facts Meta reports and the verdict of DOMAIN.md's rules.
+    CheckEligibility { facts: PortfolioFacts },
+    /// Ask Meta to convert an OBO WABA to a shared one (`set_obo_mobility_intent`).
+    RequestOboMigration { waba_id: WabaId },
+    /// Meta reports the OBO WABA is now shared.
+    CompleteOboMigration { waba_id: WabaId },
+    /// The operator reviewed the benefits and the permissions granted to the provider.
+    ReviewPermissions { reviewed_by: UserId },
+    /// Business information entered for the portfolio.
+    SubmitBusinessInfo { business_name: BusinessName, website: WebsiteUrl },
+    /// A person of the customer's portfolio accepted the MM API terms of service.
+    AcceptTerms { accepted_by: UserId, role: PortfolioRole, terms_version: TermsVersion },
+    /// Meta connected the portfolio and created one read-only ad account per eligible WABA.
+    Connect { ad_accounts: Vec<MirroredAdAccount> },
+    /// The configuration sync window starts.
+    StartConfigSync,
+    /// The configuration sync is over: marketing traffic may use the MM API.
+    CompleteSync,
+    /// A template was created or updated (its latest category decides whether it is marketing).
+    ChangeTemplate {
+        waba_id: WabaId,
+        template_id: TemplateId,
+        name: TemplateName,
+        language: TemplateLanguage,
+        category: TemplateCategory,
+    },
+    /// The template's mirrored ad entity finished syncing.
+    RecordTemplateMirrorSynced { waba_id: WabaId, template_id: TemplateId },
+    /// A marketing template was sent; a dormant one is reactivated and starts a new sync window.
+    RecordTemplateUse { waba_id: WabaId, template_id: TemplateId },
+    /// Meta suspended the WABA after enablement (restriction, disablement).
+    RestrictWaba { waba_id: WabaId, reason: SuspensionReason },
+    /// A new eligibility check of a suspended WABA; reinstated only if it passes.
+    ReinstateWaba { facts: WabaFacts },
+    /// The WABA left MM routing for good (offboarded, partner removed).
+    OffboardWaba { waba_id: WabaId, reason: WabaExitReason },
+    /// End the portfolio's onboarding.
+    Offboard { reason: Reason },
+}
+
+impl OnboardingCommand {
+    /// The command's `type` as written in JSON.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::StartOnboarding => "start_onboarding",
+            Self::CheckEligibility { .. } => "check_eligibility",
+            Self::RequestOboMigration { .. } => "request_obo_migration",
+            Self::CompleteOboMigration { .. } => "complete_obo_migration",
+            Self::ReviewPermissions { .. } => "review_permissions",
+            Self::SubmitBusinessInfo { .. } => "submit_business_info",
+            Self::AcceptTerms { .. } => "accept_terms",
+            Self::Connect { .. } => "connect",
+            Self::StartConfigSync => "start_config_sync",
+            Self::CompleteSync => "complete_sync",
+            Self::ChangeTemplate { .. } => "change_template",
+            Self::RecordTemplateMirrorSynced { .. } => "record_template_mirror_synced",
+            Self::RecordTemplateUse { .. } => "record_template_use",
+            Self::RestrictWaba { .. } => "restrict_waba",
+            Self::ReinstateWaba { .. } => "reinstate_waba",
+            Self::OffboardWaba { .. } => "offboard_waba",
+            Self::Offboard { .. } => "offboard",
+        }
+    }
+}

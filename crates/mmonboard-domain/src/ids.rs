@@ -1,0 +1,282 @@
+//! Identifier newtypes, checked at construction ("parse, don't validate"): once an id exists it is valid
+//! everywhere, so no other module re-checks digits, lengths or URL schemes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a value could not become one of the domain's identifier types; names the type and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {value:?}: {reason}")]
+pub struct InvalidValue {
+    pub kind: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl InvalidValue {
+    pub(crate) fn new(kind: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        let shown: String = value.chars().take(80).collect();
+        Self { kind, value: shown, reason: reason.into() }
+    }
+}
+
+/// Meta object ids (business portfolios, WABAs, phone numbers, templates, users, ad accounts) are decimal
+/// strings. They stay strings: they exceed what some JSON consumers can hold as numbers.
+const MAX_META_ID_DIGITS: usize = 32;
+
+fn parse_meta_id(kind: &'static str, value: &str) -> Result<String, InvalidValue> {
+    if value.is_empty() {
+        return Err(InvalidValue::new(kind, value, "must not be empty"));
+    }
+    if value.len() > MAX_META_ID_DIGITS {
+        return Err(InvalidValue::new(kind, value, format!("must have at most {MAX_META_ID_DIGITS} digits")));
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidValue::new(kind, value, "must be Meta's numeric id (digits only)"));
+    }
+    Ok(value.to_owned())
+}
+
+macro_rules! meta_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id's name as it appears in error messages.
+            pub const KIND: &'static str = $kind;
+
+            pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+                parse_meta_id($kind, value).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                Self::parse(value)
+            }
+        }
+    };
+}
+
+meta_id!(
+    /// A Meta business portfolio (business manager id): the unit of onboarding and one event stream.
+    PortfolioId,
+    "portfolio id"
+);
+meta_id!(
+    /// A WhatsApp Business Account inside a portfolio.
+    WabaId,
+    "WABA id"
+);
+meta_id!(
+    /// A phone number registered to a WABA.
+    PhoneNumberId,
+    "phone number id"
+);
+meta_id!(
+    /// A message template of a WABA.
+    TemplateId,
+    "template id"
+);
+meta_id!(
+    /// A person's Meta user id (who reviewed, who accepted the terms).
+    UserId,
+    "user id"
+);
+meta_id!(
+    /// The read-only ad account Meta mirrors for a WABA once the portfolio is enabled (shown as `act_<id>`).
+    AdAccountId,
+    "ad account id"
+);
+
+/// Bounded, trimmed free text such as a business name or a reason.
+fn parse_text(kind: &'static str, value: &str, max_chars: usize) -> Result<String, InvalidValue> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidValue::new(kind, value, "must not be blank"));
+    }
+    if trimmed.chars().count() > max_chars {
+        return Err(InvalidValue::new(kind, value, format!("must be at most {max_chars} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(InvalidValue::new(kind, value, "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+macro_rules! text_value {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+                parse_text($kind, value, $max).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+text_value!(
+    /// The business name entered during onboarding.
+    BusinessName,
+    "business name",
+    200
+);
+text_value!(
+    /// The version of the Marketing Messages API terms of service that was accepted.
+    TermsVersion,
+    "terms version",
+    64
+);
+text_value!(
+    /// A template's name as Meta knows it.
+    TemplateName,
+    "template name",
+    512
+);
+text_value!(
+    /// A template's language code (e.g. `en_US`).
+    TemplateLanguage,
+    "template language",
+    16
+);
+text_value!(
+    /// Free-text reason given by an operator (e.g. for offboarding).
+    Reason,
+    "reason",
+    1000
+);
+
+/// The business website entered during onboarding: an absolute http(s) URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebsiteUrl(String);
+
+impl WebsiteUrl {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        const KIND: &str = "website";
+        let url = url::Url::parse(value.trim()).map_err(|error| InvalidValue::new(KIND, value, error.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(InvalidValue::new(KIND, value, "must be an http or https URL"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(InvalidValue::new(KIND, value, "must name a host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InvalidValue::new(KIND, value, "must not carry credentials"));
+        }
+        Ok(Self(url.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebsiteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for WebsiteUrl {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<WebsiteUrl> for String {
+    fn from(value: WebsiteUrl) -> String {
+        value.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_ids_are_digits_only() {
+        assert!(PortfolioId::parse("1234567890").is_ok());
+        let error = PortfolioId::parse("12ab").unwrap_err();
+        assert_eq!(error.to_string(), "invalid portfolio id \"12ab\": must be Meta's numeric id (digits only)");
+        assert!(WabaId::parse("").is_err());
+        assert!(WabaId::parse(&"1".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn ids_deserialize_through_their_check() {
+        let parsed: Result<WabaId, _> = serde_json::from_str("\"x1\"");
+        assert!(parsed.unwrap_err().to_string().contains("invalid WABA id"));
+    }
+
+    #[test]
+    fn websites_must_be_http_urls_with_a_host() {
+        assert_eq!(WebsiteUrl::parse("https://example.com").unwrap().as_str(), "https://example.com/");
+        assert!(WebsiteUrl::parse("ftp://example.com").is_err());
+        assert!(WebsiteUrl::parse("example.com").is_err());
+        assert!(WebsiteUrl::parse("https://user:pw@example.com").is_err());
+    }
+
+    #[test]
+    fn text_is_trimmed_and_bounded() {
+        assert_eq!(BusinessName::parse("  Acme  ").unwrap().as_str(), "Acme");
+        assert!(BusinessName::parse("   ").is_err());
+        assert!(BusinessName::parse(&"x".repeat(201)).is_err());
+    }
+}

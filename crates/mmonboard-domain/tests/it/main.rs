@@ -1,0 +1,5 @@
+//! The domain's integration tests, in one binary to keep link time down.
+
+mod golden;
+mod model;
+mod rules;
