@@ -1,1 +1,21 @@
-//! placeholder
+//! The append-only, hash-chained, tamper-evident event log of mmonboard. It stores opaque JSON
+//! payloads with a type name and schema version and knows nothing of the domain; the
+//! [`EventStore`] trait hides the backend so the embedded SQLite log ([`SqliteEventStore`], the
+//! default) and a later PostgreSQL log are interchangeable and pass one conformance suite.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod hash;
+mod model;
+mod sqlite;
+mod store;
+
+pub use error::{AppendError, InvalidStreamId, StoreError};
+pub use hash::{GENESIS_HASH, chain_hash};
+pub use model::{
+    AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, MAX_STREAM_ID_CHARS,
+    NewEvent, RecordedEvent, StreamId, VerifyReport,
+};
+pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
+pub use store::EventStore;

@@ -1,0 +1,86 @@
+//! The log's errors, one enum per boundary: [`AppendError`] separates the refusal a caller
+//! expects and handles (a version conflict) from infrastructure failures ([`StoreError`]), which
+//! every read shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::model::{ExpectedVersion, StreamId};
+
+/// Why an append did not land.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// The stream moved on since the caller read it: reload, decide again, retry.
+    #[error("stream {stream_id} is at version {actual}, the append expected {expected}")]
+    Conflict {
+        stream_id: StreamId,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An infrastructure failure of the log. Cheap to clone: one failed group commit answers every
+/// request of the batch with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer (usually another process) held the write lock for the whole busy timeout.
+    #[error("the event log is busy: no write lock within {waited:?}")]
+    Busy { waited: Duration },
+    #[error("event log database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    #[error("event log migration failed: {0}")]
+    Migration(Arc<sqlx::migrate::MigrateError>),
+    /// Stored data that this crate could not have written.
+    #[error("the event log is corrupt at global position {global_position}: {reason}")]
+    Corrupt {
+        global_position: u64,
+        reason: String,
+    },
+    /// The request itself is malformed; retrying it cannot help.
+    #[error("invalid event log request: {0}")]
+    Invalid(String),
+    /// An event id of the request is already in the log (under another command).
+    #[error("event id {0} is already in the log")]
+    DuplicateEventId(Uuid),
+    /// The store was closed, or its writer stopped.
+    #[error("the event log is closed")]
+    Closed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migration(Arc::new(error))
+    }
+}
+
+/// A string that is not a valid [`StreamId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid stream id {value:?}: {reason}")]
+pub struct InvalidStreamId {
+    value: String,
+    reason: &'static str,
+}
+
+impl InvalidStreamId {
+    pub(crate) fn new(value: &str, reason: &'static str) -> Self {
+        // Keep the message readable even for an absurdly long input.
+        let value = value.chars().take(64).collect();
+        Self { value, reason }
+    }
+}
+
+impl From<InvalidStreamId> for StoreError {
+    fn from(error: InvalidStreamId) -> Self {
+        Self::Invalid(error.to_string())
+    }
+}

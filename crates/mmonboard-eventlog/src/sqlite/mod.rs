@@ -1,0 +1,523 @@
+//! The embedded SQLite event log, the default backend. One writer task with one held connection
+//! does all appends (group commit, see [`writer`]); a separate read-only pool serves reads beside
+//! it, which WAL mode allows. Reads fetch events in chunks of many per row (see [`sql`]).
+
+mod decode;
+mod sql;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::error::{AppendError, StoreError};
+use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
+use crate::store::{ChainVerifier, EventStore};
+use decode::ChunkDecoder;
+use writer::{AppendJob, PreparedAppend, Writer};
+
+/// Events per fetched row: large enough that the per-query cost vanishes, small enough to bound
+/// one row to about a megabyte.
+const READ_CHUNK: usize = 2048;
+
+/// Versions in the first range of a stream read: small, so a short stream takes one query and
+/// a long one learns its length early.
+const FIRST_STREAM_CHUNK: i64 = 256;
+
+/// Versions per further range of a stream read.
+const STREAM_CHUNK: i64 = 1024;
+
+/// Ranges of one long stream fetched at once (the machines have two cores).
+const READ_PARALLELISM: usize = 2;
+
+/// When a commit reaches the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed append survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash; the last commits may be lost on power
+    /// loss.
+    Normal,
+}
+
+/// How the SQLite log is opened; [`Default`] suits a server.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Durability,
+    /// How long the writer waits for SQLite's write lock (held by another process) before the
+    /// batch fails with [`StoreError::Busy`].
+    pub busy_timeout: Duration,
+    /// Connections of the read pool.
+    pub read_connections: u32,
+    /// The most appends committed in one transaction.
+    pub max_batch: usize,
+    /// SQLite page cache of each read connection, in KiB, allocated as pages are read. Events
+    /// of one stream are spread over the file, so loading a long stream touches many pages; a
+    /// cache that holds them makes repeated loads cheap.
+    pub read_cache_kib: u32,
+    /// Bytes of the database file each connection maps into memory (SQLite `mmap_size`), so
+    /// pages outside the cache are read without a system call each; 0 disables it.
+    pub mmap_size: u64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 4,
+            max_batch: 256,
+            read_cache_kib: 64 * 1024,
+            mmap_size: 1 << 30,
+        }
+    }
+}
+
+/// The SQLite event log. Dropping it stops the writer once the appends already sent are
+/// committed; [`SqliteEventStore::close`] also waits for that.
+pub struct SqliteEventStore {
+    appends: mpsc::Sender<AppendJob>,
+    writer: JoinHandle<()>,
+    readers: SqlitePool,
+    read_parallelism: usize,
+    commits: Arc<AtomicU64>,
+}
+
+impl SqliteEventStore {
+    /// Opens (creating if missing) the database at `url`, e.g. `sqlite://path/to/log.db`, and
+    /// migrates it. In-memory databases are refused: the writer and the readers need one shared
+    /// file to see each other's commits under WAL.
+    pub async fn open(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Invalid(
+                "in-memory SQLite databases are not supported: the writer and the read pool \
+                 need a database file (use a temporary file in tests)"
+                    .to_owned(),
+            ));
+        }
+        if options.max_batch == 0 || options.read_connections == 0 {
+            return Err(StoreError::Invalid(
+                "max_batch and read_connections must be at least 1".to_owned(),
+            ));
+        }
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true)
+            .pragma("mmap_size", options.mmap_size.to_string());
+        let synchronous = match options.synchronous {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous);
+        let connection = open_writer(&writer_options, options.busy_timeout).await?;
+
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.read_connections)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .connect_with(
+                base.read_only(true)
+                    .pragma("cache_size", format!("-{}", options.read_cache_kib)),
+            )
+            .await?;
+
+        let (appends, receiver) = mpsc::channel(options.max_batch.saturating_mul(2));
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            connection,
+            busy_timeout: options.busy_timeout,
+            max_batch: options.max_batch,
+            commits: Arc::clone(&commits),
+        };
+        let writer = tokio::spawn(writer.run(receiver));
+        Ok(Self {
+            appends,
+            writer,
+            readers,
+            read_parallelism: READ_PARALLELISM.min(options.read_connections as usize),
+            commits,
+        })
+    }
+
+    /// Stops accepting appends, waits until the writer has committed the ones already sent and
+    /// closed its connection, then closes the read pool.
+    pub async fn close(self) {
+        let Self {
+            appends,
+            writer,
+            readers,
+            ..
+        } = self;
+        drop(appends);
+        let _ = writer.await;
+        readers.close().await;
+    }
+
+    /// Write transactions committed by this store so far; with many concurrent appenders it
+    /// grows slower than the number of appends (group commit).
+    pub fn committed_batches(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Appends waiting for the writer.
+    pub fn pending_appends(&self) -> usize {
+        self.appends.max_capacity() - self.appends.capacity()
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+        self.readers.acquire().await.map_err(|error| match error {
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            error => error.into(),
+        })
+    }
+}
+
+/// Connects the writer and migrates. A fresh file opened by several processes at once makes
+/// some of them meet a lock that SQLite's busy handler does not wait for (switching to WAL) or
+/// a migration another one just applied; those attempts are retried until the busy timeout.
+async fn open_writer(
+    options: &SqliteConnectOptions,
+    busy_timeout: Duration,
+) -> Result<SqliteConnection, StoreError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let (error, transient) = match connect_and_migrate(options).await {
+            Ok(connection) => return Ok(connection),
+            Err(failure) => failure,
+        };
+        if !transient || started.elapsed() >= busy_timeout {
+            return Err(error);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// On failure, the error and whether a concurrent opener may have caused it.
+async fn connect_and_migrate(
+    options: &SqliteConnectOptions,
+) -> Result<SqliteConnection, (StoreError, bool)> {
+    let mut connection = match options.connect().await {
+        Ok(connection) => connection,
+        Err(error) => {
+            let transient = transient(&error);
+            return Err((error.into(), transient));
+        }
+    };
+    match sqlx::migrate!("./migrations").run(&mut connection).await {
+        Ok(()) => Ok(connection),
+        Err(error) => {
+            let transient = match &error {
+                sqlx::migrate::MigrateError::Execute(error)
+                | sqlx::migrate::MigrateError::ExecuteMigration(error, _) => {
+                    transient(error) || error.to_string().contains("already exists")
+                }
+                _ => false,
+            };
+            let _ = sqlx::Connection::close(connection).await;
+            Err((error.into(), transient))
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED.
+fn transient(error: &sqlx::Error) -> bool {
+    matches!(writer::primary_code(error), Some(5 | 6))
+}
+
+impl EventStore for SqliteEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let append = prepare(request)?;
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(AppendJob { append, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Ok(from) = i64::try_from(from_version) else {
+            return Ok(Vec::new());
+        };
+        let first_end = from.saturating_add(FIRST_STREAM_CHUNK);
+        let (mut events, last_version) = {
+            let mut connection = self.reader().await?;
+            read_stream_range(&mut connection, stream_id, from, first_end).await?
+        };
+        if last_version <= first_end {
+            return Ok(events);
+        }
+        // A long stream: fetch the rest in ranges on several read connections at once, so
+        // SQLite gathers one range while another is decoded.
+        events.reserve(
+            usize::try_from(last_version - first_end)
+                .unwrap_or(0)
+                .min(1 << 20),
+        );
+        let ranges = (first_end..last_version)
+            .step_by(STREAM_CHUNK as usize)
+            .map(|start| (start, start.saturating_add(STREAM_CHUNK).min(last_version)));
+        let mut chunks = futures_util::stream::iter(ranges)
+            .map(|(after, up_to)| async move {
+                let mut connection = self.reader().await?;
+                read_stream_range(&mut connection, stream_id, after, up_to).await
+            })
+            .buffered(self.read_parallelism);
+        while let Some(chunk) = chunks.next().await {
+            events.extend(chunk?.0);
+        }
+        Ok(events)
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Ok(after) = i64::try_from(after_position) else {
+            return Ok(Vec::new());
+        };
+        let mut connection = self.reader().await?;
+        read_all_on(&mut connection, after, limit).await
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
+        let mut connection = self.reader().await?;
+        let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
+            .bind(stream_id.shared())
+            .fetch_one(&mut *connection)
+            .await?;
+        u64::try_from(version).map_err(|_| StoreError::Corrupt {
+            global_position: 0,
+            reason: format!("negative stream version in stream {stream_id}"),
+        })
+    }
+
+    async fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        let mut connection = self.reader().await?;
+        let row = sqlx::query(sql::FIND_COMMAND)
+            .bind(command_id.hyphenated().to_string())
+            .fetch_optional(&mut *connection)
+            .await?;
+        match row {
+            Some(row) => {
+                let events =
+                    read_command_events(&mut connection, row.try_get(0)?, row.try_get(1)?).await?;
+                Ok(Some(events))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        let mut connection = self.reader().await?;
+        let head: i64 = sqlx::query_scalar(sql::HEAD_POSITION)
+            .fetch_one(&mut *connection)
+            .await?;
+        u64::try_from(head).map_err(|_| StoreError::Corrupt {
+            global_position: 0,
+            reason: format!("negative global position {head}"),
+        })
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut connection = self.reader().await?;
+        // Read first: a command row commits with its events, so every position it claims must
+        // be found by the walk that follows, however many appends land meanwhile.
+        let last_commanded: i64 = sqlx::query_scalar(sql::LAST_COMMANDED_POSITION)
+            .fetch_one(&mut *connection)
+            .await?;
+        let mut verifier = ChainVerifier::new();
+        let mut decoder = ChunkDecoder::default();
+        let mut after = 0_i64;
+        loop {
+            let row = sqlx::query(sql::READ_ALL_CHUNK)
+                .bind(after)
+                .bind(READ_CHUNK as i64)
+                .fetch_one(&mut *connection)
+                .await?;
+            let mut page = Vec::with_capacity(READ_CHUNK);
+            let decoded = decoder.decode(&row, None, |event, metadata| {
+                page.push((event, metadata));
+            });
+            if !page.is_sorted_by_key(|(event, _)| event.global_position) {
+                page.sort_unstable_by_key(|(event, _)| event.global_position);
+            }
+            for (event, metadata) in &page {
+                verifier.check(event, metadata);
+            }
+            let count = match decoded {
+                Ok(count) => count,
+                Err(StoreError::Corrupt {
+                    global_position,
+                    reason,
+                }) => {
+                    verifier.undecodable(global_position, reason);
+                    break;
+                }
+                Err(error) => return Err(error),
+            };
+            match page.last() {
+                Some((last, _)) if count == READ_CHUNK && !verifier.is_broken() => {
+                    after = to_i64(last.global_position)?;
+                }
+                _ => break,
+            }
+        }
+        verifier.expect_last_position(u64::try_from(last_commanded).unwrap_or(0));
+        Ok(verifier.finish())
+    }
+}
+
+/// Checks a request and turns it into what the writer stores, so the writer spends its time
+/// only on the database.
+fn prepare(request: AppendRequest) -> Result<PreparedAppend, StoreError> {
+    if request.command_id != request.metadata.command_id {
+        return Err(StoreError::Invalid(format!(
+            "command id {} differs from the metadata's command id {}",
+            request.command_id, request.metadata.command_id
+        )));
+    }
+    for event in &request.events {
+        if event.event_type.is_empty() || event.event_type.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(format!(
+                "event {}: the event type {:?} is empty or has control characters",
+                event.event_id, event.event_type
+            )));
+        }
+        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&event.payload) {
+            return Err(StoreError::Invalid(format!(
+                "event {}: the payload is not JSON: {error}",
+                event.event_id
+            )));
+        }
+    }
+    let metadata_json = serde_json::to_string(&request.metadata)
+        .map_err(|error| StoreError::Invalid(format!("unserializable metadata: {error}")))?;
+    let micros = request.recorded_at.timestamp_micros();
+    let recorded_at = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "recorded_at {} is out of range",
+            request.recorded_at
+        ))
+    })?;
+    Ok(PreparedAppend {
+        stream_id: request.stream_id,
+        expected_version: request.expected_version,
+        command_id: request.command_id,
+        metadata: request.metadata,
+        metadata_json: metadata_json.into(),
+        recorded_at,
+        events: request.events,
+    })
+}
+
+/// The events of a stream with a version in `(after, up_to]`, in version order, and the
+/// stream's current version.
+async fn read_stream_range(
+    connection: &mut SqliteConnection,
+    stream_id: &StreamId,
+    after: i64,
+    up_to: i64,
+) -> Result<(Vec<RecordedEvent>, i64), StoreError> {
+    let row = sqlx::query(sql::READ_STREAM_CHUNK)
+        .bind(stream_id.shared())
+        .bind(after)
+        .bind(up_to)
+        .fetch_one(&mut *connection)
+        .await?;
+    let mut events = Vec::new();
+    ChunkDecoder::default().decode(&row, Some(stream_id), |event, _| events.push(event))?;
+    if !events.is_sorted_by_key(|event| event.stream_version) {
+        events.sort_unstable_by_key(|event| event.stream_version);
+    }
+    let last_version: i64 = row.try_get(11)?;
+    Ok((events, last_version))
+}
+
+async fn read_all_on(
+    connection: &mut SqliteConnection,
+    mut after: i64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut decoder = ChunkDecoder::default();
+    let mut events = Vec::with_capacity(limit.min(READ_CHUNK * 16));
+    while events.len() < limit {
+        let wanted = (limit - events.len()).min(READ_CHUNK);
+        let row = sqlx::query(sql::READ_ALL_CHUNK)
+            .bind(after)
+            .bind(wanted as i64)
+            .fetch_one(&mut *connection)
+            .await?;
+        let start = events.len();
+        let count = decoder.decode(&row, None, |event, _| events.push(event))?;
+        let chunk = &mut events[start..];
+        if !chunk.is_sorted_by_key(|event| event.global_position) {
+            chunk.sort_unstable_by_key(|event| event.global_position);
+        }
+        match chunk.last() {
+            Some(last) if count == wanted => after = to_i64(last.global_position)?,
+            _ => break,
+        }
+    }
+    Ok(events)
+}
+
+/// The events of a command found in `commands`: they occupy consecutive positions.
+pub(crate) async fn read_command_events(
+    connection: &mut SqliteConnection,
+    first_position: Option<i64>,
+    event_count: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let Some(first_position) = first_position else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        global_position: u64::try_from(first_position).unwrap_or(0),
+        reason,
+    };
+    let count = usize::try_from(event_count)
+        .map_err(|_| corrupt(format!("a command records {event_count} events")))?;
+    let events = read_all_on(connection, first_position - 1, count).await?;
+    let contiguous = events
+        .iter()
+        .zip(first_position..)
+        .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
+    if events.len() != count || !contiguous {
+        return Err(corrupt(format!(
+            "a command's {count} events are not all at positions from {first_position} on"
+        )));
+    }
+    Ok(events)
+}
+
+/// Positions and versions are stored as SQLite's signed 64-bit integers.
+pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Invalid(format!("{value} exceeds the largest storable position")))
+}

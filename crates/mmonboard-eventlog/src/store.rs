@@ -1,0 +1,188 @@
+//! The event-store contract every backend implements, and the backend-agnostic chain verifier
+//! they share. Callers (the application layer) depend only on this trait, so the embedded SQLite
+//! log and a future PostgreSQL log are interchangeable and run one conformance suite.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::error::{AppendError, StoreError};
+use crate::hash::{CanonicalEvent, GENESIS_HASH};
+use crate::model::{
+    AppendOutcome, AppendRequest, ChainBreak, RecordedEvent, StreamId, VerifyReport,
+};
+
+/// An append-only, hash-chained event log.
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends one command's events atomically and durably, or recognises the command as already
+    /// applied (checked before the expected version, so a retry after success is harmless).
+    fn append(
+        &self,
+        request: AppendRequest,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
+
+    /// The stream's events with a version greater than `from_version`, in version order.
+    fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Up to `limit` events with a global position greater than `after_position`, in global
+    /// order; page by passing the last position read.
+    fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// The stream's last version, 0 if it has no events.
+    fn stream_version(
+        &self,
+        stream_id: &StreamId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The events of an applied command (possibly none), or `None` if the command is unknown.
+    fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Vec<RecordedEvent>>, StoreError>> + Send;
+
+    /// The last global position, 0 for an empty log.
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Walks the whole log in pages, recomputing the hash chain and checking positions and
+    /// stream versions; memory grows with the number of streams, not events.
+    fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
+}
+
+/// Checks events fed in global order; shared by every backend's `verify`.
+#[derive(Debug, Default)]
+pub(crate) struct ChainVerifier {
+    next_position: u64,
+    previous_hash: Option<[u8; 32]>,
+    last_versions: HashMap<StreamId, u64>,
+    events_checked: u64,
+    head: Option<(u64, [u8; 32])>,
+    first_break: Option<ChainBreak>,
+}
+
+impl ChainVerifier {
+    pub(crate) fn new() -> Self {
+        Self {
+            next_position: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a break was found; feeding more events after that is pointless.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.first_break.is_some()
+    }
+
+    /// Checks the next event; `metadata` is its metadata text exactly as stored.
+    pub(crate) fn check(&mut self, event: &RecordedEvent, metadata: &str) {
+        if self.is_broken() {
+            return;
+        }
+        self.events_checked += 1;
+        let position = event.global_position;
+        if position != self.next_position {
+            let reason = if position > self.next_position {
+                format!(
+                    "position gap: expected position {}, found {position}",
+                    self.next_position
+                )
+            } else {
+                format!(
+                    "position out of order: expected position {}, found {position}",
+                    self.next_position
+                )
+            };
+            self.broken(self.next_position, reason);
+            return;
+        }
+        let last_version = self
+            .last_versions
+            .get(&event.stream_id)
+            .copied()
+            .unwrap_or(0);
+        if event.stream_version != last_version + 1 {
+            let reason = format!(
+                "stream version {} follows {last_version} in stream {}",
+                event.stream_version, event.stream_id
+            );
+            self.broken(position, reason);
+            return;
+        }
+        let prev = self.previous_hash.unwrap_or(GENESIS_HASH);
+        let recomputed = CanonicalEvent {
+            global_position: position,
+            stream_id: event.stream_id.as_str(),
+            stream_version: event.stream_version,
+            event_id: &event.event_id,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            recorded_at_micros: event.recorded_at.timestamp_micros(),
+            metadata,
+            payload: &event.payload,
+        }
+        .chain_hash(&prev);
+        if recomputed != event.hash {
+            let reason = format!(
+                "hash mismatch: stored {}, recomputed {}",
+                hex::encode(event.hash),
+                hex::encode(recomputed)
+            );
+            self.broken(position, reason);
+            return;
+        }
+        match self.last_versions.get_mut(&event.stream_id) {
+            Some(version) => *version = event.stream_version,
+            None => {
+                self.last_versions
+                    .insert(event.stream_id.clone(), event.stream_version);
+            }
+        }
+        self.previous_hash = Some(event.hash);
+        self.head = Some((position, event.hash));
+        self.next_position = position + 1;
+    }
+
+    /// Records a row that could not even be decoded.
+    pub(crate) fn undecodable(&mut self, global_position: u64, reason: String) {
+        if !self.is_broken() {
+            self.broken(global_position, reason);
+        }
+    }
+
+    /// Cross-checks the end of the log against the highest position the command records claim,
+    /// which catches events cut off the end (the chain alone cannot see a truncated tail).
+    pub(crate) fn expect_last_position(&mut self, last_recorded_by_commands: u64) {
+        let head = self.next_position - 1;
+        if !self.is_broken() && last_recorded_by_commands > head {
+            let reason = format!(
+                "events missing at the end of the log: commands record events up to position \
+                 {last_recorded_by_commands}, the log ends at {head}"
+            );
+            self.broken(head + 1, reason);
+        }
+    }
+
+    pub(crate) fn finish(self) -> VerifyReport {
+        VerifyReport {
+            events_checked: self.events_checked,
+            streams_checked: self.last_versions.len() as u64,
+            head: self.head,
+            first_break: self.first_break,
+        }
+    }
+
+    fn broken(&mut self, global_position: u64, reason: String) {
+        self.first_break = Some(ChainBreak {
+            global_position,
+            reason,
+        });
+    }
+}

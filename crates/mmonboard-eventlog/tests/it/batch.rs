@@ -1,0 +1,152 @@
+//! Group commit: concurrent appends share one transaction, yet each request succeeds or fails
+//! on its own, as if the batch's requests had run one after another.
+
+use mmonboard_eventlog::conformance::{append_ok, assert_conflict, events, request, unique_stream};
+use mmonboard_eventlog::{AppendError, AppendOutcome, EventStore, ExpectedVersion, StoreError};
+
+use crate::support::TempLog;
+
+/// On the current-thread runtime, `join!` sends every request before the writer task can
+/// run, so they all land in one batch.
+#[tokio::test]
+async fn one_batch_serializes_requests_on_the_same_stream() {
+    let log = TempLog::new();
+    let store = log.open().await;
+    let stream = unique_stream("batched");
+    let other = unique_stream("batched-other");
+    let commits_before = store.committed_batches();
+    let (first, second, third, elsewhere) = tokio::join!(
+        store.append(request(&stream, ExpectedVersion::NoStream, events(2))),
+        store.append(request(&stream, ExpectedVersion::Exact(2), events(1))),
+        store.append(request(&stream, ExpectedVersion::Exact(2), events(1))),
+        store.append(request(&other, ExpectedVersion::Any, events(3))),
+    );
+    assert_eq!(
+        store.committed_batches() - commits_before,
+        1,
+        "one group commit"
+    );
+    let first = first.expect("first lands").into_events();
+    let second = second.expect("second sees the first").into_events();
+    assert_eq!(first[1].stream_version, 2);
+    assert_eq!(second[0].stream_version, 3);
+    assert_eq!(second[0].global_position, first[1].global_position + 1);
+    assert_conflict(third, &stream, 3);
+    let elsewhere = elsewhere.expect("another stream lands").into_events();
+    assert_eq!(elsewhere[0].global_position, second[0].global_position + 1);
+    assert_eq!(store.read_stream(&stream, 0).await.expect("read").len(), 3);
+    assert!(store.verify().await.expect("verify").is_intact());
+    store.close().await;
+}
+
+/// A request that fails inside the batch (a duplicate event id) is rolled back alone: the
+/// requests before and after it in the same transaction land, and it leaves no trace.
+#[tokio::test]
+async fn a_failing_request_is_rolled_back_alone() {
+    let log = TempLog::new();
+    let store = log.open().await;
+    let seed = unique_stream("seed");
+    let seeded = append_ok(&store, request(&seed, ExpectedVersion::NoStream, events(1))).await;
+
+    let stream = unique_stream("lands");
+    let first = request(&stream, ExpectedVersion::NoStream, events(2));
+    let mut duplicate_of_stored = request(&unique_stream("dup"), ExpectedVersion::Any, events(2));
+    duplicate_of_stored.events[1].event_id = seeded[0].event_id;
+    let mut duplicate_in_batch = request(&unique_stream("dup"), ExpectedVersion::Any, events(1));
+    duplicate_in_batch.events[0].event_id = first.events[0].event_id;
+    let conflicting = request(&seed, ExpectedVersion::Exact(7), events(1));
+    let after = request(&stream, ExpectedVersion::Exact(2), events(1));
+    let retry_of_first = first.clone();
+
+    let commits_before = store.committed_batches();
+    let results = tokio::join!(
+        store.append(first.clone()),
+        store.append(duplicate_of_stored.clone()),
+        store.append(duplicate_in_batch.clone()),
+        store.append(conflicting),
+        store.append(after),
+        store.append(retry_of_first),
+    );
+    assert_eq!(
+        store.committed_batches() - commits_before,
+        1,
+        "one transaction"
+    );
+
+    let first_events = match results.0 {
+        Ok(AppendOutcome::Appended(events)) => events,
+        other => panic!("the first request lands: {other:?}"),
+    };
+    for (result, duplicate) in [
+        (results.1, seeded[0].event_id),
+        (results.2, first.events[0].event_id),
+    ] {
+        match result {
+            Err(AppendError::Store(StoreError::DuplicateEventId(id))) => assert_eq!(id, duplicate),
+            other => panic!("expected a duplicate event id, got {other:?}"),
+        }
+    }
+    assert_conflict(results.3, &seed, 1);
+    let after_events = results
+        .4
+        .expect("the request after the failure lands")
+        .into_events();
+    assert_eq!(after_events[0].stream_version, 3);
+    assert_eq!(
+        after_events[0].global_position,
+        first_events[1].global_position + 1
+    );
+    match results.5 {
+        Ok(AppendOutcome::AlreadyApplied(events)) => assert_eq!(events, first_events),
+        other => panic!("the in-batch retry is recognised: {other:?}"),
+    }
+
+    for failed in [&duplicate_of_stored, &duplicate_in_batch] {
+        assert_eq!(
+            store.find_command(failed.command_id).await.expect("find"),
+            None
+        );
+        assert_eq!(
+            store
+                .stream_version(&failed.stream_id)
+                .await
+                .expect("version"),
+            0
+        );
+    }
+    assert_eq!(
+        store.head_position().await.expect("head"),
+        4,
+        "gap-free: 1 + 2 + 1"
+    );
+    let report = store.verify().await.expect("verify");
+    assert_eq!(report.first_break, None);
+    assert_eq!(report.events_checked, 4);
+    store.close().await;
+}
+
+/// Refused before reaching the writer: nothing is appended.
+#[tokio::test]
+async fn malformed_requests_are_refused() {
+    let log = TempLog::new();
+    let store = log.open().await;
+    let stream = unique_stream("invalid");
+
+    let mut not_json = request(&stream, ExpectedVersion::Any, events(2));
+    not_json.events[1].payload = "{not json".to_owned();
+    let mut mismatched = request(&stream, ExpectedVersion::Any, events(1));
+    mismatched.metadata.command_id = uuid::Uuid::now_v7();
+    let mut bad_type = request(&stream, ExpectedVersion::Any, events(1));
+    bad_type.events[0].event_type = "Bad\u{1f}Type".to_owned();
+    let mut empty_type = request(&stream, ExpectedVersion::Any, events(1));
+    empty_type.events[0].event_type = String::new();
+
+    for request in [not_json, mismatched, bad_type, empty_type] {
+        match store.append(request).await {
+            Err(AppendError::Store(StoreError::Invalid(_))) => {}
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+    assert_eq!(store.head_position().await.expect("head"), 0);
+    store.close().await;
+}

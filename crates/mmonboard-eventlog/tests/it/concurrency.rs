@@ -1,0 +1,121 @@
+//! Many writers on one stream, and two stores (as two processes would) on one file: no update
+//! is lost, versions stay contiguous, and the chain stays intact.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use mmonboard_eventlog::conformance::{events, request, unique_stream};
+use mmonboard_eventlog::{
+    AppendError, AppendOutcome, EventStore, ExpectedVersion, SqliteEventStore, StreamId,
+};
+use uuid::Uuid;
+
+use crate::support::TempLog;
+
+/// Enough for any fair interleaving; a livelock would exhaust it and fail the test.
+const MAX_ATTEMPTS: usize = 100_000;
+
+/// Appends one event decided on the version just read, retrying on conflict as a command
+/// handler does; returns the event id.
+async fn append_with_retry(store: &SqliteEventStore, stream: &StreamId) -> Uuid {
+    for _ in 0..MAX_ATTEMPTS {
+        let version = store.stream_version(stream).await.expect("stream_version");
+        let request = request(stream, ExpectedVersion::Exact(version), events(1));
+        let event_id = request.events[0].event_id;
+        match store.append(request).await {
+            Ok(AppendOutcome::Appended(recorded)) => {
+                assert_eq!(recorded[0].stream_version, version + 1);
+                return event_id;
+            }
+            Err(AppendError::Conflict { actual, .. }) => assert!(actual > version),
+            other => panic!("unexpected append result {other:?}"),
+        }
+    }
+    panic!("no append landed in {MAX_ATTEMPTS} attempts");
+}
+
+async fn assert_contiguous(store: &SqliteEventStore, stream: &StreamId, appended: &HashSet<Uuid>) {
+    let read = store.read_stream(stream, 0).await.expect("read_stream");
+    let versions: Vec<u64> = read.iter().map(|event| event.stream_version).collect();
+    let expected: Vec<u64> = (1..=appended.len() as u64).collect();
+    assert_eq!(versions, expected, "versions 1..=n, no gap, no duplicate");
+    let read_ids: HashSet<Uuid> = read.iter().map(|event| event.event_id).collect();
+    assert_eq!(
+        &read_ids, appended,
+        "every acknowledged event is there, once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_writers_on_one_stream_lose_nothing() {
+    let log = TempLog::new();
+    let store = Arc::new(log.open_fast().await);
+    let stream = unique_stream("contended");
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        let stream = stream.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..200 {
+                ids.push(append_with_retry(&store, &stream).await);
+            }
+            ids
+        }));
+    }
+    let mut appended = HashSet::new();
+    for writer in writers {
+        for id in writer.await.expect("writer task") {
+            assert!(appended.insert(id), "an event id acknowledged twice");
+        }
+    }
+    assert_eq!(appended.len(), 1600);
+    assert_contiguous(&store, &stream, &appended).await;
+    assert_eq!(store.head_position().await.expect("head"), 1600);
+    let report = store.verify().await.expect("verify");
+    assert_eq!(report.first_break, None);
+    assert_eq!(report.events_checked, 1600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_lose_nothing() {
+    let log = TempLog::new();
+    let first = Arc::new(log.open_fast().await);
+    let second = Arc::new(log.open_fast().await);
+    let shared = unique_stream("shared");
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let store = Arc::clone(if writer % 2 == 0 { &first } else { &second });
+        let shared = shared.clone();
+        writers.push(tokio::spawn(async move {
+            let own = unique_stream("own");
+            let mut own_ids = HashSet::new();
+            let mut shared_ids = Vec::new();
+            for round in 0..40 {
+                let request = request(&own, ExpectedVersion::Exact(round), events(1));
+                own_ids.insert(request.events[0].event_id);
+                match store.append(request).await {
+                    Ok(AppendOutcome::Appended(_)) => {}
+                    other => panic!("own stream append failed: {other:?}"),
+                }
+                shared_ids.push(append_with_retry(&store, &shared).await);
+            }
+            (own, own_ids, shared_ids)
+        }));
+    }
+    let mut shared_appended = HashSet::new();
+    for writer in writers {
+        let (own, own_ids, shared_ids) = writer.await.expect("writer task");
+        assert_contiguous(&first, &own, &own_ids).await;
+        assert_contiguous(&second, &own, &own_ids).await;
+        shared_appended.extend(shared_ids);
+    }
+    assert_eq!(shared_appended.len(), 320);
+    assert_contiguous(&first, &shared, &shared_appended).await;
+    for store in [&first, &second] {
+        assert_eq!(store.head_position().await.expect("head"), 640);
+        let report = store.verify().await.expect("verify");
+        assert_eq!(report.first_break, None);
+        assert_eq!(report.events_checked, 640);
+    }
+}
