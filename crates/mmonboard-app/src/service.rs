@@ -1,0 +1,429 @@
+//! The command path: load a portfolio's stream, decide against its state, append the events with the version
+//! the decision saw. A stale version is retried a bounded number of times; a command id seen before returns
+//! the original outcome and appends nothing. Refusals come back as values (`Ok(Err(refusal))`), failures of
+//! the infrastructure as errors.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use mmonboard_domain::ids::PortfolioId;
+use mmonboard_domain::{
+    Aggregate, Decider, DomainConfig, OnboardingCommand, OnboardingEvent, Phase, Refusal,
+};
+use mmonboard_eventlog::{
+    AppendError, AppendOutcome, AppendRequest, EventMetadata, EventStore, ExpectedVersion,
+    RecordedEvent, StreamId,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::codec::{decode, stream_id, to_new_event};
+use crate::error::AppError;
+use crate::locks::KeyedLocks;
+
+/// Who asks and how the command relates to others; recorded with every event it produces.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    /// Idempotency key: the same id twice is applied once.
+    pub command_id: Uuid,
+    pub actor: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+}
+
+impl CommandContext {
+    /// A fresh command by `actor`, correlated with itself.
+    pub fn new(actor: impl Into<String>) -> Self {
+        let command_id = Uuid::now_v7();
+        Self {
+            command_id,
+            actor: actor.into(),
+            correlation_id: command_id,
+            causation_id: None,
+        }
+    }
+
+    pub fn with_command_id(mut self, command_id: Uuid) -> Self {
+        if self.correlation_id == self.command_id {
+            self.correlation_id = command_id;
+        }
+        self.command_id = command_id;
+        self
+    }
+}
+
+/// A stored event with its domain meaning.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub recorded: RecordedEvent,
+    pub event: OnboardingEvent,
+}
+
+/// What an accepted command did.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome {
+    pub portfolio_id: PortfolioId,
+    pub events: Vec<LoggedEvent>,
+    /// The command id had been applied before: these are the original events; nothing was appended now.
+    pub already_applied: bool,
+    pub phase: Phase,
+    pub version: u64,
+}
+
+/// One entry of a portfolio's history: the event and the transition it caused.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub logged: LoggedEvent,
+    pub phase_before: Phase,
+    pub phase_after: Phase,
+}
+
+/// Tuning of the command path.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// How many times a command that lost a race with a concurrent writer is decided again.
+    pub max_conflict_retries: u32,
+    /// How many portfolios' folded state is kept between commands. A cached state at version v is the fold
+    /// of events 1..=v, which never change, so only the events after v are read on the next command: this
+    /// stays correct when other processes write the same log. 0 disables the cache.
+    pub cached_aggregates: usize,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            max_conflict_retries: 64,
+            cached_aggregates: 10_000,
+        }
+    }
+}
+
+/// Counters of the command path since the service started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceStats {
+    pub accepted: u64,
+    pub refused: u64,
+    pub already_applied: u64,
+    /// Appends that met a newer stream version and were decided again.
+    pub conflicts_retried: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    already_applied: AtomicU64,
+    conflicts_retried: AtomicU64,
+}
+
+pub struct OnboardingService<S, C> {
+    store: S,
+    clock: C,
+    decider: Decider,
+    options: ServiceOptions,
+    cache: Mutex<HashMap<PortfolioId, Aggregate>>,
+    locks: KeyedLocks<PortfolioId>,
+    counters: Counters,
+}
+
+impl<S: EventStore, C: Clock> OnboardingService<S, C> {
+    pub fn new(store: S, clock: C, config: DomainConfig) -> Self {
+        Self {
+            store,
+            clock,
+            decider: Decider::new(config),
+            options: ServiceOptions::default(),
+            cache: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn stats(&self) -> ServiceStats {
+        ServiceStats {
+            accepted: self.counters.accepted.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
+            already_applied: self.counters.already_applied.load(Ordering::Relaxed),
+            conflicts_retried: self.counters.conflicts_retried.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn with_options(mut self, options: ServiceOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Decide and record one command. `Ok(Err(refusal))` appended nothing.
+    pub async fn execute(
+        &self,
+        portfolio_id: &PortfolioId,
+        command: &OnboardingCommand,
+        context: &CommandContext,
+    ) -> Result<Result<CommandOutcome, Refusal>, AppError> {
+        if let Some(original) = self.store.find_command(context.command_id).await? {
+            self.counters
+                .already_applied
+                .fetch_add(1, Ordering::Relaxed);
+            return self.already_applied(portfolio_id, original).await.map(Ok);
+        }
+        let stream_id = stream_id(portfolio_id);
+        let _serialised = self.locks.lock(portfolio_id).await;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let aggregate = self.load_current(portfolio_id, &stream_id).await?;
+            let now = self.clock.now();
+            let events = match self.decider.decide(&aggregate, command, now) {
+                Ok(events) => events,
+                Err(refusal) => {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Err(refusal));
+                }
+            };
+            let expected_version = match aggregate.version() {
+                0 => ExpectedVersion::NoStream,
+                version => ExpectedVersion::Exact(version),
+            };
+            let request = AppendRequest {
+                stream_id: stream_id.clone(),
+                expected_version,
+                command_id: context.command_id,
+                metadata: EventMetadata {
+                    command_id: context.command_id,
+                    actor: context.actor.clone(),
+                    correlation_id: context.correlation_id,
+                    causation_id: context.causation_id,
+                },
+                recorded_at: now,
+                events: events.iter().map(to_new_event).collect(),
+            };
+            match self.store.append(request).await {
+                Ok(AppendOutcome::Appended(recorded)) => {
+                    let mut aggregate = aggregate;
+                    for event in &events {
+                        aggregate.apply(event).map_err(|error| AppError::Corrupt {
+                            stream_id: stream_id.clone(),
+                            version: aggregate.version() + 1,
+                            reason: format!(
+                                "decide produced an event the machine cannot explain: {error}"
+                            ),
+                        })?;
+                    }
+                    let phase = aggregate.phase();
+                    let version = aggregate.version();
+                    self.remember(aggregate);
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    let logged = recorded
+                        .into_iter()
+                        .zip(events)
+                        .map(|(recorded, event)| LoggedEvent { recorded, event })
+                        .collect();
+                    return Ok(Ok(CommandOutcome {
+                        portfolio_id: portfolio_id.clone(),
+                        events: logged,
+                        already_applied: false,
+                        phase,
+                        version,
+                    }));
+                }
+                Ok(AppendOutcome::AlreadyApplied(original)) => {
+                    self.counters
+                        .already_applied
+                        .fetch_add(1, Ordering::Relaxed);
+                    return self.already_applied(portfolio_id, original).await.map(Ok);
+                }
+                Err(AppendError::Conflict { .. })
+                    if attempts <= self.options.max_conflict_retries =>
+                {
+                    self.counters
+                        .conflicts_retried
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(AppendError::Conflict { .. }) => {
+                    return Err(AppError::ConflictRetriesExhausted {
+                        portfolio_id: portfolio_id.clone(),
+                        attempts,
+                    });
+                }
+                Err(AppendError::Store(error)) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The portfolio's state now (a portfolio with no history is `not_started`).
+    pub async fn load(&self, portfolio_id: &PortfolioId) -> Result<Aggregate, AppError> {
+        self.load_stream(portfolio_id, &stream_id(portfolio_id), None)
+            .await
+    }
+
+    /// The state as it was at `as_of`: the fold of the events recorded up to then.
+    pub async fn load_as_of(
+        &self,
+        portfolio_id: &PortfolioId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Aggregate, AppError> {
+        self.load_stream(portfolio_id, &stream_id(portfolio_id), Some(as_of))
+            .await
+    }
+
+    /// Every event of the portfolio with the transition it caused.
+    pub async fn history(&self, portfolio_id: &PortfolioId) -> Result<Vec<HistoryEntry>, AppError> {
+        let stream_id = stream_id(portfolio_id);
+        let recorded = self.store.read_stream(&stream_id, 0).await?;
+        let mut aggregate = Aggregate::new(portfolio_id.clone());
+        let mut history = Vec::with_capacity(recorded.len());
+        for recorded in recorded {
+            let event = decode_checked(&stream_id, &recorded)?;
+            let phase_before = aggregate.phase();
+            apply_checked(&mut aggregate, &stream_id, &recorded, &event)?;
+            history.push(HistoryEntry {
+                logged: LoggedEvent { recorded, event },
+                phase_before,
+                phase_after: aggregate.phase(),
+            });
+        }
+        Ok(history)
+    }
+
+    /// The current state: the cached fold (if any) brought up to date with the events after it.
+    async fn load_current(
+        &self,
+        portfolio_id: &PortfolioId,
+        stream_id: &StreamId,
+    ) -> Result<Aggregate, AppError> {
+        let cached = if self.options.cached_aggregates == 0 {
+            None
+        } else {
+            self.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(portfolio_id)
+                .cloned()
+        };
+        let mut aggregate = cached.unwrap_or_else(|| Aggregate::new(portfolio_id.clone()));
+        let tail = self
+            .store
+            .read_stream(stream_id, aggregate.version())
+            .await?;
+        for recorded in &tail {
+            let event = decode_checked(stream_id, recorded)?;
+            apply_checked(&mut aggregate, stream_id, recorded, &event)?;
+        }
+        Ok(aggregate)
+    }
+
+    fn remember(&self, aggregate: Aggregate) {
+        if self.options.cached_aggregates == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= self.options.cached_aggregates
+            && !cache.contains_key(aggregate.portfolio_id())
+        {
+            // Bounded memory: drop everything rather than track recency; a miss costs one full stream read.
+            cache.clear();
+        }
+        if cache
+            .get(aggregate.portfolio_id())
+            .is_none_or(|cached| cached.version() < aggregate.version())
+        {
+            cache.insert(aggregate.portfolio_id().clone(), aggregate);
+        }
+    }
+
+    async fn load_stream(
+        &self,
+        portfolio_id: &PortfolioId,
+        stream_id: &StreamId,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Aggregate, AppError> {
+        let recorded = self.store.read_stream(stream_id, 0).await?;
+        let mut aggregate = Aggregate::new(portfolio_id.clone());
+        for event in &recorded {
+            if as_of.is_some_and(|as_of| event.recorded_at > as_of) {
+                break;
+            }
+            let decoded = decode_checked(stream_id, event)?;
+            apply_checked(&mut aggregate, stream_id, event, &decoded)?;
+        }
+        Ok(aggregate)
+    }
+
+    async fn already_applied(
+        &self,
+        portfolio_id: &PortfolioId,
+        original: Vec<RecordedEvent>,
+    ) -> Result<CommandOutcome, AppError> {
+        let stream_id = stream_id(portfolio_id);
+        if let Some(other) = original
+            .first()
+            .filter(|event| event.stream_id != stream_id)
+        {
+            return Err(AppError::Corrupt {
+                stream_id: other.stream_id.clone(),
+                version: other.stream_version,
+                reason: format!("command id was already used for stream {}", other.stream_id),
+            });
+        }
+        let mut events = Vec::with_capacity(original.len());
+        for recorded in original {
+            let event = decode_checked(&stream_id, &recorded)?;
+            events.push(LoggedEvent { recorded, event });
+        }
+        let aggregate = self.load(portfolio_id).await?;
+        Ok(CommandOutcome {
+            portfolio_id: portfolio_id.clone(),
+            events,
+            already_applied: true,
+            phase: aggregate.phase(),
+            version: aggregate.version(),
+        })
+    }
+}
+
+fn decode_checked(
+    stream_id: &StreamId,
+    recorded: &RecordedEvent,
+) -> Result<OnboardingEvent, AppError> {
+    decode(recorded).map_err(|error| AppError::Corrupt {
+        stream_id: stream_id.clone(),
+        version: recorded.stream_version,
+        reason: error.to_string(),
+    })
+}
+
+fn apply_checked(
+    aggregate: &mut Aggregate,
+    stream_id: &StreamId,
+    recorded: &RecordedEvent,
+    event: &OnboardingEvent,
+) -> Result<(), AppError> {
+    if recorded.stream_version != aggregate.version() + 1 {
+        return Err(AppError::Corrupt {
+            stream_id: stream_id.clone(),
+            version: recorded.stream_version,
+            reason: format!("expected stream version {}", aggregate.version() + 1),
+        });
+    }
+    aggregate.apply(event).map_err(|error| AppError::Corrupt {
+        stream_id: stream_id.clone(),
+        version: recorded.stream_version,
+        reason: error.to_string(),
+    })
+}
