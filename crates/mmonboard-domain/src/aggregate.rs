@@ -78,12 +78,18 @@ impl Phase {
             Self::CheckingEligibility => "check eligibility with Meta",
             Self::Ineligible => "resolve the ineligibility reasons, then check eligibility again",
             Self::MigratingObo => "migrate each OBO WABA to a shared WABA",
-            Self::ReviewingPermissions => "review the benefits and the permissions granted to the provider",
+            Self::ReviewingPermissions => {
+                "review the benefits and the permissions granted to the provider"
+            }
             Self::EnteringBusinessInfo => "enter the business name and website",
             Self::TermsPending => "a portfolio admin accepts the Marketing Messages API terms",
-            Self::Connecting => "wait for Meta to connect the portfolio and create the mirrored ad accounts",
+            Self::Connecting => {
+                "wait for Meta to connect the portfolio and create the mirrored ad accounts"
+            }
             Self::Connected => "start the configuration sync",
-            Self::SyncingConfig => "wait for the configuration sync window to end, then complete the sync",
+            Self::SyncingConfig => {
+                "wait for the configuration sync window to end, then complete the sync"
+            }
             Self::Live => "none: marketing traffic uses the MM API where possible",
             Self::Offboarded => "none: the onboarding was offboarded",
         }
@@ -117,9 +123,20 @@ fn phase_of(state: &State) -> Phase {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     #[error("event {event_type} at stream version {version} is not possible in state {phase}")]
-    Unexplained { version: u64, event_type: &'static str, phase: Phase },
-    #[error("event {event_type} at stream version {version} belongs to portfolio {found}, not {expected}")]
-    WrongPortfolio { version: u64, event_type: &'static str, expected: PortfolioId, found: PortfolioId },
+    Unexplained {
+        version: u64,
+        event_type: &'static str,
+        phase: Phase,
+    },
+    #[error(
+        "event {event_type} at stream version {version} belongs to portfolio {found}, not {expected}"
+    )]
+    WrongPortfolio {
+        version: u64,
+        event_type: &'static str,
+        expected: PortfolioId,
+        found: PortfolioId,
+    },
 }
 
 /// One portfolio's onboarding: the machine and how many events it has folded.
@@ -171,10 +188,17 @@ impl Aggregate {
         let unexplained_before = self.machine.unexplained_events;
         self.machine.handle(event);
         if self.machine.unexplained_events != unexplained_before {
-            return Err(ReplayError::Unexplained { version, event_type: event.type_name(), phase });
+            return Err(ReplayError::Unexplained {
+                version,
+                event_type: event.type_name(),
+                phase,
+            });
         }
         self.version = version;
-        self.last_event_at = Some(self.last_event_at.map_or(event.at(), |last| last.max(event.at())));
+        self.last_event_at = Some(
+            self.last_event_at
+                .map_or(event.at(), |last| last.max(event.at())),
+        );
         Ok(())
     }
 

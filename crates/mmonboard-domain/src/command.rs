@@ -4,10 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts};
+use crate::facts::{
+    PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts,
+};
 use crate::ids::{
-    AdAccountId, BusinessName, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion, UserId, WabaId,
-    WebsiteUrl,
+    AdAccountId, BusinessName, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion,
+    UserId, WabaId, WebsiteUrl,
 };
 
 /// The read-only ad account Meta mirrors for one WABA on connection.
@@ -32,9 +34,16 @@ pub enum OnboardingCommand {
     /// The operator reviewed the benefits and the permissions granted to the provider.
     ReviewPermissions { reviewed_by: UserId },
     /// Business information entered for the portfolio.
-    SubmitBusinessInfo { business_name: BusinessName, website: WebsiteUrl },
+    SubmitBusinessInfo {
+        business_name: BusinessName,
+        website: WebsiteUrl,
+    },
     /// A person of the customer's portfolio accepted the MM API terms of service.
-    AcceptTerms { accepted_by: UserId, role: PortfolioRole, terms_version: TermsVersion },
+    AcceptTerms {
+        accepted_by: UserId,
+        role: PortfolioRole,
+        terms_version: TermsVersion,
+    },
     /// Meta connected the portfolio and created one read-only ad account per eligible WABA.
     Connect { ad_accounts: Vec<MirroredAdAccount> },
     /// The configuration sync window starts.
@@ -50,15 +59,27 @@ pub enum OnboardingCommand {
         category: TemplateCategory,
     },
     /// The template's mirrored ad entity finished syncing.
-    RecordTemplateMirrorSynced { waba_id: WabaId, template_id: TemplateId },
+    RecordTemplateMirrorSynced {
+        waba_id: WabaId,
+        template_id: TemplateId,
+    },
     /// A marketing template was sent; a dormant one is reactivated and starts a new sync window.
-    RecordTemplateUse { waba_id: WabaId, template_id: TemplateId },
+    RecordTemplateUse {
+        waba_id: WabaId,
+        template_id: TemplateId,
+    },
     /// Meta suspended the WABA after enablement (restriction, disablement).
-    RestrictWaba { waba_id: WabaId, reason: SuspensionReason },
+    RestrictWaba {
+        waba_id: WabaId,
+        reason: SuspensionReason,
+    },
     /// A new eligibility check of a suspended WABA; reinstated only if it passes.
     ReinstateWaba { facts: WabaFacts },
     /// The WABA left MM routing for good (offboarded, partner removed).
-    OffboardWaba { waba_id: WabaId, reason: WabaExitReason },
+    OffboardWaba {
+        waba_id: WabaId,
+        reason: WabaExitReason,
+    },
     /// End the portfolio's onboarding.
     Offboard { reason: Reason },
 }

@@ -45,6 +45,7 @@ mod seconds {
         if seconds < 0 {
             return Err(serde::de::Error::custom("a window must not be negative"));
         }
-        TimeDelta::try_seconds(seconds).ok_or_else(|| serde::de::Error::custom("window out of range"))
+        TimeDelta::try_seconds(seconds)
+            .ok_or_else(|| serde::de::Error::custom("window out of range"))
     }
 }

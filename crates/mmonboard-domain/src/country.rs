@@ -27,12 +27,23 @@ impl CountryCode {
         const KIND: &str = "country";
         let bytes = value.as_bytes();
         if bytes.len() != 2 || !bytes.iter().all(u8::is_ascii_alphabetic) {
-            return Err(InvalidValue::new(KIND, value, "must be an ISO 3166-1 alpha-2 code such as \"BR\""));
+            return Err(InvalidValue::new(
+                KIND,
+                value,
+                "must be an ISO 3166-1 alpha-2 code such as \"BR\"",
+            ));
         }
         let upper = [bytes[0].to_ascii_uppercase(), bytes[1].to_ascii_uppercase()];
         let code = Self(upper);
-        if !ASSIGNED_ALPHA2.split(' ').any(|assigned| assigned.as_bytes() == upper) {
-            return Err(InvalidValue::new(KIND, value, "is not an assigned ISO 3166-1 alpha-2 code"));
+        if !ASSIGNED_ALPHA2
+            .split(' ')
+            .any(|assigned| assigned.as_bytes() == upper)
+        {
+            return Err(InvalidValue::new(
+                KIND,
+                value,
+                "is not an assigned ISO 3166-1 alpha-2 code",
+            ));
         }
         Ok(code)
     }
@@ -80,11 +91,21 @@ impl Subdivision {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         const KIND: &str = "subdivision";
         let Some((country, local)) = value.split_once('-') else {
-            return Err(InvalidValue::new(KIND, value, "must be an ISO 3166-2 code such as \"UA-43\""));
+            return Err(InvalidValue::new(
+                KIND,
+                value,
+                "must be an ISO 3166-2 code such as \"UA-43\"",
+            ));
         };
-        let country = CountryCode::parse(country).map_err(|error| InvalidValue::new(KIND, value, error.reason))?;
-        if local.is_empty() || local.len() > 3 || !local.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(InvalidValue::new(KIND, value, "the part after '-' must be 1 to 3 letters or digits"));
+        let country = CountryCode::parse(country)
+            .map_err(|error| InvalidValue::new(KIND, value, error.reason))?;
+        if local.is_empty() || local.len() > 3 || !local.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(InvalidValue::new(
+                KIND,
+                value,
+                "the part after '-' must be 1 to 3 letters or digits",
+            ));
         }
         Ok(Self(format!("{country}-{}", local.to_ascii_uppercase())))
     }
@@ -124,7 +145,11 @@ pub struct CountryPolicy {
 
 impl CountryPolicy {
     pub fn is_supported(&self, country: CountryCode) -> bool {
-        !self.unsupported.contains(&country) && self.supported.as_ref().is_none_or(|supported| supported.contains(&country))
+        !self.unsupported.contains(&country)
+            && self
+                .supported
+                .as_ref()
+                .is_none_or(|supported| supported.contains(&country))
     }
 
     pub fn is_subdivision_supported(&self, subdivision: &Subdivision) -> bool {
@@ -136,7 +161,11 @@ impl Default for CountryPolicy {
     /// Sanctioned and never supported (DOMAIN.md): Cuba, Iran, North Korea, Syria, and the Crimea (with
     /// Sevastopol), Donetsk and Luhansk regions of Ukraine.
     fn default() -> Self {
-        let codes = |list: &[&str]| list.iter().filter_map(|code| CountryCode::parse(code).ok()).collect();
+        let codes = |list: &[&str]| {
+            list.iter()
+                .filter_map(|code| CountryCode::parse(code).ok())
+                .collect()
+        };
         Self {
             supported: None,
             unsupported: codes(&["CU", "IR", "KP", "SY"]),
@@ -155,7 +184,12 @@ mod tests {
     #[test]
     fn countries_are_assigned_alpha2_codes() {
         assert_eq!(CountryCode::parse("br").unwrap().as_str(), "BR");
-        assert!(CountryCode::parse("XX").unwrap_err().to_string().contains("not an assigned"));
+        assert!(
+            CountryCode::parse("XX")
+                .unwrap_err()
+                .to_string()
+                .contains("not an assigned")
+        );
         assert!(CountryCode::parse("BRA").is_err());
         assert_eq!(CountryCode::all().count(), 249);
     }

@@ -56,7 +56,12 @@ impl Decider {
         {
             return Err(refuse(Rule::TimeBeforeLastEvent { now, last_event_at }));
         }
-        let context = Context { aggregate, config: &self.config, now, phase };
+        let context = Context {
+            aggregate,
+            config: &self.config,
+            now,
+            phase,
+        };
         context.decide(command).map_err(refuse)
     }
 }
@@ -75,54 +80,97 @@ impl Context<'_> {
         let now = self.now;
         let one = |event: OnboardingEvent| Ok(vec![event]);
         match command {
-            OnboardingCommand::StartOnboarding => one(OnboardingEvent::OnboardingStarted(OnboardingStarted {
-                portfolio_id: self.aggregate.portfolio_id().clone(),
-                at: now,
-            })),
+            OnboardingCommand::StartOnboarding => {
+                one(OnboardingEvent::OnboardingStarted(OnboardingStarted {
+                    portfolio_id: self.aggregate.portfolio_id().clone(),
+                    at: now,
+                }))
+            }
             OnboardingCommand::CheckEligibility { facts } => self.check_eligibility(facts),
             OnboardingCommand::RequestOboMigration { waba_id } => {
-                self.require_phase(command, &[Phase::MigratingObo], "OBO migrations happen after an eligibility check finds OBO WABAs")?;
+                self.require_phase(
+                    command,
+                    &[Phase::MigratingObo],
+                    "OBO migrations happen after an eligibility check finds OBO WABAs",
+                )?;
                 match &self.waba(waba_id)?.obo_migration {
-                    OboMigration::Pending => one(OnboardingEvent::OboMigrationRequested(OboMigrationRequested {
+                    OboMigration::Pending => one(OnboardingEvent::OboMigrationRequested(
+                        OboMigrationRequested {
+                            waba_id: waba_id.clone(),
+                            at: now,
+                        },
+                    )),
+                    OboMigration::Requested { .. } => Err(Rule::MigrationAlreadyRequested {
                         waba_id: waba_id.clone(),
-                        at: now,
-                    })),
-                    OboMigration::Requested { .. } => Err(Rule::MigrationAlreadyRequested { waba_id: waba_id.clone() }),
+                    }),
                     OboMigration::NotNeeded | OboMigration::Completed { .. } => {
-                        Err(Rule::NotAwaitingMigration { waba_id: waba_id.clone() })
+                        Err(Rule::NotAwaitingMigration {
+                            waba_id: waba_id.clone(),
+                        })
                     }
                 }
             }
             OnboardingCommand::CompleteOboMigration { waba_id } => {
-                self.require_phase(command, &[Phase::MigratingObo], "OBO migrations happen after an eligibility check finds OBO WABAs")?;
+                self.require_phase(
+                    command,
+                    &[Phase::MigratingObo],
+                    "OBO migrations happen after an eligibility check finds OBO WABAs",
+                )?;
                 match &self.waba(waba_id)?.obo_migration {
                     OboMigration::Requested { .. } => {
-                        one(OnboardingEvent::OboWabaMigrated(OboWabaMigrated { waba_id: waba_id.clone(), at: now }))
+                        one(OnboardingEvent::OboWabaMigrated(OboWabaMigrated {
+                            waba_id: waba_id.clone(),
+                            at: now,
+                        }))
                     }
-                    OboMigration::Pending => Err(Rule::MigrationNotRequested { waba_id: waba_id.clone() }),
+                    OboMigration::Pending => Err(Rule::MigrationNotRequested {
+                        waba_id: waba_id.clone(),
+                    }),
                     OboMigration::NotNeeded | OboMigration::Completed { .. } => {
-                        Err(Rule::NotAwaitingMigration { waba_id: waba_id.clone() })
+                        Err(Rule::NotAwaitingMigration {
+                            waba_id: waba_id.clone(),
+                        })
                     }
                 }
             }
             OnboardingCommand::ReviewPermissions { reviewed_by } => {
-                self.require_phase(command, &[Phase::ReviewingPermissions], "permissions are reviewed once the portfolio is eligible")?;
-                one(OnboardingEvent::PermissionsReviewed(PermissionsReviewed { reviewed_by: reviewed_by.clone(), at: now }))
+                self.require_phase(
+                    command,
+                    &[Phase::ReviewingPermissions],
+                    "permissions are reviewed once the portfolio is eligible",
+                )?;
+                one(OnboardingEvent::PermissionsReviewed(PermissionsReviewed {
+                    reviewed_by: reviewed_by.clone(),
+                    at: now,
+                }))
             }
-            OnboardingCommand::SubmitBusinessInfo { business_name, website } => {
+            OnboardingCommand::SubmitBusinessInfo {
+                business_name,
+                website,
+            } => {
                 self.require_phase(
                     command,
                     &[Phase::EnteringBusinessInfo, Phase::TermsPending],
                     "business information is entered after the permissions review and before the terms",
                 )?;
-                one(OnboardingEvent::BusinessInformationSubmitted(BusinessInformationSubmitted {
-                    business_name: business_name.clone(),
-                    website: website.clone(),
-                    at: now,
-                }))
+                one(OnboardingEvent::BusinessInformationSubmitted(
+                    BusinessInformationSubmitted {
+                        business_name: business_name.clone(),
+                        website: website.clone(),
+                        at: now,
+                    },
+                ))
             }
-            OnboardingCommand::AcceptTerms { accepted_by, role, terms_version } => {
-                self.require_phase(command, &[Phase::TermsPending], "terms are accepted after the business information is entered")?;
+            OnboardingCommand::AcceptTerms {
+                accepted_by,
+                role,
+                terms_version,
+            } => {
+                self.require_phase(
+                    command,
+                    &[Phase::TermsPending],
+                    "terms are accepted after the business information is entered",
+                )?;
                 if *role != PortfolioRole::Admin {
                     return Err(Rule::TermsRequireAdmin { role: role.clone() });
                 }
@@ -134,24 +182,44 @@ impl Context<'_> {
                 }))
             }
             OnboardingCommand::Connect { ad_accounts } => {
-                self.require_phase(command, &[Phase::Connecting], "the portfolio is connected after a portfolio admin accepts the terms")?;
+                self.require_phase(
+                    command,
+                    &[Phase::Connecting],
+                    "the portfolio is connected after a portfolio admin accepts the terms",
+                )?;
                 let ad_accounts = self.check_ad_accounts(ad_accounts)?;
-                one(OnboardingEvent::Connected(Connected { ad_accounts, at: now }))
+                one(OnboardingEvent::Connected(Connected {
+                    ad_accounts,
+                    at: now,
+                }))
             }
             OnboardingCommand::StartConfigSync => {
-                self.require_phase(command, &[Phase::Connected], "the configuration sync starts once the portfolio is connected")?;
+                self.require_phase(
+                    command,
+                    &[Phase::Connected],
+                    "the configuration sync starts once the portfolio is connected",
+                )?;
                 one(OnboardingEvent::ConfigSyncStarted(ConfigSyncStarted {
                     window_ends_at: now + self.config.config_sync_window,
                     at: now,
                 }))
             }
             OnboardingCommand::CompleteSync => {
-                self.require_phase(command, &[Phase::SyncingConfig], "the sync completes after the configuration sync started")?;
-                let sync = self.aggregate.data().config_sync.as_ref().ok_or(Rule::NotAllowedNow {
-                    command: command.type_name(),
-                    phase: self.phase,
-                    expected: "the configuration sync has not started",
-                })?;
+                self.require_phase(
+                    command,
+                    &[Phase::SyncingConfig],
+                    "the sync completes after the configuration sync started",
+                )?;
+                let sync =
+                    self.aggregate
+                        .data()
+                        .config_sync
+                        .as_ref()
+                        .ok_or(Rule::NotAllowedNow {
+                            command: command.type_name(),
+                            phase: self.phase,
+                            expected: "the configuration sync has not started",
+                        })?;
                 if now < sync.window_ends_at {
                     return Err(Rule::ConfigSyncWindowOpen {
                         window_minutes: (sync.window_ends_at - sync.started_at).num_minutes(),
@@ -160,7 +228,13 @@ impl Context<'_> {
                 }
                 one(OnboardingEvent::SyncCompleted(SyncCompleted { at: now }))
             }
-            OnboardingCommand::ChangeTemplate { waba_id, template_id, name, language, category } => {
+            OnboardingCommand::ChangeTemplate {
+                waba_id,
+                template_id,
+                name,
+                language,
+                category,
+            } => {
                 self.require_enabled(command)?;
                 self.require_routable(waba_id, true)?;
                 if let Some(existing) = self.aggregate.data().templates.get(template_id)
@@ -182,11 +256,16 @@ impl Context<'_> {
                     at: now,
                 }))
             }
-            OnboardingCommand::RecordTemplateMirrorSynced { waba_id, template_id } => {
+            OnboardingCommand::RecordTemplateMirrorSynced {
+                waba_id,
+                template_id,
+            } => {
                 self.require_enabled(command)?;
                 let template = self.marketing_template(waba_id, template_id)?;
                 if template.mirror_synced_at.is_some() {
-                    return Err(Rule::TemplateAlreadySynced { template_id: template_id.clone() });
+                    return Err(Rule::TemplateAlreadySynced {
+                        template_id: template_id.clone(),
+                    });
                 }
                 if now < template.sync_window_ends_at {
                     return Err(Rule::TemplateSyncWindowOpen {
@@ -194,13 +273,18 @@ impl Context<'_> {
                         earliest: template.sync_window_ends_at,
                     });
                 }
-                one(OnboardingEvent::TemplateMirrorSynced(TemplateMirrorSynced {
-                    waba_id: waba_id.clone(),
-                    template_id: template_id.clone(),
-                    at: now,
-                }))
+                one(OnboardingEvent::TemplateMirrorSynced(
+                    TemplateMirrorSynced {
+                        waba_id: waba_id.clone(),
+                        template_id: template_id.clone(),
+                        at: now,
+                    },
+                ))
             }
-            OnboardingCommand::RecordTemplateUse { waba_id, template_id } => {
+            OnboardingCommand::RecordTemplateUse {
+                waba_id,
+                template_id,
+            } => {
                 self.require_enabled(command)?;
                 let template = self.marketing_template(waba_id, template_id)?;
                 if now - template.last_activity_at > self.config.dormancy_after {
@@ -232,15 +316,33 @@ impl Context<'_> {
                 let waba_id = &facts.waba_id;
                 match &self.waba(waba_id)?.routing {
                     WabaRouting::Suspended { .. } => {}
-                    WabaRouting::Onboarded { .. } => return Err(Rule::WabaNotSuspended { waba_id: waba_id.clone() }),
-                    WabaRouting::Offboarded { .. } => return Err(Rule::WabaOffboarded { waba_id: waba_id.clone() }),
-                    WabaRouting::NotOnboarded => return Err(Rule::WabaNotOnboarded { waba_id: waba_id.clone() }),
+                    WabaRouting::Onboarded { .. } => {
+                        return Err(Rule::WabaNotSuspended {
+                            waba_id: waba_id.clone(),
+                        });
+                    }
+                    WabaRouting::Offboarded { .. } => {
+                        return Err(Rule::WabaOffboarded {
+                            waba_id: waba_id.clone(),
+                        });
+                    }
+                    WabaRouting::NotOnboarded => {
+                        return Err(Rule::WabaNotOnboarded {
+                            waba_id: waba_id.clone(),
+                        });
+                    }
                 }
                 let verdict = evaluate_waba(facts, &self.config.countries);
                 if !verdict.is_eligible() {
-                    return Err(Rule::WabaStillIneligible { waba_id: waba_id.clone(), reasons: verdict.reasons });
+                    return Err(Rule::WabaStillIneligible {
+                        waba_id: waba_id.clone(),
+                        reasons: verdict.reasons,
+                    });
                 }
-                one(OnboardingEvent::WabaReinstated(WabaReinstated { facts: facts.clone(), at: now }))
+                one(OnboardingEvent::WabaReinstated(WabaReinstated {
+                    facts: facts.clone(),
+                    at: now,
+                }))
             }
             OnboardingCommand::OffboardWaba { waba_id, reason } => {
                 self.require_enabled(command)?;
@@ -251,9 +353,12 @@ impl Context<'_> {
                     at: now,
                 }))
             }
-            OnboardingCommand::Offboard { reason } => {
-                one(OnboardingEvent::OnboardingOffboarded(OnboardingOffboarded { reason: reason.clone(), at: now }))
-            }
+            OnboardingCommand::Offboard { reason } => one(OnboardingEvent::OnboardingOffboarded(
+                OnboardingOffboarded {
+                    reason: reason.clone(),
+                    at: now,
+                },
+            )),
         }
     }
 
@@ -268,31 +373,44 @@ impl Context<'_> {
         let mut seen = BTreeSet::new();
         for waba in &facts.wabas {
             if !seen.insert(&waba.waba_id) {
-                return Err(Rule::DuplicateWabaInFacts { waba_id: waba.waba_id.clone() });
+                return Err(Rule::DuplicateWabaInFacts {
+                    waba_id: waba.waba_id.clone(),
+                });
             }
         }
         let verdict = evaluate(facts, &self.config.countries);
-        Ok(vec![OnboardingEvent::EligibilityChecked(EligibilityChecked {
-            facts: facts.clone(),
-            verdict,
-            at: self.now,
-        })])
+        Ok(vec![OnboardingEvent::EligibilityChecked(
+            EligibilityChecked {
+                facts: facts.clone(),
+                verdict,
+                at: self.now,
+            },
+        )])
     }
 
     /// Exactly one ad account for each eligible WABA, nothing else. Returned sorted for a stable record.
-    fn check_ad_accounts(&self, ad_accounts: &[MirroredAdAccount]) -> Result<Vec<MirroredAdAccount>, Rule> {
+    fn check_ad_accounts(
+        &self,
+        ad_accounts: &[MirroredAdAccount],
+    ) -> Result<Vec<MirroredAdAccount>, Rule> {
         let eligible: BTreeSet<&WabaId> = self.aggregate.data().eligible_wabas().collect();
         let mut given = BTreeSet::new();
         for account in ad_accounts {
             if !eligible.contains(&account.waba_id) {
-                return Err(Rule::UnexpectedAdAccount { waba_id: account.waba_id.clone() });
+                return Err(Rule::UnexpectedAdAccount {
+                    waba_id: account.waba_id.clone(),
+                });
             }
             if !given.insert(&account.waba_id) {
-                return Err(Rule::DuplicateAdAccount { waba_id: account.waba_id.clone() });
+                return Err(Rule::DuplicateAdAccount {
+                    waba_id: account.waba_id.clone(),
+                });
             }
         }
         if let Some(missing) = eligible.iter().find(|waba_id| !given.contains(*waba_id)) {
-            return Err(Rule::MissingAdAccount { waba_id: (*missing).clone() });
+            return Err(Rule::MissingAdAccount {
+                waba_id: (*missing).clone(),
+            });
         }
         let mut sorted = ad_accounts.to_vec();
         sorted.sort();
@@ -300,7 +418,12 @@ impl Context<'_> {
     }
 
     /// A phase check whose refusal explains, in the most useful words, what stands in the way.
-    fn require_phase(&self, command: &OnboardingCommand, allowed: &[Phase], expected: &'static str) -> Result<(), Rule> {
+    fn require_phase(
+        &self,
+        command: &OnboardingCommand,
+        allowed: &[Phase],
+        expected: &'static str,
+    ) -> Result<(), Rule> {
         if allowed.contains(&self.phase) {
             return Ok(());
         }
@@ -308,14 +431,22 @@ impl Context<'_> {
         if self.phase == Phase::MigratingObo
             && let Some(waba_id) = self.aggregate.data().pending_obo_wabas().next()
         {
-            return Err(Rule::PortfolioStillContainsObo { waba_id: waba_id.clone() });
+            return Err(Rule::PortfolioStillContainsObo {
+                waba_id: waba_id.clone(),
+            });
         }
         if self.phase == Phase::Ineligible
             && let Some(record) = &self.aggregate.data().eligibility
         {
-            return Err(Rule::PortfolioIneligible { reasons: record.verdict.portfolio_reasons.clone() });
+            return Err(Rule::PortfolioIneligible {
+                reasons: record.verdict.portfolio_reasons.clone(),
+            });
         }
-        Err(Rule::NotAllowedNow { command: command.type_name(), phase: self.phase, expected })
+        Err(Rule::NotAllowedNow {
+            command: command.type_name(),
+            phase: self.phase,
+            expected,
+        })
     }
 
     fn require_enabled(&self, command: &OnboardingCommand) -> Result<(), Rule> {
@@ -331,7 +462,13 @@ impl Context<'_> {
     }
 
     fn waba(&self, waba_id: &WabaId) -> Result<&WabaRecord, Rule> {
-        self.aggregate.data().wabas.get(waba_id).ok_or_else(|| Rule::UnknownWaba { waba_id: waba_id.clone() })
+        self.aggregate
+            .data()
+            .wabas
+            .get(waba_id)
+            .ok_or_else(|| Rule::UnknownWaba {
+                waba_id: waba_id.clone(),
+            })
     }
 
     /// The WABA is onboarded (and, when `allow_suspended`, possibly suspended), not offboarded.
@@ -339,19 +476,32 @@ impl Context<'_> {
         match &self.waba(waba_id)?.routing {
             WabaRouting::Onboarded { .. } => Ok(()),
             WabaRouting::Suspended { .. } if allow_suspended => Ok(()),
-            WabaRouting::Suspended { .. } => Err(Rule::WabaSuspended { waba_id: waba_id.clone() }),
-            WabaRouting::Offboarded { .. } => Err(Rule::WabaOffboarded { waba_id: waba_id.clone() }),
-            WabaRouting::NotOnboarded => Err(Rule::WabaNotOnboarded { waba_id: waba_id.clone() }),
+            WabaRouting::Suspended { .. } => Err(Rule::WabaSuspended {
+                waba_id: waba_id.clone(),
+            }),
+            WabaRouting::Offboarded { .. } => Err(Rule::WabaOffboarded {
+                waba_id: waba_id.clone(),
+            }),
+            WabaRouting::NotOnboarded => Err(Rule::WabaNotOnboarded {
+                waba_id: waba_id.clone(),
+            }),
         }
     }
 
-    fn marketing_template(&self, waba_id: &WabaId, template_id: &TemplateId) -> Result<&TemplateRecord, Rule> {
+    fn marketing_template(
+        &self,
+        waba_id: &WabaId,
+        template_id: &TemplateId,
+    ) -> Result<&TemplateRecord, Rule> {
         let template = self
             .aggregate
             .data()
             .templates
             .get(template_id)
-            .ok_or_else(|| Rule::UnknownTemplate { waba_id: waba_id.clone(), template_id: template_id.clone() })?;
+            .ok_or_else(|| Rule::UnknownTemplate {
+                waba_id: waba_id.clone(),
+                template_id: template_id.clone(),
+            })?;
         if template.waba_id != *waba_id {
             return Err(Rule::TemplateOfAnotherWaba {
                 waba_id: waba_id.clone(),
@@ -360,7 +510,9 @@ impl Context<'_> {
             });
         }
         if template.category != TemplateCategory::Marketing {
-            return Err(Rule::TemplateNotMarketing { template_id: template_id.clone() });
+            return Err(Rule::TemplateNotMarketing {
+                template_id: template_id.clone(),
+            });
         }
         Ok(template)
     }

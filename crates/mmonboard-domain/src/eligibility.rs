@@ -25,7 +25,10 @@ pub enum WabaIneligibility {
     /// Rule 4: the WABA's tax country is not served.
     TaxCountryNotSupported { country: CountryCode },
     /// Rule 4 (seed): a phone number's country is not served.
-    PhoneCountryNotSupported { phone_number_id: PhoneNumberId, country: CountryCode },
+    PhoneCountryNotSupported {
+        phone_number_id: PhoneNumberId,
+        country: CountryCode,
+    },
     /// A number of the WABA is used in the WhatsApp Business app.
     UsingWhatsAppBusinessApp { phone_number_id: PhoneNumberId },
     /// Meta's own status says ineligible (kept even when our rules would pass: the stricter one wins).
@@ -36,14 +39,18 @@ impl WabaIneligibility {
     /// Meta's status value for this reason, for mapping and display.
     pub fn meta_status(&self) -> WabaOnboardingStatus {
         match self {
-            Self::OnBehalfOf | Self::UnrecognisedOwnership { .. } => WabaOnboardingStatus::IneligibleOnBehalfOfWaba,
+            Self::OnBehalfOf | Self::UnrecognisedOwnership { .. } => {
+                WabaOnboardingStatus::IneligibleOnBehalfOfWaba
+            }
             Self::NotOnCloudApi | Self::InactiveOrRestricted { .. } => {
                 WabaOnboardingStatus::IneligibleInactiveOrRestricted
             }
             Self::TaxCountryNotSupported { .. } | Self::PhoneCountryNotSupported { .. } => {
                 WabaOnboardingStatus::IneligibleCountryNotSupported
             }
-            Self::UsingWhatsAppBusinessApp { .. } => WabaOnboardingStatus::IneligibleUsingWhatsappBusinessApp,
+            Self::UsingWhatsAppBusinessApp { .. } => {
+                WabaOnboardingStatus::IneligibleUsingWhatsappBusinessApp
+            }
             Self::MetaReportsIneligible { status } => status.clone(),
         }
     }
@@ -53,17 +60,33 @@ impl fmt::Display for WabaIneligibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotOnCloudApi => write!(f, "no phone number is registered on Cloud API"),
-            Self::InactiveOrRestricted { status } => write!(f, "account is not active (status {status})"),
-            Self::OnBehalfOf => write!(f, "WABA is owned on behalf of the business (OBO) and must be migrated"),
+            Self::InactiveOrRestricted { status } => {
+                write!(f, "account is not active (status {status})")
+            }
+            Self::OnBehalfOf => write!(
+                f,
+                "WABA is owned on behalf of the business (OBO) and must be migrated"
+            ),
             Self::UnrecognisedOwnership { ownership_type } => {
                 write!(f, "unrecognised ownership type {ownership_type}")
             }
-            Self::TaxCountryNotSupported { country } => write!(f, "tax country {country} is not supported"),
-            Self::PhoneCountryNotSupported { phone_number_id, country } => {
-                write!(f, "phone number {phone_number_id} is in unsupported country {country}")
+            Self::TaxCountryNotSupported { country } => {
+                write!(f, "tax country {country} is not supported")
+            }
+            Self::PhoneCountryNotSupported {
+                phone_number_id,
+                country,
+            } => {
+                write!(
+                    f,
+                    "phone number {phone_number_id} is in unsupported country {country}"
+                )
             }
             Self::UsingWhatsAppBusinessApp { phone_number_id } => {
-                write!(f, "phone number {phone_number_id} is used in the WhatsApp Business app")
+                write!(
+                    f,
+                    "phone number {phone_number_id} is used in the WhatsApp Business app"
+                )
             }
             Self::MetaReportsIneligible { status } => write!(f, "Meta reports {status}"),
         }
@@ -76,8 +99,12 @@ impl fmt::Display for WabaIneligibility {
 pub enum PortfolioIneligibility {
     /// Meta does not offer the "enable" section: contact your account manager or support.
     EnableNotOffered,
-    BusinessCountryNotSupported { country: CountryCode },
-    BusinessRegionNotSupported { subdivision: Subdivision },
+    BusinessCountryNotSupported {
+        country: CountryCode,
+    },
+    BusinessRegionNotSupported {
+        subdivision: Subdivision,
+    },
     NoWabas,
     /// No WABA is eligible, even counting OBO WABAs as eligible once migrated.
     NoEligibleWaba,
@@ -90,12 +117,17 @@ impl fmt::Display for PortfolioIneligibility {
                 f,
                 "Meta does not offer enablement for this portfolio: contact your account manager or support"
             ),
-            Self::BusinessCountryNotSupported { country } => write!(f, "business country {country} is not supported"),
+            Self::BusinessCountryNotSupported { country } => {
+                write!(f, "business country {country} is not supported")
+            }
             Self::BusinessRegionNotSupported { subdivision } => {
                 write!(f, "business region {subdivision} is not supported")
             }
             Self::NoWabas => write!(f, "the portfolio has no WhatsApp Business Account"),
-            Self::NoEligibleWaba => write!(f, "no WhatsApp Business Account of the portfolio is eligible"),
+            Self::NoEligibleWaba => write!(
+                f,
+                "no WhatsApp Business Account of the portfolio is eligible"
+            ),
         }
     }
 }
@@ -113,7 +145,9 @@ impl WabaVerdict {
 
     /// Eligible once its OBO migration completes: OBO is the only thing in the way.
     pub fn is_eligible_after_migration(&self) -> bool {
-        self.reasons.iter().all(|reason| matches!(reason, WabaIneligibility::OnBehalfOf))
+        self.reasons
+            .iter()
+            .all(|reason| matches!(reason, WabaIneligibility::OnBehalfOf))
     }
 
     pub fn needs_obo_migration(&self) -> bool {
@@ -135,28 +169,41 @@ impl EligibilityVerdict {
     }
 
     pub fn obo_wabas(&self) -> impl Iterator<Item = &WabaId> {
-        self.wabas.iter().filter(|(_, verdict)| verdict.needs_obo_migration()).map(|(id, _)| id)
+        self.wabas
+            .iter()
+            .filter(|(_, verdict)| verdict.needs_obo_migration())
+            .map(|(id, _)| id)
     }
 }
 
 /// Evaluate one WABA. `business_country` is checked at portfolio level, not here.
 pub fn evaluate_waba(waba: &WabaFacts, countries: &CountryPolicy) -> WabaVerdict {
     let mut reasons = Vec::new();
-    if !waba.phone_numbers.iter().any(|number| number.registered_on_cloud_api) {
+    if !waba
+        .phone_numbers
+        .iter()
+        .any(|number| number.registered_on_cloud_api)
+    {
         reasons.push(WabaIneligibility::NotOnCloudApi);
     }
     if waba.account_status != AccountStatus::Active {
-        reasons.push(WabaIneligibility::InactiveOrRestricted { status: waba.account_status.clone() });
+        reasons.push(WabaIneligibility::InactiveOrRestricted {
+            status: waba.account_status.clone(),
+        });
     }
     match &waba.ownership_type {
         OwnershipType::ClientOwned => {}
         OwnershipType::OnBehalfOf => reasons.push(WabaIneligibility::OnBehalfOf),
         unknown @ OwnershipType::Unknown(_) => {
-            reasons.push(WabaIneligibility::UnrecognisedOwnership { ownership_type: unknown.clone() })
+            reasons.push(WabaIneligibility::UnrecognisedOwnership {
+                ownership_type: unknown.clone(),
+            })
         }
     }
     if !countries.is_supported(waba.tax_country) {
-        reasons.push(WabaIneligibility::TaxCountryNotSupported { country: waba.tax_country });
+        reasons.push(WabaIneligibility::TaxCountryNotSupported {
+            country: waba.tax_country,
+        });
     }
     for number in &waba.phone_numbers {
         if !countries.is_supported(number.country) {
@@ -174,10 +221,12 @@ pub fn evaluate_waba(waba: &WabaFacts, countries: &CountryPolicy) -> WabaVerdict
     if let Some(status) = &waba.meta_status {
         // OBO is already explained by our own rule and is resolved by migration; every other ineligible status
         // Meta reports is kept.
-        let explained_obo =
-            *status == WabaOnboardingStatus::IneligibleOnBehalfOfWaba && reasons.contains(&WabaIneligibility::OnBehalfOf);
+        let explained_obo = *status == WabaOnboardingStatus::IneligibleOnBehalfOfWaba
+            && reasons.contains(&WabaIneligibility::OnBehalfOf);
         if status.is_ineligible() && !explained_obo {
-            reasons.push(WabaIneligibility::MetaReportsIneligible { status: status.clone() });
+            reasons.push(WabaIneligibility::MetaReportsIneligible {
+                status: status.clone(),
+            });
         }
     }
     WabaVerdict { reasons }
@@ -185,24 +234,34 @@ pub fn evaluate_waba(waba: &WabaFacts, countries: &CountryPolicy) -> WabaVerdict
 
 /// Evaluate the portfolio: every WABA, then the portfolio-level rules.
 pub fn evaluate(facts: &PortfolioFacts, countries: &CountryPolicy) -> EligibilityVerdict {
-    let wabas: BTreeMap<WabaId, WabaVerdict> =
-        facts.wabas.iter().map(|waba| (waba.waba_id.clone(), evaluate_waba(waba, countries))).collect();
+    let wabas: BTreeMap<WabaId, WabaVerdict> = facts
+        .wabas
+        .iter()
+        .map(|waba| (waba.waba_id.clone(), evaluate_waba(waba, countries)))
+        .collect();
     let mut portfolio_reasons = Vec::new();
     if !facts.enable_offered {
         portfolio_reasons.push(PortfolioIneligibility::EnableNotOffered);
     }
     if !countries.is_supported(facts.business_country) {
-        portfolio_reasons.push(PortfolioIneligibility::BusinessCountryNotSupported { country: facts.business_country });
+        portfolio_reasons.push(PortfolioIneligibility::BusinessCountryNotSupported {
+            country: facts.business_country,
+        });
     }
     if let Some(subdivision) = &facts.business_subdivision
         && !countries.is_subdivision_supported(subdivision)
     {
-        portfolio_reasons.push(PortfolioIneligibility::BusinessRegionNotSupported { subdivision: subdivision.clone() });
+        portfolio_reasons.push(PortfolioIneligibility::BusinessRegionNotSupported {
+            subdivision: subdivision.clone(),
+        });
     }
     if wabas.is_empty() {
         portfolio_reasons.push(PortfolioIneligibility::NoWabas);
     } else if !wabas.values().any(WabaVerdict::is_eligible_after_migration) {
         portfolio_reasons.push(PortfolioIneligibility::NoEligibleWaba);
     }
-    EligibilityVerdict { portfolio_reasons, wabas }
+    EligibilityVerdict {
+        portfolio_reasons,
+        wabas,
+    }
 }

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::MirroredAdAccount;
 use crate::eligibility::EligibilityVerdict;
-use crate::facts::{PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts};
+use crate::facts::{
+    PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts,
+};
 use crate::ids::{
-    BusinessName, PortfolioId, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion, UserId, WabaId,
-    WebsiteUrl,
+    BusinessName, PortfolioId, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion,
+    UserId, WabaId, WebsiteUrl,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,9 +191,16 @@ pub enum DecodeError {
     #[error("unknown event type {event_type:?}")]
     UnknownType { event_type: String },
     #[error("event type {event_type:?} has no schema version {schema_version}")]
-    UnknownVersion { event_type: String, schema_version: u32 },
+    UnknownVersion {
+        event_type: String,
+        schema_version: u32,
+    },
     #[error("payload of {event_type:?} v{schema_version} does not decode: {source}")]
-    Payload { event_type: String, schema_version: u32, source: serde_json::Error },
+    Payload {
+        event_type: String,
+        schema_version: u32,
+        source: serde_json::Error,
+    },
 }
 
 macro_rules! event_codec {
@@ -266,7 +275,8 @@ event_codec! {
 impl OnboardingEvent {
     /// The event as `{"type": ..., "schema_version": ..., "data": ...}`, for people and exports.
     pub fn to_json(&self) -> serde_json::Value {
-        let data: serde_json::Value = serde_json::from_str(&self.encode()).unwrap_or(serde_json::Value::Null);
+        let data: serde_json::Value =
+            serde_json::from_str(&self.encode()).unwrap_or(serde_json::Value::Null);
         serde_json::json!({ "type": self.type_name(), "schema_version": CURRENT_SCHEMA_VERSION, "data": data })
     }
 }

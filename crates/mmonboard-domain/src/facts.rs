@@ -180,9 +180,16 @@ mod tests {
 
     #[test]
     fn unknown_meta_values_are_kept_verbatim() {
-        let status: WabaOnboardingStatus = serde_json::from_str("\"PENDING_SOMETHING_NEW\"").unwrap();
-        assert_eq!(status, WabaOnboardingStatus::Unknown("PENDING_SOMETHING_NEW".into()));
-        assert_eq!(serde_json::to_string(&status).unwrap(), "\"PENDING_SOMETHING_NEW\"");
+        let status: WabaOnboardingStatus =
+            serde_json::from_str("\"PENDING_SOMETHING_NEW\"").unwrap();
+        assert_eq!(
+            status,
+            WabaOnboardingStatus::Unknown("PENDING_SOMETHING_NEW".into())
+        );
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            "\"PENDING_SOMETHING_NEW\""
+        );
         let known: WabaOnboardingStatus = serde_json::from_str("\"ONBOARDED\"").unwrap();
         assert_eq!(known, WabaOnboardingStatus::Onboarded);
         assert!(WabaOnboardingStatus::Unknown("INELIGIBLE_NEW_RULE".into()).is_ineligible());

@@ -17,7 +17,11 @@ pub struct InvalidValue {
 impl InvalidValue {
     pub(crate) fn new(kind: &'static str, value: &str, reason: impl Into<String>) -> Self {
         let shown: String = value.chars().take(80).collect();
-        Self { kind, value: shown, reason: reason.into() }
+        Self {
+            kind,
+            value: shown,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -30,10 +34,18 @@ fn parse_meta_id(kind: &'static str, value: &str) -> Result<String, InvalidValue
         return Err(InvalidValue::new(kind, value, "must not be empty"));
     }
     if value.len() > MAX_META_ID_DIGITS {
-        return Err(InvalidValue::new(kind, value, format!("must have at most {MAX_META_ID_DIGITS} digits")));
+        return Err(InvalidValue::new(
+            kind,
+            value,
+            format!("must have at most {MAX_META_ID_DIGITS} digits"),
+        ));
     }
     if !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(InvalidValue::new(kind, value, "must be Meta's numeric id (digits only)"));
+        return Err(InvalidValue::new(
+            kind,
+            value,
+            "must be Meta's numeric id (digits only)",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -124,10 +136,18 @@ fn parse_text(kind: &'static str, value: &str, max_chars: usize) -> Result<Strin
         return Err(InvalidValue::new(kind, value, "must not be blank"));
     }
     if trimmed.chars().count() > max_chars {
-        return Err(InvalidValue::new(kind, value, format!("must be at most {max_chars} characters")));
+        return Err(InvalidValue::new(
+            kind,
+            value,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(InvalidValue::new(kind, value, "must not contain control characters"));
+        return Err(InvalidValue::new(
+            kind,
+            value,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -209,9 +229,14 @@ pub struct WebsiteUrl(String);
 impl WebsiteUrl {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         const KIND: &str = "website";
-        let url = url::Url::parse(value.trim()).map_err(|error| InvalidValue::new(KIND, value, error.to_string()))?;
+        let url = url::Url::parse(value.trim())
+            .map_err(|error| InvalidValue::new(KIND, value, error.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(InvalidValue::new(KIND, value, "must be an http or https URL"));
+            return Err(InvalidValue::new(
+                KIND,
+                value,
+                "must be an http or https URL",
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(InvalidValue::new(KIND, value, "must name a host"));
@@ -254,7 +279,10 @@ mod tests {
     fn meta_ids_are_digits_only() {
         assert!(PortfolioId::parse("1234567890").is_ok());
         let error = PortfolioId::parse("12ab").unwrap_err();
-        assert_eq!(error.to_string(), "invalid portfolio id \"12ab\": must be Meta's numeric id (digits only)");
+        assert_eq!(
+            error.to_string(),
+            "invalid portfolio id \"12ab\": must be Meta's numeric id (digits only)"
+        );
         assert!(WabaId::parse("").is_err());
         assert!(WabaId::parse(&"1".repeat(33)).is_err());
     }
@@ -267,7 +295,10 @@ mod tests {
 
     #[test]
     fn websites_must_be_http_urls_with_a_host() {
-        assert_eq!(WebsiteUrl::parse("https://example.com").unwrap().as_str(), "https://example.com/");
+        assert_eq!(
+            WebsiteUrl::parse("https://example.com").unwrap().as_str(),
+            "https://example.com/"
+        );
         assert!(WebsiteUrl::parse("ftp://example.com").is_err());
         assert!(WebsiteUrl::parse("example.com").is_err());
         assert!(WebsiteUrl::parse("https://user:pw@example.com").is_err());

@@ -14,10 +14,12 @@ use statig::prelude::*;
 use crate::command::MirroredAdAccount;
 use crate::eligibility::{EligibilityVerdict, WabaIneligibility, WabaVerdict};
 use crate::event::*;
-use crate::facts::{PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason};
+use crate::facts::{
+    PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason,
+};
 use crate::ids::{
-    AdAccountId, BusinessName, PortfolioId, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion, UserId,
-    WabaId, WebsiteUrl,
+    AdAccountId, BusinessName, PortfolioId, Reason, TemplateId, TemplateLanguage, TemplateName,
+    TermsVersion, UserId, WabaId, WebsiteUrl,
 };
 
 /// Where a WABA stands in the OBO to shared migration.
@@ -36,9 +38,17 @@ pub enum OboMigration {
 pub enum WabaRouting {
     /// The portfolio is not connected yet, or the WABA was not eligible when it was.
     NotOnboarded,
-    Onboarded { since: DateTime<Utc> },
-    Suspended { reason: SuspensionReason, at: DateTime<Utc> },
-    Offboarded { reason: WabaExitReason, at: DateTime<Utc> },
+    Onboarded {
+        since: DateTime<Utc>,
+    },
+    Suspended {
+        reason: SuspensionReason,
+        at: DateTime<Utc>,
+    },
+    Offboarded {
+        reason: WabaExitReason,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,17 +169,25 @@ impl Onboarding {
     #[state(superstate = "preparing")]
     fn migrating_obo(&mut self, event: &OnboardingEvent) -> Outcome<State> {
         match event {
-            OnboardingEvent::OboMigrationRequested(requested) => match self.wabas.get_mut(&requested.waba_id) {
-                Some(record) if record.obo_migration == OboMigration::Pending => {
-                    record.obo_migration = OboMigration::Requested { at: requested.at };
-                    Handled
+            OnboardingEvent::OboMigrationRequested(requested) => {
+                match self.wabas.get_mut(&requested.waba_id) {
+                    Some(record) if record.obo_migration == OboMigration::Pending => {
+                        record.obo_migration = OboMigration::Requested { at: requested.at };
+                        Handled
+                    }
+                    _ => Super,
                 }
-                _ => Super,
-            },
-            OnboardingEvent::OboWabaMigrated(migrated) => match self.wabas.get_mut(&migrated.waba_id) {
+            }
+            OnboardingEvent::OboWabaMigrated(migrated) => match self
+                .wabas
+                .get_mut(&migrated.waba_id)
+            {
                 Some(record) if matches!(record.obo_migration, OboMigration::Requested { .. }) => {
                     record.obo_migration = OboMigration::Completed { at: migrated.at };
-                    record.verdict.reasons.retain(|reason| *reason != WabaIneligibility::OnBehalfOf);
+                    record
+                        .verdict
+                        .reasons
+                        .retain(|reason| *reason != WabaIneligibility::OnBehalfOf);
                     if self.pending_obo_wabas().next().is_none() {
                         Transition(State::reviewing_permissions())
                     } else {
@@ -186,7 +204,10 @@ impl Onboarding {
     fn reviewing_permissions(&mut self, event: &OnboardingEvent) -> Outcome<State> {
         match event {
             OnboardingEvent::PermissionsReviewed(reviewed) => {
-                self.permissions = Some(PermissionsRecord { reviewed_by: reviewed.reviewed_by.clone(), at: reviewed.at });
+                self.permissions = Some(PermissionsRecord {
+                    reviewed_by: reviewed.reviewed_by.clone(),
+                    at: reviewed.at,
+                });
                 Transition(State::entering_business_info())
             }
             _ => Super,
@@ -264,8 +285,11 @@ impl Onboarding {
     fn connected(&mut self, event: &OnboardingEvent) -> Outcome<State> {
         match event {
             OnboardingEvent::ConfigSyncStarted(started) => {
-                self.config_sync =
-                    Some(ConfigSync { started_at: started.at, window_ends_at: started.window_ends_at, completed_at: None });
+                self.config_sync = Some(ConfigSync {
+                    started_at: started.at,
+                    window_ends_at: started.window_ends_at,
+                    completed_at: None,
+                });
                 Transition(State::syncing_config())
             }
             _ => Super,
@@ -295,7 +319,11 @@ impl Onboarding {
     /// Enabled: connected with mirrored ad accounts. Templates and per-WABA suspensions live here.
     #[superstate(superstate = "in_progress")]
     fn enabled(&mut self, event: &OnboardingEvent) -> Outcome<State> {
-        if self.apply_enabled_event(event) { Handled } else { Super }
+        if self.apply_enabled_event(event) {
+            Handled
+        } else {
+            Super
+        }
     }
 
     /// Any started, not yet offboarded onboarding may be offboarded.
@@ -303,13 +331,11 @@ impl Onboarding {
     fn in_progress(&mut self, event: &OnboardingEvent) -> Outcome<State> {
         match event {
             OnboardingEvent::OnboardingOffboarded(offboarded) => {
-                self.offboarded = Some(OffboardRecord { reason: offboarded.reason.clone(), at: offboarded.at });
-                for record in self.wabas.values_mut() {
-                    if !matches!(record.routing, WabaRouting::NotOnboarded | WabaRouting::Offboarded { .. }) {
-                        record.routing =
-                            WabaRouting::Offboarded { reason: WabaExitReason::AccountOffboarded, at: offboarded.at };
-                    }
-                }
+                // WABA records stay as they were: the phase says the whole portfolio is out of MM routing.
+                self.offboarded = Some(OffboardRecord {
+                    reason: offboarded.reason.clone(),
+                    at: offboarded.at,
+                });
                 Transition(State::offboarded())
             }
             _ => Super,
@@ -336,13 +362,21 @@ impl Onboarding {
     pub fn pending_obo_wabas(&self) -> impl Iterator<Item = &WabaId> {
         self.wabas
             .iter()
-            .filter(|(_, record)| matches!(record.obo_migration, OboMigration::Pending | OboMigration::Requested { .. }))
+            .filter(|(_, record)| {
+                matches!(
+                    record.obo_migration,
+                    OboMigration::Pending | OboMigration::Requested { .. }
+                )
+            })
             .map(|(id, _)| id)
     }
 
     /// WABAs eligible now (OBO ones count once migrated).
     pub fn eligible_wabas(&self) -> impl Iterator<Item = &WabaId> {
-        self.wabas.iter().filter(|(_, record)| record.verdict.is_eligible()).map(|(id, _)| id)
+        self.wabas
+            .iter()
+            .filter(|(_, record)| record.verdict.is_eligible())
+            .map(|(id, _)| id)
     }
 
     fn record_eligibility(&mut self, checked: &EligibilityChecked) {
@@ -351,8 +385,11 @@ impl Onboarding {
             .wabas
             .iter()
             .map(|(waba_id, verdict)| {
-                let obo_migration =
-                    if verdict.needs_obo_migration() { OboMigration::Pending } else { OboMigration::NotNeeded };
+                let obo_migration = if verdict.needs_obo_migration() {
+                    OboMigration::Pending
+                } else {
+                    OboMigration::NotNeeded
+                };
                 let record = WabaRecord {
                     verdict: verdict.clone(),
                     obo_migration,
@@ -362,8 +399,11 @@ impl Onboarding {
                 (waba_id.clone(), record)
             })
             .collect();
-        self.eligibility =
-            Some(EligibilityRecord { facts: checked.facts.clone(), verdict: checked.verdict.clone(), at: checked.at });
+        self.eligibility = Some(EligibilityRecord {
+            facts: checked.facts.clone(),
+            verdict: checked.verdict.clone(),
+            at: checked.at,
+        });
     }
 
     fn record_business_info(&mut self, submitted: &BusinessInformationSubmitted) {
@@ -404,20 +444,24 @@ impl Onboarding {
                 );
                 true
             }
-            OnboardingEvent::TemplateMirrorSynced(synced) => match self.templates.get_mut(&synced.template_id) {
-                Some(template) if template.waba_id == synced.waba_id => {
-                    template.mirror_synced_at = Some(synced.at);
-                    true
+            OnboardingEvent::TemplateMirrorSynced(synced) => {
+                match self.templates.get_mut(&synced.template_id) {
+                    Some(template) if template.waba_id == synced.waba_id => {
+                        template.mirror_synced_at = Some(synced.at);
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
-            },
-            OnboardingEvent::TemplateUsed(used) => match self.templates.get_mut(&used.template_id) {
-                Some(template) if template.waba_id == used.waba_id => {
-                    template.last_activity_at = used.at;
-                    true
+            }
+            OnboardingEvent::TemplateUsed(used) => {
+                match self.templates.get_mut(&used.template_id) {
+                    Some(template) if template.waba_id == used.waba_id => {
+                        template.last_activity_at = used.at;
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
-            },
+            }
             OnboardingEvent::TemplateReactivated(reactivated) => {
                 match self.templates.get_mut(&reactivated.template_id) {
                     Some(template) if template.waba_id == reactivated.waba_id => {
@@ -429,32 +473,51 @@ impl Onboarding {
                     _ => false,
                 }
             }
-            OnboardingEvent::WabaRestricted(restricted) => match self.wabas.get_mut(&restricted.waba_id) {
-                Some(record) if matches!(record.routing, WabaRouting::Onboarded { .. }) => {
-                    record.routing = WabaRouting::Suspended { reason: restricted.reason.clone(), at: restricted.at };
-                    true
-                }
-                _ => false,
-            },
-            OnboardingEvent::WabaReinstated(reinstated) => {
-                match self.wabas.get_mut(&reinstated.facts.waba_id) {
-                    Some(record) if matches!(record.routing, WabaRouting::Suspended { .. }) => {
-                        // Reinstatement is only ever decided on facts that passed the check; the fold trusts the
-                        // event and never re-runs rules whose configuration may have changed since.
-                        record.verdict = WabaVerdict { reasons: Vec::new() };
-                        record.routing = WabaRouting::Onboarded { since: reinstated.at };
+            OnboardingEvent::WabaRestricted(restricted) => {
+                match self.wabas.get_mut(&restricted.waba_id) {
+                    Some(record) if matches!(record.routing, WabaRouting::Onboarded { .. }) => {
+                        record.routing = WabaRouting::Suspended {
+                            reason: restricted.reason.clone(),
+                            at: restricted.at,
+                        };
                         true
                     }
                     _ => false,
                 }
             }
-            OnboardingEvent::WabaOffboarded(offboarded) => match self.wabas.get_mut(&offboarded.waba_id) {
-                Some(record) if matches!(record.routing, WabaRouting::Onboarded { .. } | WabaRouting::Suspended { .. }) => {
-                    record.routing = WabaRouting::Offboarded { reason: offboarded.reason.clone(), at: offboarded.at };
-                    true
+            OnboardingEvent::WabaReinstated(reinstated) => {
+                match self.wabas.get_mut(&reinstated.facts.waba_id) {
+                    Some(record) if matches!(record.routing, WabaRouting::Suspended { .. }) => {
+                        // Reinstatement is only ever decided on facts that passed the check; the fold trusts the
+                        // event and never re-runs rules whose configuration may have changed since.
+                        record.verdict = WabaVerdict {
+                            reasons: Vec::new(),
+                        };
+                        record.routing = WabaRouting::Onboarded {
+                            since: reinstated.at,
+                        };
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
-            },
+            }
+            OnboardingEvent::WabaOffboarded(offboarded) => {
+                match self.wabas.get_mut(&offboarded.waba_id) {
+                    Some(record)
+                        if matches!(
+                            record.routing,
+                            WabaRouting::Onboarded { .. } | WabaRouting::Suspended { .. }
+                        ) =>
+                    {
+                        record.routing = WabaRouting::Offboarded {
+                            reason: offboarded.reason.clone(),
+                            at: offboarded.at,
+                        };
+                        true
+                    }
+                    _ => false,
+                }
+            }
             _ => false,
         }
     }

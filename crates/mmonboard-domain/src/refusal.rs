@@ -20,9 +20,16 @@ pub enum Rule {
     #[error("the portfolio's onboarding was offboarded; nothing more can happen to it")]
     AlreadyOffboarded,
     #[error("{command} is not allowed while {phase}; {expected}")]
-    NotAllowedNow { command: &'static str, phase: Phase, expected: &'static str },
+    NotAllowedNow {
+        command: &'static str,
+        phase: Phase,
+        expected: &'static str,
+    },
     #[error("the decision time {now} is before the last recorded event at {last_event_at}")]
-    TimeBeforeLastEvent { now: DateTime<Utc>, last_event_at: DateTime<Utc> },
+    TimeBeforeLastEvent {
+        now: DateTime<Utc>,
+        last_event_at: DateTime<Utc>,
+    },
     #[error("terms can only be accepted by a portfolio admin (the person's role is {role})")]
     TermsRequireAdmin { role: PortfolioRole },
     #[error("portfolio still contains OBO WABA {waba_id}: migrate it to a shared WABA first")]
@@ -39,12 +46,19 @@ pub enum Rule {
     DuplicateWabaInFacts { waba_id: WabaId },
     #[error("no mirrored ad account given for eligible WABA {waba_id}")]
     MissingAdAccount { waba_id: WabaId },
-    #[error("an ad account was given for WABA {waba_id}, which is not an eligible WABA of the portfolio")]
+    #[error(
+        "an ad account was given for WABA {waba_id}, which is not an eligible WABA of the portfolio"
+    )]
     UnexpectedAdAccount { waba_id: WabaId },
     #[error("more than one ad account was given for WABA {waba_id}")]
     DuplicateAdAccount { waba_id: WabaId },
-    #[error("sync cannot complete before {window_minutes} minutes after the config sync started (earliest {earliest})")]
-    ConfigSyncWindowOpen { window_minutes: i64, earliest: DateTime<Utc> },
+    #[error(
+        "sync cannot complete before {window_minutes} minutes after the config sync started (earliest {earliest})"
+    )]
+    ConfigSyncWindowOpen {
+        window_minutes: i64,
+        earliest: DateTime<Utc>,
+    },
     #[error("WABA {waba_id} is not onboarded to the MM API")]
     WabaNotOnboarded { waba_id: WabaId },
     #[error("WABA {waba_id} is suspended")]
@@ -54,23 +68,44 @@ pub enum Rule {
     #[error("WABA {waba_id} was offboarded from the MM API")]
     WabaOffboarded { waba_id: WabaId },
     #[error("WABA {waba_id} is still not eligible: {}", join(reasons))]
-    WabaStillIneligible { waba_id: WabaId, reasons: Vec<WabaIneligibility> },
+    WabaStillIneligible {
+        waba_id: WabaId,
+        reasons: Vec<WabaIneligibility>,
+    },
     #[error("template {template_id} is not known for WABA {waba_id}")]
-    UnknownTemplate { waba_id: WabaId, template_id: TemplateId },
+    UnknownTemplate {
+        waba_id: WabaId,
+        template_id: TemplateId,
+    },
     #[error("template {template_id} belongs to WABA {owner}, not {waba_id}")]
-    TemplateOfAnotherWaba { waba_id: WabaId, template_id: TemplateId, owner: WabaId },
+    TemplateOfAnotherWaba {
+        waba_id: WabaId,
+        template_id: TemplateId,
+        owner: WabaId,
+    },
     #[error("template {template_id}'s latest category is not MARKETING")]
     TemplateNotMarketing { template_id: TemplateId },
-    #[error("template {template_id}'s mirror cannot be synced before {earliest} (15-minute window after its change)")]
-    TemplateSyncWindowOpen { template_id: TemplateId, earliest: DateTime<Utc> },
+    #[error(
+        "template {template_id}'s mirror cannot be synced before {earliest} (15-minute window after its change)"
+    )]
+    TemplateSyncWindowOpen {
+        template_id: TemplateId,
+        earliest: DateTime<Utc>,
+    },
     #[error("template {template_id}'s mirror is already synced")]
     TemplateAlreadySynced { template_id: TemplateId },
     #[error("the portfolio is not eligible: {}", join(reasons))]
-    PortfolioIneligible { reasons: Vec<PortfolioIneligibility> },
+    PortfolioIneligible {
+        reasons: Vec<PortfolioIneligibility>,
+    },
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Rule {
