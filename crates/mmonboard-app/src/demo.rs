@@ -93,7 +93,7 @@ pub fn script() -> Result<Vec<DemoStep>, InvalidValue> {
         step(
             "The provider opens the onboarding of the customer's portfolio",
             0,
-            OnboardingCommand::StartOnboarding,
+            OnboardingCommand::StartOnboarding {},
         ),
         step(
             "Meta's facts are read: one shared WABA, one OBO WABA",
@@ -166,17 +166,17 @@ pub fn script() -> Result<Vec<DemoStep>, InvalidValue> {
         step(
             "The configuration sync window opens",
             0,
-            OnboardingCommand::StartConfigSync,
+            OnboardingCommand::StartConfigSync {},
         ),
         refused(
             "Someone tries to complete the sync after 5 minutes",
             5,
-            OnboardingCommand::CompleteSync,
+            OnboardingCommand::CompleteSync {},
         ),
         step(
             "15 minutes after the sync started, it completes",
             10,
-            OnboardingCommand::CompleteSync,
+            OnboardingCommand::CompleteSync {},
         ),
         step(
             "A marketing template is created; its mirrored ad starts syncing",

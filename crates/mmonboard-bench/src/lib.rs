@@ -1,1 +1,199 @@
-//! placeholder
+//! `mmonboard bench`: the project's benchmark harness. It measures the real command and read paths on a
+//! fresh temporary database and, in the same run and with the same durability setting, the raw limits they
+//! are compared against (plain single-row insert transactions; a plain sequential SELECT with JSON decoding),
+//! so every figure comes with a ratio that means something on whatever machine runs it. Targets are checked
+//! here and reported, never asserted in tests.
+
+mod raw;
+mod report;
+mod seed;
+mod workloads;
+
+use std::time::Instant;
+
+use mmonboard_eventlog::EventStore;
+
+pub use report::{BenchReport, Row, Target};
+
+/// How big a run is: 1.0 is the full size the targets are set for, 0.1 a quick look.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    pub scale: f64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self { scale: 1.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot create the temporary directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("the event log failed: {0}")]
+    Store(#[from] mmonboard_eventlog::StoreError),
+    #[error("the event log refused an append: {0}")]
+    Append(#[from] mmonboard_eventlog::AppendError),
+    #[error("the application failed: {0}")]
+    App(#[from] mmonboard_app::AppError),
+    #[error("the raw baseline failed: {0}")]
+    Raw(#[from] sqlx::Error),
+    #[error("a workload went wrong: {0}")]
+    Workload(String),
+}
+
+/// Run every workload and baseline; `progress` receives one line per step.
+pub async fn run(
+    options: BenchOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<BenchReport, BenchError> {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
+    let scale = options.scale.clamp(0.01, 10.0);
+    let sized = |full: usize| ((full as f64 * scale).round() as usize).max(1);
+    let mut report = BenchReport::new(scale);
+
+    progress("raw baseline: single-row insert transactions");
+    let raw_insert = raw::insert_rate(&dir.path().join("raw-insert.db"), sized(3_000)).await?;
+    report.push(Row::info(
+        "raw_insert",
+        "raw insert, 1 row per transaction (sqlx, held connection)",
+        raw_insert,
+        "rows/s",
+    ));
+
+    progress("raw baseline: sequential select with JSON decoding");
+    let raw_select = raw::select_rate(&dir.path().join("raw-select.db"), sized(200_000)).await?;
+    report.push(Row::info(
+        "raw_select",
+        "raw select, sequential with JSON decode (sqlx)",
+        raw_select,
+        "rows/s",
+    ));
+
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = std::sync::Arc::new(workloads::open(&url).await?);
+
+    progress("W1: 2,000 portfolios x 8 commands, 64 concurrent clients");
+    let w1 = workloads::commands(&store, sized(2_000), 64, 0).await?;
+    report.push(
+        Row::measured(
+            "w1_commands",
+            "W1 commands, 64 clients (load, decide, append, durable)",
+            w1.rate,
+            "cmd/s",
+        )
+        .against(raw_insert, "raw insert rows/s")
+        .target(Target::RatioAtLeast(0.5))
+        .note(format!(
+            "{} commands in {} group commits",
+            w1.commands, w1.batches
+        )),
+    );
+    progress("W1 serial: one client, for comparison with one-writer libraries");
+    let w1_serial = workloads::commands(&store, sized(250), 1, 1_000_000).await?;
+    report.push(
+        Row::measured(
+            "w1_serial",
+            "W1 commands, 1 client",
+            w1_serial.rate,
+            "cmd/s",
+        )
+        .against(raw_insert, "raw insert rows/s")
+        .note(format!("{} commands", w1_serial.commands)),
+    );
+
+    progress("W2: rehydrate one 10,000-event stream");
+    let w2 = workloads::rehydrate(&store, sized(10_000)).await?;
+    report.push(
+        Row::measured(
+            "w2_rehydrate_ms",
+            "W2 rehydrate a 10,000-event stream (median of 7)",
+            w2.median_ms,
+            "ms",
+        )
+        .target(Target::AtMost(20.0))
+        .note(format!(
+            "{} events; fastest {:.1} ms, slowest {:.1} ms",
+            w2.events, w2.fastest_ms, w2.slowest_ms
+        )),
+    );
+
+    progress("W3: seeding the log to 200,000 events");
+    seed::fill_log(&store, sized(200_000) as u64).await?;
+    progress("W3: full replay in global order into a projection");
+    let w3 = workloads::replay(&store).await?;
+    report.push(
+        Row::measured(
+            "w3_replay",
+            "W3 full replay into a projection",
+            w3.rate,
+            "events/s",
+        )
+        .against(raw_select, "raw select rows/s")
+        .target(Target::RatioAtLeast(0.6))
+        .note(format!(
+            "{} events, {} portfolios projected",
+            w3.events, w3.portfolios
+        )),
+    );
+    report.push(
+        Row::measured(
+            "w3_memory_growth_mib",
+            "W3 heap growth from 25% to 100% of the replay",
+            w3.growth_mib,
+            "MiB",
+        )
+        .target(Target::AtMost(16.0))
+        .note(format!(
+            "anonymous memory (MiB) at 0/25/50/75/100%: {}",
+            w3.samples_mib
+                .iter()
+                .map(|mib| format!("{mib:.1}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        )),
+    );
+
+    progress("W4: 8 concurrent writers x 200 commands on one portfolio");
+    let w4 = workloads::one_stream(&store, 8, sized(200)).await?;
+    report.push(
+        Row::measured(
+            "w4_one_stream",
+            "W4 8 writers on one stream, one process",
+            w4.rate,
+            "appends/s",
+        )
+        .note(format!(
+            "{} appended, none lost; {} conflicts retried",
+            w4.appended, w4.conflicts
+        )),
+    );
+    progress("W4: the same across two processes' worth of stores");
+    let w4_two = workloads::one_stream_two_stores(&store, &url, 8, sized(200)).await?;
+    report.push(
+        Row::measured(
+            "w4_two_stores",
+            "W4 8 writers on one stream, two stores on one file",
+            w4_two.rate,
+            "appends/s",
+        )
+        .note(format!(
+            "{} appended, none lost; {} conflicts retried",
+            w4_two.appended, w4_two.conflicts
+        )),
+    );
+
+    progress("verifying the whole benchmark log");
+    let verified = store.verify().await?;
+    if let Some(found) = &verified.first_break {
+        return Err(BenchError::Workload(format!(
+            "the benchmark log is broken at position {}: {}",
+            found.global_position, found.reason
+        )));
+    }
+    report.set_verified(verified.events_checked);
+    report.set_elapsed(started.elapsed());
+    Ok(report)
+}

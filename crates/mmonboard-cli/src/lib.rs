@@ -1,1 +1,109 @@
-//! placeholder
+//! The `mmonboard` command-line tool: argument parsing and the subcommands. The binary only parses arguments
+//! and calls `run`; everything a subcommand does lives here. Subcommand names, flags, JSON shapes and exit
+//! codes are a contract scripts rely on (docs/commands.md).
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use mmonboard_domain::ids::PortfolioId;
+
+pub use commands::run;
+
+/// Exit codes: a contract.
+pub mod exit {
+    /// The command was accepted / the check passed.
+    pub const OK: u8 = 0;
+    /// Infrastructure failure (database unreachable, busy, corrupt).
+    pub const FAILURE: u8 = 1;
+    /// Invalid input: nothing was read from or written to the log.
+    pub const INVALID_INPUT: u8 = 2;
+    /// The domain refused the command: nothing was appended.
+    pub const REFUSED: u8 = 3;
+    /// `verify` found the log broken.
+    pub const LOG_BROKEN: u8 = 4;
+}
+
+/// The default database: an SQLite file in the working directory, created and migrated on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://mmonboard.db";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mmonboard",
+    version,
+    about = "Onboard Meta business portfolios to the Marketing Messages API for WhatsApp, as an immutable, replayable history"
+)]
+pub struct Cli {
+    /// Where the event log lives.
+    #[arg(long, global = true, env = "MMONBOARD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide one JSON command against a portfolio and record its events.
+    Exec {
+        #[arg(long, value_parser = parse_portfolio_id)]
+        portfolio: PortfolioId,
+        /// The JSON command; `-` or absent reads standard input.
+        #[arg(long)]
+        command_file: Option<PathBuf>,
+        /// Idempotency key: the same id again returns the original outcome and appends nothing.
+        #[arg(long)]
+        command_id: Option<uuid::Uuid>,
+        /// Who issues the command, recorded in the events' metadata.
+        #[arg(long, env = "MMONBOARD_ACTOR", default_value = "cli")]
+        actor: String,
+        /// Correlation id to record (defaults to the command id).
+        #[arg(long)]
+        correlation_id: Option<uuid::Uuid>,
+    },
+    /// Show a portfolio's onboarding state, now or as it was at a time.
+    State {
+        #[arg(long, value_parser = parse_portfolio_id)]
+        portfolio: PortfolioId,
+        /// RFC 3339 time, e.g. 2026-11-25T10:00:00Z.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every event of a portfolio with the transition it caused.
+    History {
+        #[arg(long, value_parser = parse_portfolio_id)]
+        portfolio: PortfolioId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk the hash chain and the stream versions of the whole log.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk a sample portfolio through the whole onboarding on this database (simulated time).
+    Demo,
+    /// Measure the event log on a fresh temporary database against raw baselines.
+    Bench {
+        /// One JSON object (workload -> figure, baseline, ratio) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// A smaller run (a tenth of the sizes), for a quick look; the figures are not comparable.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn parse_portfolio_id(value: &str) -> Result<PortfolioId, String> {
+    PortfolioId::parse(value).map_err(|error| error.to_string())
+}
+
+fn parse_time(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|time| time.with_timezone(&chrono::Utc))
+        .map_err(|error| format!("not an RFC 3339 time ({error}); example: 2026-11-25T10:00:00Z"))
+}

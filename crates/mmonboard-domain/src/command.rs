@@ -24,7 +24,7 @@ pub struct MirroredAdAccount {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OnboardingCommand {
     /// Open the onboarding of the portfolio named by the stream.
-    StartOnboarding,
+    StartOnboarding {},
     /// Record the facts Meta reports and the verdict of DOMAIN.md's rules.
     CheckEligibility { facts: PortfolioFacts },
     /// Ask Meta to convert an OBO WABA to a shared one (`set_obo_mobility_intent`).
@@ -47,9 +47,9 @@ pub enum OnboardingCommand {
     /// Meta connected the portfolio and created one read-only ad account per eligible WABA.
     Connect { ad_accounts: Vec<MirroredAdAccount> },
     /// The configuration sync window starts.
-    StartConfigSync,
+    StartConfigSync {},
     /// The configuration sync is over: marketing traffic may use the MM API.
-    CompleteSync,
+    CompleteSync {},
     /// A template was created or updated (its latest category decides whether it is marketing).
     ChangeTemplate {
         waba_id: WabaId,
@@ -88,7 +88,7 @@ impl OnboardingCommand {
     /// The command's `type` as written in JSON.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Self::StartOnboarding => "start_onboarding",
+            Self::StartOnboarding {} => "start_onboarding",
             Self::CheckEligibility { .. } => "check_eligibility",
             Self::RequestOboMigration { .. } => "request_obo_migration",
             Self::CompleteOboMigration { .. } => "complete_obo_migration",
@@ -96,8 +96,8 @@ impl OnboardingCommand {
             Self::SubmitBusinessInfo { .. } => "submit_business_info",
             Self::AcceptTerms { .. } => "accept_terms",
             Self::Connect { .. } => "connect",
-            Self::StartConfigSync => "start_config_sync",
-            Self::CompleteSync => "complete_sync",
+            Self::StartConfigSync {} => "start_config_sync",
+            Self::CompleteSync {} => "complete_sync",
             Self::ChangeTemplate { .. } => "change_template",
             Self::RecordTemplateMirrorSynced { .. } => "record_template_mirror_synced",
             Self::RecordTemplateUse { .. } => "record_template_use",

@@ -46,9 +46,9 @@ impl Decider {
         let refuse = |rule: Rule| Refusal { phase, rule };
         match (phase, command) {
             (Phase::Offboarded, _) => return Err(refuse(Rule::AlreadyOffboarded)),
-            (Phase::NotStarted, OnboardingCommand::StartOnboarding) => {}
+            (Phase::NotStarted, OnboardingCommand::StartOnboarding {}) => {}
             (Phase::NotStarted, _) => return Err(refuse(Rule::NotStarted)),
-            (_, OnboardingCommand::StartOnboarding) => return Err(refuse(Rule::AlreadyStarted)),
+            (_, OnboardingCommand::StartOnboarding {}) => return Err(refuse(Rule::AlreadyStarted)),
             _ => {}
         }
         if let Some(last_event_at) = aggregate.last_event_at()
@@ -80,7 +80,7 @@ impl Context<'_> {
         let now = self.now;
         let one = |event: OnboardingEvent| Ok(vec![event]);
         match command {
-            OnboardingCommand::StartOnboarding => {
+            OnboardingCommand::StartOnboarding {} => {
                 one(OnboardingEvent::OnboardingStarted(OnboardingStarted {
                     portfolio_id: self.aggregate.portfolio_id().clone(),
                     at: now,
@@ -193,7 +193,7 @@ impl Context<'_> {
                     at: now,
                 }))
             }
-            OnboardingCommand::StartConfigSync => {
+            OnboardingCommand::StartConfigSync {} => {
                 self.require_phase(
                     command,
                     &[Phase::Connected],
@@ -204,7 +204,7 @@ impl Context<'_> {
                     at: now,
                 }))
             }
-            OnboardingCommand::CompleteSync => {
+            OnboardingCommand::CompleteSync {} => {
                 self.require_phase(
                     command,
                     &[Phase::SyncingConfig],

@@ -58,6 +58,54 @@ pub trait EventStore: Send + Sync + 'static {
 }
 
 /// Checks events fed in global order; shared by every backend's `verify`.
+/// A shared store is a store: several services (or a service and a subscriber) can use one log.
+impl<S: EventStore> EventStore for std::sync::Arc<S> {
+    fn append(
+        &self,
+        request: AppendRequest,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        S::append(self, request)
+    }
+
+    fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        S::read_stream(self, stream_id, from_version)
+    }
+
+    fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        S::read_all(self, after_position, limit)
+    }
+
+    fn stream_version(
+        &self,
+        stream_id: &StreamId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        S::stream_version(self, stream_id)
+    }
+
+    fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Vec<RecordedEvent>>, StoreError>> + Send {
+        S::find_command(self, command_id)
+    }
+
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        S::head_position(self)
+    }
+
+    fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send {
+        S::verify(self)
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct ChainVerifier {
     next_position: u64,

@@ -89,7 +89,7 @@ fn facts() -> PortfolioFacts {
 fn to_live() -> Vec<OnboardingCommand> {
     let admin = UserId::parse("3001").expect("valid");
     vec![
-        OnboardingCommand::StartOnboarding,
+        OnboardingCommand::StartOnboarding {},
         OnboardingCommand::CheckEligibility { facts: facts() },
         OnboardingCommand::ReviewPermissions {
             reviewed_by: admin.clone(),
@@ -109,7 +109,7 @@ fn to_live() -> Vec<OnboardingCommand> {
                 ad_account_id: AdAccountId::parse("8001").expect("valid"),
             }],
         },
-        OnboardingCommand::StartConfigSync,
+        OnboardingCommand::StartConfigSync {},
     ]
 }
 
@@ -126,7 +126,7 @@ async fn take_live(fixture: &Fixture, service: &Service) {
         accept(service, &command).await;
     }
     fixture.clock.advance(TimeDelta::minutes(15));
-    let outcome = accept(service, &OnboardingCommand::CompleteSync).await;
+    let outcome = accept(service, &OnboardingCommand::CompleteSync {}).await;
     assert_eq!(outcome.phase, Phase::Live);
     accept(
         service,
@@ -165,12 +165,12 @@ async fn a_portfolio_goes_live_and_replaying_its_log_gives_the_same_state() {
 async fn a_refused_command_appends_nothing() {
     let fixture = Fixture::new();
     let service = fixture.service().await;
-    accept(&service, &OnboardingCommand::StartOnboarding).await;
+    accept(&service, &OnboardingCommand::StartOnboarding {}).await;
     let head = service.store().head_position().await.expect("head");
     let refusal = service
         .execute(
             &portfolio(),
-            &OnboardingCommand::CompleteSync,
+            &OnboardingCommand::CompleteSync {},
             &CommandContext::new("test"),
         )
         .await
@@ -187,12 +187,20 @@ async fn a_command_id_applied_before_returns_the_original_events_and_appends_not
     let service = fixture.service().await;
     let context = CommandContext::new("test");
     let first = service
-        .execute(&portfolio(), &OnboardingCommand::StartOnboarding, &context)
+        .execute(
+            &portfolio(),
+            &OnboardingCommand::StartOnboarding {},
+            &context,
+        )
         .await;
     let first = first.expect("ok").expect("accepted");
     // Retried after the state moved on: still the original outcome, not "already started".
     let second = service
-        .execute(&portfolio(), &OnboardingCommand::StartOnboarding, &context)
+        .execute(
+            &portfolio(),
+            &OnboardingCommand::StartOnboarding {},
+            &context,
+        )
         .await;
     let second = second.expect("ok").expect("accepted");
     assert!(!first.already_applied);
@@ -212,7 +220,7 @@ async fn a_command_id_applied_before_returns_the_original_events_and_appends_not
 async fn state_as_of_a_time_folds_only_what_was_recorded_by_then() {
     let fixture = Fixture::new();
     let service = fixture.service().await;
-    accept(&service, &OnboardingCommand::StartOnboarding).await;
+    accept(&service, &OnboardingCommand::StartOnboarding {}).await;
     let after_start = fixture.clock.now();
     fixture.clock.advance(TimeDelta::minutes(5));
     accept(
@@ -387,7 +395,7 @@ async fn conflict_retries_are_bounded_and_then_reported() {
     let outcome = service
         .execute(
             &portfolio(),
-            &OnboardingCommand::StartOnboarding,
+            &OnboardingCommand::StartOnboarding {},
             &CommandContext::new("t"),
         )
         .await;

@@ -1,0 +1,151 @@
+//! How results are shown: JSON shapes (a contract) and the human-readable forms.
+
+use mmonboard_app::{HistoryEntry, LoggedEvent};
+use mmonboard_domain::{Aggregate, Refusal};
+use serde_json::{Value, json};
+
+/// A stored event as the CLI prints it.
+pub fn event_json(logged: &LoggedEvent) -> Value {
+    let recorded = &logged.recorded;
+    let data: Value = serde_json::from_str(&recorded.payload).unwrap_or(Value::Null);
+    json!({
+        "global_position": recorded.global_position,
+        "stream_version": recorded.stream_version,
+        "event_id": recorded.event_id,
+        "type": recorded.event_type,
+        "schema_version": recorded.schema_version,
+        "recorded_at": recorded.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "metadata": {
+            "command_id": recorded.metadata.command_id,
+            "actor": recorded.metadata.actor,
+            "correlation_id": recorded.metadata.correlation_id,
+            "causation_id": recorded.metadata.causation_id,
+        },
+        "hash": hex::encode(recorded.hash),
+        "data": data,
+    })
+}
+
+pub fn history_entry_json(entry: &HistoryEntry) -> Value {
+    let mut value = event_json(&entry.logged);
+    if let Value::Object(map) = &mut value {
+        map.insert(
+            "transition".into(),
+            json!({ "from": entry.phase_before, "to": entry.phase_after }),
+        );
+    }
+    value
+}
+
+pub fn refusal_json(refusal: &Refusal) -> Value {
+    json!({
+        "outcome": "refused",
+        "code": refusal.code(),
+        "message": refusal.to_string(),
+        "state": refusal.phase,
+        "rule": refusal.rule,
+    })
+}
+
+pub fn invalid_input_json(message: &str) -> Value {
+    json!({ "outcome": "invalid_input", "code": "invalid_input", "message": message })
+}
+
+/// A readable account of a portfolio's state.
+pub fn state_text(aggregate: &Aggregate) -> String {
+    use std::fmt::Write as _;
+    let data = aggregate.data();
+    let phase = aggregate.phase();
+    let mut text = String::new();
+    let _ = writeln!(text, "portfolio {}", aggregate.portfolio_id());
+    let _ = writeln!(text, "  phase        {phase} (stage {:?})", phase.stage());
+    let _ = writeln!(text, "  version      {}", aggregate.version());
+    if let Some(at) = aggregate.last_event_at() {
+        let _ = writeln!(
+            text,
+            "  last event   {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    let _ = writeln!(text, "  next action  {}", phase.next_action());
+    if let Some(eligibility) = &data.eligibility {
+        for reason in &eligibility.verdict.portfolio_reasons {
+            let _ = writeln!(text, "  blocked by   {reason}");
+        }
+    }
+    if let Some(info) = &data.business_info {
+        let _ = writeln!(
+            text,
+            "  business     {} ({})",
+            info.business_name, info.website
+        );
+    }
+    if let Some(terms) = &data.terms {
+        let _ = writeln!(
+            text,
+            "  terms        {} accepted by {} ({})",
+            terms.terms_version, terms.accepted_by, terms.role
+        );
+    }
+    if let Some(sync) = &data.config_sync {
+        let ends = sync
+            .window_ends_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match sync.completed_at {
+            Some(done) => {
+                let _ = writeln!(
+                    text,
+                    "  config sync  completed {}",
+                    done.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+            None => {
+                let _ = writeln!(text, "  config sync  window ends {ends}");
+            }
+        }
+    }
+    for (waba_id, record) in &data.wabas {
+        let verdict = if record.verdict.is_eligible() {
+            "eligible".to_owned()
+        } else {
+            record
+                .verdict
+                .reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let routing = serde_json::to_value(&record.routing)
+            .ok()
+            .and_then(|value| {
+                value
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let ad_account = record
+            .ad_account_id
+            .as_ref()
+            .map(|id| format!(", ad account act_{id}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "  WABA {waba_id}: {verdict}; routing {routing}{ad_account}"
+        );
+    }
+    for (template_id, template) in &data.templates {
+        let synced = if template.mirror_synced_at.is_some() {
+            "mirror synced"
+        } else {
+            "mirror syncing"
+        };
+        let _ = writeln!(
+            text,
+            "  template {template_id} ({} {}, WABA {}): {}, {synced}",
+            template.name, template.language, template.waba_id, template.category
+        );
+    }
+    text
+}

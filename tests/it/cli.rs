@@ -1,0 +1,337 @@
+//! The command-line contract.
+
+use crate::support::{PORTFOLIO, Workspace, eligibility_command, up_to_terms};
+
+#[test]
+fn an_accepted_command_prints_its_events_and_exits_0() {
+    let workspace = Workspace::new();
+    let output = workspace.accept(PORTFOLIO, r#"{"type":"start_onboarding"}"#);
+    assert_eq!(output["outcome"], "accepted");
+    assert_eq!(output["phase"], "checking_eligibility");
+    assert_eq!(output["version"], 1);
+    let event = &output["events"][0];
+    assert_eq!(event["type"], "onboarding_started");
+    assert_eq!(event["global_position"], 1);
+    assert_eq!(event["stream_version"], 1);
+    assert_eq!(event["data"]["portfolio_id"], PORTFOLIO);
+    assert_eq!(event["metadata"]["actor"], "cli");
+    assert_eq!(event["hash"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn the_command_can_come_from_a_file() {
+    let workspace = Workspace::new();
+    let file = workspace.database_path().with_file_name("command.json");
+    std::fs::write(&file, r#"{"type":"start_onboarding"}"#).expect("command file written");
+    let run = workspace.run(
+        &[
+            "exec",
+            "--portfolio",
+            PORTFOLIO,
+            "--command-file",
+            file.to_str().expect("utf-8"),
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["events"][0]["type"], "onboarding_started");
+}
+
+#[test]
+fn a_refused_command_exits_3_with_the_reason_and_appends_nothing() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let before = workspace.event_count();
+    let run = workspace.exec(
+        PORTFOLIO,
+        r#"{"type":"accept_terms","accepted_by":"3002","role":"EMPLOYEE","terms_version":"2025-07"}"#,
+    );
+    assert_eq!(
+        run.code, 3,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("terms can only be accepted by a portfolio admin"),
+        "stderr: {}",
+        run.stderr
+    );
+    let body = run.json();
+    assert_eq!(body["outcome"], "refused");
+    assert_eq!(body["code"], "terms_require_admin");
+    assert_eq!(body["state"], "terms_pending");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("portfolio admin"))
+    );
+    assert_eq!(workspace.event_count(), before);
+}
+
+#[test]
+fn malformed_json_exits_2_and_does_not_create_the_database() {
+    let workspace = Workspace::new();
+    let run = workspace.exec(PORTFOLIO, r#"{"type": "start_onboarding""#);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("invalid input"),
+        "stderr: {}",
+        run.stderr
+    );
+    assert_eq!(run.json()["code"], "invalid_input");
+    assert!(
+        !workspace.database_path().exists(),
+        "invalid input must not touch the database"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_naming_what_was_wrong_and_leaves_the_log_unchanged() {
+    let workspace = Workspace::new();
+    workspace.accept(PORTFOLIO, r#"{"type":"start_onboarding"}"#);
+    let before = workspace.event_count();
+    let cases = [
+        (
+            r#"{"type":"launch_rockets"}"#,
+            "unknown variant `launch_rockets`",
+        ),
+        (
+            r#"{"type":"request_obo_migration","waba_id":"12x4"}"#,
+            "invalid WABA id \"12x4\"",
+        ),
+        (
+            r#"{"type":"submit_business_info","business_name":"Acme","website":"ftp://acme"}"#,
+            "invalid website",
+        ),
+        (
+            r#"{"type":"review_permissions"}"#,
+            "missing field `reviewed_by`",
+        ),
+        (
+            r#"{"type":"start_onboarding","extra":1}"#,
+            "unknown field `extra`",
+        ),
+        (r#"{"facts":{}}"#, "missing field `type`"),
+        ("", "no command"),
+    ];
+    for (input, expected) in cases {
+        let run = workspace.exec(PORTFOLIO, input);
+        assert_eq!(run.code, 2, "input {input:?}: stderr {}", run.stderr);
+        assert!(
+            run.stderr.contains(expected),
+            "input {input:?}: expected {expected:?} in stderr {}",
+            run.stderr
+        );
+    }
+    assert_eq!(workspace.event_count(), before);
+}
+
+#[test]
+fn an_invalid_portfolio_id_exits_2() {
+    let workspace = Workspace::new();
+    let run = workspace.run(
+        &["exec", "--portfolio", "acme"],
+        r#"{"type":"start_onboarding"}"#,
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("invalid portfolio id \"acme\""),
+        "stderr: {}",
+        run.stderr
+    );
+    assert!(!workspace.database_path().exists());
+}
+
+#[test]
+fn the_same_command_id_twice_returns_the_original_outcome_and_appends_nothing() {
+    let workspace = Workspace::new();
+    let command_id = "0192f0c1-0000-7000-8000-000000000001";
+    let args = ["exec", "--portfolio", PORTFOLIO, "--command-id", command_id];
+    let first = workspace.run(&args, r#"{"type":"start_onboarding"}"#);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = workspace.run(&args, r#"{"type":"start_onboarding"}"#);
+    assert_eq!(
+        second.code, 0,
+        "a retry is not a refusal: {}",
+        second.stderr
+    );
+    let (first, second) = (first.json(), second.json());
+    assert_eq!(first["already_applied"], false);
+    assert_eq!(second["already_applied"], true);
+    assert_eq!(first["events"], second["events"]);
+    assert_eq!(workspace.event_count(), 1);
+}
+
+#[test]
+fn state_shows_now_and_as_of_a_past_time() {
+    let workspace = Workspace::new();
+    let started = workspace.accept(PORTFOLIO, r#"{"type":"start_onboarding"}"#);
+    let started_at = started["events"][0]["recorded_at"]
+        .as_str()
+        .expect("recorded_at")
+        .to_owned();
+    workspace.accept(PORTFOLIO, &eligibility_command());
+
+    let now = workspace.run(&["state", "--portfolio", PORTFOLIO, "--json"], "");
+    assert_eq!(now.code, 0, "{}", now.stderr);
+    let now = now.json();
+    assert_eq!(now["phase"], "reviewing_permissions");
+    assert_eq!(now["version"], 2);
+    assert_eq!(now["stage"], "preparing");
+
+    let then = workspace.run(
+        &[
+            "state",
+            "--portfolio",
+            PORTFOLIO,
+            "--as-of",
+            &started_at,
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(then.code, 0, "{}", then.stderr);
+    assert_eq!(then.json()["phase"], "checking_eligibility");
+    assert_eq!(then.json()["version"], 1);
+
+    let text = workspace.run(&["state", "--portfolio", PORTFOLIO], "");
+    assert!(
+        text.stdout.contains("reviewing_permissions"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("WABA 1001: eligible"),
+        "{}",
+        text.stdout
+    );
+
+    let bad_time = workspace.run(
+        &["state", "--portfolio", PORTFOLIO, "--as-of", "yesterday"],
+        "",
+    );
+    assert_eq!(bad_time.code, 2);
+    assert!(bad_time.stderr.contains("RFC 3339"), "{}", bad_time.stderr);
+}
+
+#[test]
+fn a_portfolio_without_history_is_not_started() {
+    let workspace = Workspace::new();
+    let run = workspace.run(&["state", "--portfolio", "42", "--json"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["phase"], "not_started");
+    assert_eq!(run.json()["version"], 0);
+}
+
+#[test]
+fn history_lists_every_event_with_its_transition() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let run = workspace.run(&["history", "--portfolio", PORTFOLIO, "--json"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let history = run.json();
+    let entries = history.as_array().expect("an array");
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[0]["type"], "onboarding_started");
+    assert_eq!(entries[0]["transition"]["from"], "not_started");
+    assert_eq!(entries[0]["transition"]["to"], "checking_eligibility");
+    assert_eq!(entries[3]["transition"]["to"], "terms_pending");
+    for (index, entry) in entries.iter().enumerate() {
+        assert_eq!(entry["stream_version"], index as u64 + 1);
+        assert_eq!(entry["metadata"]["actor"], "cli");
+    }
+    let text = workspace.run(&["history", "--portfolio", PORTFOLIO], "");
+    assert!(
+        text.stdout
+            .contains("entering_business_info -> terms_pending"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn verify_passes_on_an_intact_log_and_names_the_first_tampered_position() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let intact = workspace.run(&["verify"], "");
+    assert_eq!(intact.code, 0, "{}", intact.stderr);
+    assert!(
+        intact.stdout.contains("log intact: 4 events in 1 streams"),
+        "{}",
+        intact.stdout
+    );
+
+    tamper(&workspace, 3);
+    let broken = workspace.run(&["verify"], "");
+    assert_eq!(
+        broken.code, 4,
+        "stdout: {}\nstderr: {}",
+        broken.stdout, broken.stderr
+    );
+    assert!(
+        broken.stderr.contains("global position 3"),
+        "stderr: {}",
+        broken.stderr
+    );
+    let json = workspace.run(&["verify", "--json"], "");
+    assert_eq!(json.code, 4);
+    assert_eq!(json.json()["first_break"]["global_position"], 3);
+    assert_eq!(json.json()["intact"], false);
+}
+
+/// Change one stored payload behind the log's back, as an attacker with the file would.
+fn tamper(workspace: &Workspace, position: i64) {
+    use sqlx::Connection;
+    let url = workspace.database_url();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("the database opens");
+        let triggers: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            .fetch_all(&mut connection)
+            .await
+            .expect("triggers listed");
+        for (trigger,) in triggers {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER \"{trigger}\"")))
+                .execute(&mut connection)
+                .await
+                .expect("trigger dropped");
+        }
+        let changed = sqlx::query("UPDATE events SET payload = replace(payload, '3001', '3009') WHERE global_position = ?")
+            .bind(position)
+            .execute(&mut connection)
+            .await
+            .expect("row updated");
+        assert_eq!(changed.rows_affected(), 1);
+    });
+}
+
+#[test]
+fn the_demo_walks_a_portfolio_to_live_and_leaves_an_intact_log() {
+    let workspace = Workspace::new();
+    let run = workspace.run(&["demo"], "");
+    assert_eq!(
+        run.code, 0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.contains("is live after"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("refused [terms_require_admin]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("refused [config_sync_window_open]"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("obo_waba_migrated"), "{}", run.stdout);
+    assert!(workspace.event_count() >= 13);
+    // A second run onboards another portfolio on the same database.
+    let again = workspace.run(&["demo"], "");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}

@@ -1,0 +1,6 @@
+//! Black-box tests of the `mmonboard` command line: the contract scripts rely on (subcommands, JSON shapes,
+//! exit codes), run against the real binary on a fresh database per test.
+
+mod cli;
+mod docs;
+mod support;
