@@ -112,7 +112,8 @@ pub(crate) async fn rehydrate(
     events: usize,
 ) -> Result<RehydrateRun, BenchError> {
     const NUMBER: u64 = 5_000_000;
-    let history = seed::history(NUMBER, events.saturating_sub(10))?;
+    // 8 onboarding commands and a template change, then sends up to `events` in all.
+    let history = seed::history(NUMBER, events.saturating_sub(9))?;
     seed::append_history(store, NUMBER, &history, 1_000).await?;
     let portfolio = portfolio_id(NUMBER)?;
     let mut timings = Vec::new();
