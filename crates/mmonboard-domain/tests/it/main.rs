@@ -3,3 +3,4 @@
 mod golden;
 mod model;
 mod rules;
+mod support;
