@@ -1,6 +1,6 @@
 //! The command-line contract.
 
-use crate::support::{PORTFOLIO, Workspace, eligibility_command, up_to_terms};
+use crate::support::{PORTFOLIO, Workspace, eligibility_command, finish, up_to_terms};
 
 #[test]
 fn an_accepted_command_prints_its_events_and_exits_0() {
@@ -334,4 +334,45 @@ fn the_demo_walks_a_portfolio_to_live_and_leaves_an_intact_log() {
     // A second run onboards another portfolio on the same database.
     let again = workspace.run(&["demo"], "");
     assert_eq!(again.code, 0, "{}", again.stderr);
+}
+
+#[test]
+fn many_processes_writing_one_database_at_once_lose_nothing_and_never_see_a_lock_error() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let resubmit = r#"{"type":"submit_business_info","business_name":"Acme Two","website":"https://acme.example"}"#;
+    let mut children = Vec::new();
+    for round in 0..3 {
+        for _ in 0..6 {
+            // Same portfolio from many processes: appends conflict and are retried, none is lost.
+            children.push(workspace.spawn(&["exec", "--portfolio", PORTFOLIO], resubmit));
+        }
+        for other in 0..2 {
+            let portfolio = format!("77{round}{other}");
+            children.push(workspace.spawn(
+                &["exec", "--portfolio", &portfolio],
+                r#"{"type":"start_onboarding"}"#,
+            ));
+        }
+    }
+    for child in children {
+        let run = finish(child);
+        assert_eq!(
+            run.code, 0,
+            "stdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        );
+        assert!(!run.stderr.contains("locked"), "{}", run.stderr);
+    }
+    assert_eq!(workspace.event_count(), 4 + 18 + 6);
+    let history = workspace
+        .run(&["history", "--portfolio", PORTFOLIO, "--json"], "")
+        .json();
+    let versions: Vec<u64> = history
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|entry| entry["stream_version"].as_u64())
+        .collect();
+    assert_eq!(versions, (1..=22).collect::<Vec<_>>());
 }

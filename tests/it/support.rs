@@ -44,6 +44,11 @@ impl Workspace {
 
     /// Run `mmonboard --database <tmp> args...` with `stdin` as standard input.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
+        finish(self.spawn(args, stdin))
+    }
+
+    /// Start `mmonboard --database <tmp> args...` without waiting for it; `command` goes to its stdin.
+    pub fn spawn(&self, args: &[&str], stdin: &str) -> std::process::Child {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mmonboard"))
             .arg("--database")
             .arg(self.database_url())
@@ -61,16 +66,7 @@ impl Workspace {
             .expect("stdin")
             .write_all(stdin.as_bytes())
             .expect("stdin written");
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child.wait_with_output().expect("mmonboard finishes");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        child
     }
 
     pub fn exec(&self, portfolio: &str, command: &str) -> Run {
@@ -95,6 +91,20 @@ impl Workspace {
         run.json()["events_checked"]
             .as_u64()
             .expect("events_checked")
+    }
+}
+
+/// Wait for a started process and collect what it printed.
+pub fn finish(child: std::process::Child) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("mmonboard finishes");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
 

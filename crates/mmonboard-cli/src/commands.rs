@@ -379,10 +379,15 @@ async fn run_demo(database: &str) -> Result<u8, Failure> {
             found.global_position, found.reason
         ),
     }
+    let database_flag = if database == crate::DEFAULT_DATABASE_URL {
+        String::new()
+    } else {
+        format!(" --database {database}")
+    };
     println!("\nLook closer:");
-    println!("  mmonboard state --portfolio {portfolio_id}");
-    println!("  mmonboard history --portfolio {portfolio_id}");
-    println!("  mmonboard verify");
+    println!("  mmonboard{database_flag} state --portfolio {portfolio_id}");
+    println!("  mmonboard{database_flag} history --portfolio {portfolio_id}");
+    println!("  mmonboard{database_flag} verify");
     service.into_store().close().await;
     if unexpected > 0 || report.first_break.is_some() {
         eprintln!("error: the demo did not go as scripted ({unexpected} unexpected outcomes)");

@@ -25,7 +25,11 @@ pub enum Rule {
         phase: Phase,
         expected: &'static str,
     },
-    #[error("the decision time {now} is before the last recorded event at {last_event_at}")]
+    #[error(
+        "the decision time {} is before the last recorded event at {}",
+        rfc3339(now),
+        rfc3339(last_event_at)
+    )]
     TimeBeforeLastEvent {
         now: DateTime<Utc>,
         last_event_at: DateTime<Utc>,
@@ -53,7 +57,8 @@ pub enum Rule {
     #[error("more than one ad account was given for WABA {waba_id}")]
     DuplicateAdAccount { waba_id: WabaId },
     #[error(
-        "sync cannot complete before {window_minutes} minutes after the config sync started (earliest {earliest})"
+        "sync cannot complete before {window_minutes} minutes after the config sync started (earliest {})",
+        rfc3339(earliest)
     )]
     ConfigSyncWindowOpen {
         window_minutes: i64,
@@ -86,7 +91,8 @@ pub enum Rule {
     #[error("template {template_id}'s latest category is not MARKETING")]
     TemplateNotMarketing { template_id: TemplateId },
     #[error(
-        "template {template_id}'s mirror cannot be synced before {earliest} (15-minute window after its change)"
+        "template {template_id}'s mirror cannot be relied on before {} (its sync window after the latest change)",
+        rfc3339(earliest)
     )]
     TemplateSyncWindowOpen {
         template_id: TemplateId,
@@ -98,6 +104,10 @@ pub enum Rule {
     PortfolioIneligible {
         reasons: Vec<PortfolioIneligibility>,
     },
+}
+
+fn rfc3339(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
