@@ -1,5 +1,6 @@
 //! The domain's integration tests, in one binary to keep link time down.
 
+mod architecture;
 mod golden;
 mod model;
 mod rules;
