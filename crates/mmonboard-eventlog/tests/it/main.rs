@@ -6,6 +6,7 @@ mod batch;
 mod busy;
 mod concurrency;
 mod conformance;
+mod crash;
 mod large;
 mod open;
 mod support;
