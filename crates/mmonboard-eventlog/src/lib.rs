@@ -10,6 +10,7 @@ mod hash;
 mod model;
 mod sqlite;
 mod store;
+pub mod subscription;
 
 pub use error::{AppendError, InvalidStreamId, StoreError};
 pub use hash::{GENESIS_HASH, chain_hash};
@@ -19,3 +20,6 @@ pub use model::{
 };
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
+pub use subscription::{
+    DurableSubscription, HeadWatch, SqliteCheckpoints, Subscription, SubscriptionOptions,
+};

@@ -92,6 +92,7 @@ pub struct SqliteEventStore {
     readers: SqlitePool,
     read_parallelism: usize,
     commits: Arc<AtomicU64>,
+    head: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl SqliteEventStore {
@@ -139,20 +140,30 @@ impl SqliteEventStore {
 
         let (appends, receiver) = mpsc::channel(options.max_batch.saturating_mul(2));
         let commits = Arc::new(AtomicU64::new(0));
+        let head = Arc::new(tokio::sync::watch::Sender::new(0));
         let writer = Writer {
             connection,
             busy_timeout: options.busy_timeout,
             max_batch: options.max_batch,
             commits: Arc::clone(&commits),
+            head: Arc::clone(&head),
         };
         let writer = tokio::spawn(writer.run(receiver));
-        Ok(Self {
+        let store = Self {
             appends,
             writer,
             readers,
             read_parallelism: READ_PARALLELISM.min(options.read_connections as usize),
             commits,
-        })
+            head,
+        };
+        let current_head = store.head_position().await?;
+        store.head.send_if_modified(|head| {
+            let moved = current_head > *head;
+            *head = (*head).max(current_head);
+            moved
+        });
+        Ok(store)
     }
 
     /// Stops accepting appends, waits until the writer has committed the ones already sent and
@@ -173,6 +184,12 @@ impl SqliteEventStore {
     /// grows slower than the number of appends (group commit).
     pub fn committed_batches(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// The head position as this store last committed or saw it. It moves on this store's own commits;
+    /// appends by other processes are seen by reading (subscriptions poll for them).
+    pub fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.head.subscribe()
     }
 
     /// Appends waiting for the writer.

@@ -94,6 +94,8 @@ pub(crate) struct Writer {
     pub max_batch: usize,
     /// Transactions committed so far, shared with the store for observability.
     pub commits: Arc<AtomicU64>,
+    /// The log's head as this writer last committed it: subscribers wait on it instead of polling.
+    pub head: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Writer {
@@ -120,6 +122,22 @@ impl Writer {
         match committed {
             Ok(replies) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
+                let committed_head = replies
+                    .iter()
+                    .filter_map(|reply| match reply {
+                        Ok(AppendOutcome::Appended(events)) => events.last(),
+                        _ => None,
+                    })
+                    .map(|event| event.global_position)
+                    .max();
+                if let Some(committed_head) = committed_head {
+                    // Sent after the COMMIT: a subscriber woken by it always finds the rows.
+                    self.head.send_if_modified(|head| {
+                        let moved = committed_head > *head;
+                        *head = (*head).max(committed_head);
+                        moved
+                    });
+                }
                 replies
             }
             Err(error) => (0..batch.len())

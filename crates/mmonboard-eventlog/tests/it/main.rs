@@ -9,5 +9,6 @@ mod conformance;
 mod crash;
 mod large;
 mod open;
+mod subscription;
 mod support;
 mod tamper;
