@@ -15,6 +15,7 @@ pub mod facts;
 pub mod ids;
 pub mod machine;
 pub mod refusal;
+pub mod routing;
 #[cfg(feature = "proptest")]
 pub mod testing;
 
@@ -25,3 +26,4 @@ pub use decide::{Decider, decide};
 pub use event::{DecodeError, OnboardingEvent};
 pub use ids::InvalidValue;
 pub use refusal::{Refusal, Rule};
+pub use routing::{MessageKind, ProductPolicy, Route, RouteReason, RoutingDecision, route};

@@ -3,5 +3,6 @@
 mod architecture;
 mod golden;
 mod model;
+mod routing;
 mod rules;
 mod support;
