@@ -1,0 +1,31 @@
+//! Read models fed from the event log: each portfolio's onboarding status, the mirrored read-only ad account
+//! of each WABA, and every template with its sync status. They live in the log's own database.
+//!
+//! The projector is state-based: it folds each event into the portfolio's real `Aggregate` (kept in a bounded
+//! cache, reloaded from the stream on a miss) and rewrites that portfolio's rows from it, in the same
+//! transaction as the checkpoint. So a rebuild from zero gives exactly what the incremental path gave, a
+//! redelivered event changes nothing, and the read models can never disagree with the domain's own fold.
+//! Time-dependent answers (a template's status) are computed with the clock at the moment of the question.
+
+mod projector;
+mod read_models;
+
+pub use projector::{Projector, ProjectorOptions, STATUS_PROJECTION};
+pub use read_models::{
+    AdAccountRow, Blocker, ReadModels, StatusRow, TemplateRow, TemplateSyncStatus,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] mmonboard_eventlog::StoreError),
+    #[error("read model database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("read model migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("event {global_position} cannot be projected: {reason}")]
+    Corrupt {
+        global_position: u64,
+        reason: String,
+    },
+}

@@ -1,0 +1,200 @@
+//! The projector: reads the log in global order after its checkpoint, folds each event into its portfolio's
+//! aggregate, and rewrites the touched portfolios' rows with the new checkpoint in one transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use mmonboard_app::codec::{decode, portfolio_of};
+use mmonboard_domain::Aggregate;
+use mmonboard_domain::ids::PortfolioId;
+use mmonboard_eventlog::{
+    EventStore, RecordedEvent, SqliteEventStore, Subscription, SubscriptionOptions,
+};
+
+use crate::ProjectionError;
+use crate::read_models::ReadModels;
+
+/// The checkpoint name of the read models this projector keeps. Persisted: never rename.
+pub const STATUS_PROJECTION: &str = "read_models";
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectorOptions {
+    /// Events per transaction.
+    pub page_size: usize,
+    /// Portfolios whose folded state is kept between batches.
+    pub cached_portfolios: usize,
+}
+
+impl Default for ProjectorOptions {
+    fn default() -> Self {
+        Self {
+            page_size: 1_000,
+            cached_portfolios: 10_000,
+        }
+    }
+}
+
+pub struct Projector {
+    store: Arc<SqliteEventStore>,
+    read_models: ReadModels,
+    options: ProjectorOptions,
+    cache: HashMap<PortfolioId, Aggregate>,
+}
+
+impl Projector {
+    pub fn new(
+        store: Arc<SqliteEventStore>,
+        read_models: ReadModels,
+        options: ProjectorOptions,
+    ) -> Self {
+        Self {
+            store,
+            read_models,
+            options,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn read_models(&self) -> &ReadModels {
+        &self.read_models
+    }
+
+    /// Events in the log the read models do not reflect yet.
+    pub async fn lag(&self) -> Result<u64, ProjectionError> {
+        let head = self.store.head_position().await?;
+        Ok(head.saturating_sub(self.read_models.checkpoint(STATUS_PROJECTION).await?))
+    }
+
+    /// Project everything up to the current head; returns how many events were projected.
+    pub async fn catch_up(
+        &mut self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64, ProjectionError> {
+        let mut position = self.read_models.checkpoint(STATUS_PROJECTION).await?;
+        let head = self.store.head_position().await?;
+        let mut projected = 0;
+        while position < head {
+            let page = self
+                .store
+                .read_all(position, self.options.page_size)
+                .await?;
+            let Some(last) = page.last() else { break };
+            position = last.global_position;
+            self.project(&page).await?;
+            projected += page.len() as u64;
+            progress(position, head);
+        }
+        Ok(projected)
+    }
+
+    /// Follow the log for as long as `keep_running` is pending: catch up, then project new events as they
+    /// are committed.
+    pub async fn run(
+        &mut self,
+        keep_running: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ProjectionError> {
+        let position = self.read_models.checkpoint(STATUS_PROJECTION).await?;
+        let options = SubscriptionOptions {
+            page_size: self.options.page_size,
+            ..SubscriptionOptions::default()
+        };
+        let mut subscription = Subscription::after(Arc::clone(&self.store), position, options);
+        tokio::pin!(keep_running);
+        loop {
+            tokio::select! {
+                () = &mut keep_running => return Ok(()),
+                batch = subscription.next_batch() => self.project(&batch?).await?,
+            }
+        }
+    }
+
+    /// Empty the read models and project the whole log again.
+    pub async fn rebuild(
+        &mut self,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<u64, ProjectionError> {
+        self.read_models.clear(STATUS_PROJECTION).await?;
+        self.cache.clear();
+        self.catch_up(progress).await
+    }
+
+    async fn project(&mut self, batch: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        // Folded states of this batch stay staged until the COMMIT: if it fails, the cache still matches
+        // the checkpoint and the retry folds the same events again.
+        let mut touched: BTreeMap<PortfolioId, (Aggregate, u64)> = BTreeMap::new();
+        for recorded in batch {
+            let Some(portfolio_id) = portfolio_of(&recorded.stream_id) else {
+                continue;
+            };
+            let (mut aggregate, mut last_position) = match touched.remove(&portfolio_id) {
+                Some(staged) => staged,
+                None => (self.aggregate_before(&portfolio_id, recorded).await?, 0),
+            };
+            if aggregate.version() < recorded.stream_version {
+                let event =
+                    decode(recorded).map_err(|error| corrupt(recorded, error.to_string()))?;
+                aggregate
+                    .apply(&event)
+                    .map_err(|error| corrupt(recorded, error.to_string()))?;
+            }
+            if aggregate.version() == recorded.stream_version {
+                last_position = recorded.global_position;
+            }
+            touched.insert(portfolio_id, (aggregate, last_position));
+        }
+        let mut transaction = self.read_models.begin().await?;
+        for (aggregate, last_position) in touched.values() {
+            ReadModels::write_portfolio(&mut transaction, aggregate, *last_position).await?;
+        }
+        ReadModels::save_checkpoint(&mut transaction, STATUS_PROJECTION, last.global_position)
+            .await?;
+        transaction.commit().await?;
+        for (portfolio_id, (aggregate, _)) in touched {
+            self.remember(portfolio_id, aggregate);
+        }
+        Ok(())
+    }
+
+    /// The portfolio's state just before `recorded` (or later, if it was already folded).
+    async fn aggregate_before(
+        &mut self,
+        portfolio_id: &PortfolioId,
+        recorded: &RecordedEvent,
+    ) -> Result<Aggregate, ProjectionError> {
+        if let Some(cached) = self.cache.get(portfolio_id)
+            && cached.version() + 1 >= recorded.stream_version
+        {
+            return Ok(cached.clone());
+        }
+        let mut aggregate = Aggregate::new(portfolio_id.clone());
+        for earlier in self.store.read_stream(&recorded.stream_id, 0).await? {
+            if earlier.stream_version >= recorded.stream_version {
+                break;
+            }
+            let event = decode(&earlier).map_err(|error| corrupt(&earlier, error.to_string()))?;
+            aggregate
+                .apply(&event)
+                .map_err(|error| corrupt(&earlier, error.to_string()))?;
+        }
+        Ok(aggregate)
+    }
+
+    fn remember(&mut self, portfolio_id: PortfolioId, aggregate: Aggregate) {
+        if self.cache.len() >= self.options.cached_portfolios
+            && !self.cache.contains_key(&portfolio_id)
+        {
+            self.cache.clear(); // bounded memory; a miss costs one stream read
+        }
+        self.cache.insert(portfolio_id, aggregate);
+    }
+}
+
+fn corrupt(recorded: &RecordedEvent, reason: String) -> ProjectionError {
+    ProjectionError::Corrupt {
+        global_position: recorded.global_position,
+        reason,
+    }
+}
