@@ -12,7 +12,7 @@ use mmonboard_eventlog::{EventStore, SqliteEventStore, SqliteOptions};
 use serde_json::json;
 
 use crate::output::{event_json, history_entry_json, invalid_input_json, refusal_json, state_text};
-use crate::{Cli, Command, exit};
+use crate::{Cli, Command, ProjectionsAction, exit};
 
 /// Run one invocation; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
@@ -44,6 +44,13 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Verify { json } => verify(&database, json).await,
         Command::Demo => run_demo(&database).await,
         Command::Bench { json, quick } => bench(json, quick).await,
+        Command::Serve { listen } => serve(&database, listen).await,
+        Command::Projections {
+            action: ProjectionsAction::Rebuild { name },
+        } => rebuild(&database, name.as_deref()).await,
+        Command::Projections {
+            action: ProjectionsAction::Status { json },
+        } => projection_status(&database, json).await,
     };
     match result {
         Ok(code) => code,
@@ -70,6 +77,15 @@ enum Failure {
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
     Bench(String),
+    #[error(transparent)]
+    Server(#[from] mmonboard_server::ServerError),
+    #[error(transparent)]
+    Projection(#[from] mmonboard_projections::ProjectionError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 async fn open(url: &str) -> Result<SqliteEventStore, Failure> {
@@ -408,5 +424,131 @@ async fn bench(as_json: bool, quick: bool) -> Result<u8, Failure> {
     } else {
         print!("{}", report.to_table());
     }
+    Ok(exit::OK)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+async fn serve(database: &str, listen: std::net::SocketAddr) -> Result<u8, Failure> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Failure::Listen {
+            address: listen,
+            source,
+        })?;
+    if let Ok(address) = listener.local_addr() {
+        eprintln!("mmonboard serving http://{address} on {database}");
+    }
+    mmonboard_server::run(
+        listener,
+        database.to_owned(),
+        SystemClock,
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(exit::OK)
+}
+
+const PROJECTION_NAMES: [&str; 4] = ["read_models", "status", "ad_accounts", "templates"];
+
+async fn rebuild(database: &str, name: Option<&str>) -> Result<u8, Failure> {
+    if let Some(name) = name
+        && !PROJECTION_NAMES.contains(&name)
+    {
+        return invalid_input(&format!(
+            "unknown projection {name:?}; known: {}",
+            PROJECTION_NAMES.join(", ")
+        ));
+    }
+    let store = std::sync::Arc::new(open(database).await?);
+    let read_models = mmonboard_projections::ReadModels::open(database).await?;
+    let mut projector = mmonboard_projections::Projector::new(
+        std::sync::Arc::clone(&store),
+        read_models.clone(),
+        mmonboard_projections::ProjectorOptions::default(),
+    );
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let started = std::time::Instant::now();
+    let projected = projector
+        .rebuild(|position, head| {
+            if terminal && head > 0 {
+                let done = (position * 40 / head) as usize;
+                eprint!(
+                    "\r[{}{}] {:>3}% {position}/{head} events",
+                    "#".repeat(done),
+                    " ".repeat(40 - done),
+                    position * 100 / head
+                );
+            }
+        })
+        .await?;
+    if terminal {
+        eprintln!();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "rebuilt read_models (status, ad_accounts, templates): {projected} events in {seconds:.2} s ({:.0} events/s)",
+        projected as f64 / seconds.max(1e-9)
+    );
+    drop(projector);
+    read_models.close().await;
+    if let Ok(store) = std::sync::Arc::try_unwrap(store) {
+        store.close().await;
+    }
+    Ok(exit::OK)
+}
+
+async fn projection_status(database: &str, as_json: bool) -> Result<u8, Failure> {
+    let store = open(database).await?;
+    let read_models = mmonboard_projections::ReadModels::open(database).await?;
+    let head = store.head_position().await?;
+    let checkpoint = read_models
+        .checkpoint(mmonboard_projections::STATUS_PROJECTION)
+        .await?;
+    let lag = head.saturating_sub(checkpoint);
+    if as_json {
+        print_json(
+            &json!({ "projections": [{ "name": mmonboard_projections::STATUS_PROJECTION, "head": head, "checkpoint": checkpoint, "lag": lag }] }),
+        )?;
+    } else {
+        println!(
+            "{:<14} {:>10} {:>10} {:>8}",
+            "projection", "head", "checkpoint", "lag"
+        );
+        println!(
+            "{:<14} {head:>10} {checkpoint:>10} {lag:>8}",
+            mmonboard_projections::STATUS_PROJECTION
+        );
+    }
+    read_models.close().await;
+    store.close().await;
     Ok(exit::OK)
 }

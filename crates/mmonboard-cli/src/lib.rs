@@ -87,6 +87,17 @@ pub enum Command {
     },
     /// Walk a sample portfolio through the whole onboarding on this database (simulated time).
     Demo,
+    /// Serve the HTTP API (commands, queries, read models, routing, live events) on this database.
+    Serve {
+        /// Address to listen on; port 0 picks a free port (the chosen address is logged).
+        #[arg(long, env = "MMONBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// The read models: rebuild them from the log, or show how far behind they are.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
     /// Measure the event log on a fresh temporary database against raw baselines.
     Bench {
         /// One JSON object (workload -> figure, baseline, ratio) instead of a table.
@@ -95,6 +106,21 @@ pub enum Command {
         /// A smaller run (a tenth of the sizes), for a quick look; the figures are not comparable.
         #[arg(long)]
         quick: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsAction {
+    /// Empty the read models and project the whole log again (a progress bar on a terminal).
+    Rebuild {
+        /// `read_models` (the default) or one of its tables: `status`, `ad_accounts`, `templates`. They share
+        /// one projector and one checkpoint, so each name rebuilds all three.
+        name: Option<String>,
+    },
+    /// Log head, checkpoint and lag of each projection.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -172,7 +172,11 @@ impl ReadModels {
             .await?;
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator.run(&pool).await?;
+        // `run_direct` (what `run` calls: all pending migrations, none skipped) on a connection: `run` goes through `Acquire`, whose higher-ranked bounds make the
+        // future not `Send`, so this could not be called inside a spawned task.
+        let mut connection = pool.acquire().await?;
+        migrator.run_direct(None, &mut *connection, false).await?;
+        drop(connection);
         Ok(Self { pool })
     }
 

@@ -238,7 +238,12 @@ async fn connect_and_migrate(
             return Err((error.into(), transient));
         }
     };
-    match sqlx::migrate!("./migrations").run(&mut connection).await {
+    // `run_direct` (what `run` calls: all pending migrations, none skipped) rather than `run`: `run` goes through `Acquire`, whose higher-ranked bounds make this
+    // future not `Send`, so `open` could not be called inside a spawned task.
+    match sqlx::migrate!("./migrations")
+        .run_direct(None, &mut connection, false)
+        .await
+    {
         Ok(()) => Ok(connection),
         Err(error) => {
             let transient = match &error {

@@ -1,0 +1,88 @@
+//! Errors: a stable machine `code` and a human `message` in every error body.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] mmonboard_eventlog::StoreError),
+    #[error(transparent)]
+    ReadModels(#[from] mmonboard_projections::ProjectionError),
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An error answer of the API.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_input",
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        let message = error.to_string();
+        tracing::error!(%message, "request failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message,
+        }
+    }
+}
+
+impl From<mmonboard_app::AppError> for ApiError {
+    fn from(error: mmonboard_app::AppError) -> Self {
+        match &error {
+            mmonboard_app::AppError::Store(mmonboard_eventlog::StoreError::Busy { .. })
+            | mmonboard_app::AppError::ConflictRetriesExhausted { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "busy",
+                message: error.to_string(),
+            },
+            _ => Self::internal(error),
+        }
+    }
+}
+
+impl From<mmonboard_eventlog::StoreError> for ApiError {
+    fn from(error: mmonboard_eventlog::StoreError) -> Self {
+        Self::from(mmonboard_app::AppError::from(error))
+    }
+}
+
+impl From<mmonboard_projections::ProjectionError> for ApiError {
+    fn from(error: mmonboard_projections::ProjectionError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response()
+    }
+}

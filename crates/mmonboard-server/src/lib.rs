@@ -1,0 +1,100 @@
+//! The HTTP service behind `mmonboard serve`: commands, state and history, the read models, the routing
+//! question, and the events for other services (a paged catch-up read and a live Server-Sent Events stream
+//! that resumes from `Last-Event-ID`, each event in CloudEvents 1.0 JSON). `run` takes the listener, the
+//! clock and the shutdown signal, so tests bind port 0 and control time.
+
+mod cloudevents;
+mod error;
+mod metrics;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mmonboard_app::{Clock, OnboardingService};
+use mmonboard_domain::DomainConfig;
+use mmonboard_eventlog::{SqliteEventStore, SqliteOptions};
+use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ServerError;
+
+/// The largest request body accepted; larger ones get 413 before anything is parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything the handlers share.
+pub(crate) struct AppState<C> {
+    pub service: OnboardingService<Arc<SqliteEventStore>, C>,
+    pub store: Arc<SqliteEventStore>,
+    pub read_models: ReadModels,
+    pub config: DomainConfig,
+    pub metrics: metrics::Metrics,
+    pub shutdown: watch::Receiver<bool>,
+    pub projector_running: AtomicBool,
+}
+
+/// Serve the log at `database_url` on `listener` until `shutdown` completes; then finish the requests in
+/// flight, end the event streams, stop the projector and close the log so that nothing acknowledged is lost.
+pub async fn run<C: Clock + Clone>(
+    listener: TcpListener,
+    database_url: String,
+    clock: C,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let database_url = database_url.as_str();
+    let store = Arc::new(SqliteEventStore::open(database_url, SqliteOptions::default()).await?);
+    let read_models = ReadModels::open(database_url).await?;
+    let config = DomainConfig::default();
+    let (stop, stopped) = watch::channel(false);
+    let state = Arc::new(AppState {
+        service: OnboardingService::new(Arc::clone(&store), clock, config.clone()),
+        store: Arc::clone(&store),
+        read_models: read_models.clone(),
+        config,
+        metrics: metrics::Metrics::default(),
+        shutdown: stopped.clone(),
+        projector_running: AtomicBool::new(true),
+    });
+
+    let mut projector = Projector::new(
+        Arc::clone(&store),
+        read_models.clone(),
+        ProjectorOptions::default(),
+    );
+    let projector_state = Arc::clone(&state);
+    let mut projector_stop = stopped.clone();
+    let projector = tokio::spawn(async move {
+        let outcome = projector
+            .run(async move {
+                while projector_stop.changed().await.is_ok() && !*projector_stop.borrow() {}
+            })
+            .await;
+        projector_state
+            .projector_running
+            .store(false, Ordering::SeqCst);
+        if let Err(error) = outcome {
+            tracing::error!(%error, "the projector stopped");
+        }
+    });
+
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = database_url, "mmonboard listening");
+    let router = routes::router(Arc::clone(&state));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            let _ = stop.send(true);
+        })
+        .await?;
+    let _ = projector.await;
+    drop(state);
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close().await;
+    }
+    read_models.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

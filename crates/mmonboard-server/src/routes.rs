@@ -1,0 +1,510 @@
+//! The routes. Input is fully checked before anything is decided or written: a refused command or invalid
+//! input appends nothing.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use mmonboard_app::{Clock, CommandContext, LoggedEvent};
+use mmonboard_domain::ids::{PortfolioId, TemplateId, WabaId};
+use mmonboard_domain::{MessageKind, OnboardingCommand, ProductPolicy, Refusal, route};
+use mmonboard_eventlog::{EventStore, RecordedEvent, Subscription, SubscriptionOptions};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::cloudevents::to_cloud_event;
+use crate::error::ApiError;
+use crate::metrics::Snapshot;
+use crate::{AppState, MAX_BODY_BYTES};
+
+type Shared<C> = State<Arc<AppState<C>>>;
+
+pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
+    Router::new()
+        .route("/v1/portfolios/{portfolio_id}/commands", post(command::<C>))
+        .route("/v1/portfolios/{portfolio_id}", get(portfolio_state::<C>))
+        .route("/v1/portfolios/{portfolio_id}/history", get(history::<C>))
+        .route("/v1/portfolios/{portfolio_id}/status", get(status::<C>))
+        .route(
+            "/v1/portfolios/{portfolio_id}/ad-accounts",
+            get(ad_accounts::<C>),
+        )
+        .route(
+            "/v1/portfolios/{portfolio_id}/templates",
+            get(templates::<C>),
+        )
+        .route("/v1/route", get(routing::<C>))
+        .route("/v1/events", get(events::<C>))
+        .route("/v1/events/stream", get(event_stream::<C>))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(ready::<C>))
+        .route("/metrics", get(metrics::<C>))
+        .route("/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
+    PortfolioId::parse(raw).map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+fn event_json(logged: &LoggedEvent) -> Value {
+    let recorded = &logged.recorded;
+    json!({
+        "global_position": recorded.global_position,
+        "stream_version": recorded.stream_version,
+        "event_id": recorded.event_id,
+        "type": recorded.event_type,
+        "schema_version": recorded.schema_version,
+        "recorded_at": recorded.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "metadata": recorded.metadata,
+        "data": serde_json::from_str::<Value>(&recorded.payload).unwrap_or(Value::Null),
+    })
+}
+
+/// Refusals that depend on where the onboarding stands are 409; those about what the command says, 422.
+fn refusal_response(refusal: &Refusal) -> Response {
+    let status = match refusal.code() {
+        "not_started"
+        | "already_started"
+        | "already_offboarded"
+        | "not_allowed_now"
+        | "time_before_last_event"
+        | "portfolio_still_contains_obo"
+        | "portfolio_ineligible"
+        | "config_sync_window_open"
+        | "template_sync_window_open"
+        | "migration_already_requested"
+        | "migration_not_requested"
+        | "template_already_synced"
+        | "waba_suspended"
+        | "waba_not_suspended"
+        | "waba_offboarded"
+        | "waba_not_onboarded" => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let body = json!({ "code": refusal.code(), "message": refusal.to_string(), "state": refusal.phase, "rule": refusal.rule });
+    (status, Json(body)).into_response()
+}
+
+/// The command id an `Idempotency-Key` stands for: the same key on the same portfolio is the same command.
+fn idempotent_command_id(portfolio_id: &PortfolioId, key: &str) -> Uuid {
+    let digest = Sha256::new_with_prefix(b"mmonboard idempotency key\0")
+        .chain_update(portfolio_id.as_str().as_bytes())
+        .chain_update(b"\0")
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|text| !text.trim().is_empty() && text.len() <= 255)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "header {name} must be 1 to 255 visible ASCII characters"
+                ))
+            }),
+    }
+}
+
+async fn command<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Path(portfolio_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let checked = (|| {
+        let portfolio_id = portfolio(&portfolio_id)?;
+        let body = body.map_err(|rejection| ApiError {
+            status: rejection.status(),
+            code: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "invalid_input"
+            },
+            message: format!("{rejection} (the limit is {MAX_BODY_BYTES} bytes)"),
+        })?;
+        let command: OnboardingCommand = serde_json::from_slice(&body)
+            .map_err(|error| ApiError::bad_request(format!("the command is not valid: {error}")))?;
+        let mut context = CommandContext::new(header_text(&headers, "x-actor")?.unwrap_or("http"));
+        if let Some(key) = header_text(&headers, "idempotency-key")? {
+            context = context.with_command_id(idempotent_command_id(&portfolio_id, key));
+        }
+        if let Some(correlation) = header_text(&headers, "x-correlation-id")? {
+            context.correlation_id = Uuid::parse_str(correlation).map_err(|error| {
+                ApiError::bad_request(format!("X-Correlation-Id is not a UUID: {error}"))
+            })?;
+        }
+        Ok::<_, ApiError>((portfolio_id, command, context))
+    })();
+    let (portfolio_id, command, context) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            state
+                .metrics
+                .invalid_requests
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(error);
+        }
+    };
+    match state
+        .service
+        .execute(&portfolio_id, &command, &context)
+        .await?
+    {
+        Ok(outcome) => {
+            let status = if outcome.already_applied {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            if !outcome.already_applied {
+                state
+                    .metrics
+                    .events_appended
+                    .fetch_add(outcome.events.len() as u64, Ordering::Relaxed);
+            }
+            let body = json!({
+                "outcome": "accepted",
+                "portfolio_id": outcome.portfolio_id,
+                "command_id": context.command_id,
+                "already_applied": outcome.already_applied,
+                "phase": outcome.phase,
+                "version": outcome.version,
+                "events": outcome.events.iter().map(event_json).collect::<Vec<_>>(),
+            });
+            Ok((status, Json(body)).into_response())
+        }
+        Err(refusal) => Ok(refusal_response(&refusal)),
+    }
+}
+
+fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| ApiError::bad_request(format!("{name} is not an RFC 3339 time ({error})")))
+}
+
+async fn portfolio_state<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Path(portfolio_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let portfolio_id = portfolio(&portfolio_id)?;
+    let as_of = query
+        .get("as_of")
+        .map(|value| parse_time("as_of", value))
+        .transpose()?;
+    let aggregate = match as_of {
+        Some(as_of) => state.service.load_as_of(&portfolio_id, as_of).await?,
+        None => state.service.load(&portfolio_id).await?,
+    };
+    if aggregate.version() == 0 && as_of.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_portfolio",
+            format!("portfolio {portfolio_id} has no recorded onboarding"),
+        ));
+    }
+    let mut view = serde_json::to_value(aggregate.view()).map_err(ApiError::internal)?;
+    if let (Some(as_of), Value::Object(map)) = (as_of, &mut view) {
+        map.insert("as_of".into(), json!(as_of));
+    }
+    Ok(Json(view))
+}
+
+async fn history<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Path(portfolio_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let portfolio_id = portfolio(&portfolio_id)?;
+    let entries = state.service.history(&portfolio_id).await?;
+    if entries.is_empty() {
+        return Err(ApiError::not_found(
+            "unknown_portfolio",
+            format!("portfolio {portfolio_id} has no recorded onboarding"),
+        ));
+    }
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            let mut value = event_json(&entry.logged);
+            if let Value::Object(map) = &mut value {
+                map.insert(
+                    "transition".into(),
+                    json!({ "from": entry.phase_before, "to": entry.phase_after }),
+                );
+            }
+            value
+        })
+        .collect();
+    Ok(Json(json!(entries)))
+}
+
+async fn status<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Path(portfolio_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let portfolio_id = portfolio(&portfolio_id)?;
+    let row = state
+        .read_models
+        .status(portfolio_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_portfolio",
+                format!("no status projected for portfolio {portfolio_id} (yet)"),
+            )
+        })?;
+    Ok(Json(json!(row)))
+}
+
+async fn ad_accounts<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Path(portfolio_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let portfolio_id = portfolio(&portfolio_id)?;
+    Ok(Json(json!(
+        state.read_models.ad_accounts(portfolio_id.as_str()).await?
+    )))
+}
+
+async fn templates<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Path(portfolio_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let portfolio_id = portfolio(&portfolio_id)?;
+    let now = state.service.clock().now();
+    let rows = state.read_models.templates(portfolio_id.as_str()).await?;
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = json!(row);
+            if let Value::Object(map) = &mut value {
+                map.insert("status".into(), json!(row.status_at(now, &state.config)));
+            }
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "as_of": now, "templates": rows })))
+}
+
+async fn routing<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let required = |name: &str| {
+        query
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::bad_request(format!("query parameter {name} is required")))
+    };
+    let portfolio_id = portfolio(required("portfolio_id")?)?;
+    let waba_id = WabaId::parse(required("waba_id")?)
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let kind = match (
+        query.get("template_id"),
+        query.get("kind").map(String::as_str),
+    ) {
+        (Some(template_id), None | Some("marketing_template")) => MessageKind::MarketingTemplate {
+            template_id: TemplateId::parse(template_id)
+                .map_err(|error| ApiError::bad_request(error.to_string()))?,
+        },
+        (None, Some("utility")) => MessageKind::Utility,
+        (None, Some("authentication")) => MessageKind::Authentication,
+        (None, Some("service")) => MessageKind::Service,
+        (None, Some("free_form")) => MessageKind::FreeForm,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give template_id for a marketing template, or kind=utility|authentication|service|free_form",
+            ));
+        }
+    };
+    let policy = match query.get("policy").map(String::as_str) {
+        None | Some("CLOUD_API_FALLBACK" | "fallback") => ProductPolicy::CloudApiFallback,
+        Some("STRICT" | "strict") => ProductPolicy::Strict,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "policy {other:?} is not CLOUD_API_FALLBACK or STRICT"
+            )));
+        }
+    };
+    let aggregate = state.service.load(&portfolio_id).await?;
+    let now = state.service.clock().now();
+    let decision = route(&aggregate, &waba_id, &kind, policy, now, &state.config);
+    let message = decision.reason.to_string();
+    Ok(Json(json!({
+        "portfolio_id": portfolio_id,
+        "waba_id": waba_id,
+        "at": now,
+        "route": decision.route,
+        "policy": decision.policy,
+        "reason": decision.reason,
+        "message": message,
+    })))
+}
+
+fn cursor(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<u64, ApiError> {
+    let from_header = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok());
+    match query.get("after").map(String::as_str).or(from_header) {
+        None => Ok(0),
+        Some(text) => text.trim().parse().map_err(|_| {
+            ApiError::bad_request(format!("the position {text:?} is not a whole number"))
+        }),
+    }
+}
+
+async fn events<C: Clock + Clone>(
+    State(state): Shared<C>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let after = cursor(&query, &headers)?;
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=1_000).contains(limit))
+            .ok_or_else(|| ApiError::bad_request("limit must be a whole number from 1 to 1000"))?,
+    };
+    let page: Vec<RecordedEvent> = state.store.read_all(after, limit).await?;
+    let next_after = page.last().map_or(after, |event| event.global_position);
+    Ok(Json(json!({
+        "events": page.iter().map(to_cloud_event).collect::<Vec<_>>(),
+        "next_after": next_after,
+        "head": state.store.head_position().await?,
+    })))
+}
+
+/// Counts a live subscriber for as long as its stream exists.
+struct SubscriberGuard<C: Clock + Clone>(Arc<AppState<C>>);
+
+impl<C: Clock + Clone> Drop for SubscriberGuard<C> {
+    fn drop(&mut self) {
+        self.0.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn event_stream<C: Clock + Clone>(
+    State(state): Shared<C>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let after = cursor(&query, &headers)?;
+    let options = SubscriptionOptions {
+        page_size: 200,
+        poll_interval: Duration::from_millis(500),
+    };
+    let subscription = Subscription::after(Arc::clone(&state.store), after, options);
+    state.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+    let guard = SubscriberGuard(Arc::clone(&state));
+    let shutdown = state.shutdown.clone();
+    // Each SSE event's id is the global position: a client reconnecting with Last-Event-ID resumes after it.
+    let stream = futures_util::stream::unfold(
+        (
+            subscription,
+            Vec::<RecordedEvent>::new().into_iter(),
+            shutdown,
+            guard,
+        ),
+        |(mut subscription, mut pending, mut shutdown, guard)| async move {
+            loop {
+                if let Some(recorded) = pending.next() {
+                    let data = to_cloud_event(&recorded).to_string();
+                    let event = SseEvent::default()
+                        .id(recorded.global_position.to_string())
+                        .event("cloudevent")
+                        .data(data);
+                    return Some((Ok(event), (subscription, pending, shutdown, guard)));
+                }
+                if *shutdown.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    batch = subscription.next_batch() => match batch {
+                        Ok(batch) => pending = batch.into_iter(),
+                        Err(error) => {
+                            tracing::warn!(%error, "event stream ended");
+                            return None;
+                        }
+                    },
+                    _ = shutdown.changed() => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
+    let log = state.store.head_position().await;
+    let projector = state.projector_running.load(Ordering::SeqCst);
+    match (log, projector) {
+        (Ok(head), true) => Json(json!({ "status": "ready", "head": head })).into_response(),
+        (Err(error), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": error.to_string() })),
+        )
+            .into_response(),
+        (Ok(_), false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": "the projector stopped" })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, ApiError> {
+    let stats = state.service.stats();
+    let head = state.store.head_position().await?;
+    let checkpoint = state
+        .read_models
+        .checkpoint(mmonboard_projections::STATUS_PROJECTION)
+        .await?;
+    let snapshot = Snapshot {
+        accepted: stats.accepted,
+        refused: stats.refused,
+        already_applied: stats.already_applied,
+        conflicts_retried: stats.conflicts_retried,
+        head,
+        projection_lag: head.saturating_sub(checkpoint),
+    };
+    let body = state.metrics.render(&snapshot);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+}
+
+/// The OpenAPI document, kept in the repository at docs/openapi.json.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../../docs/openapi.json"),
+    )
+        .into_response()
+}

@@ -1,0 +1,222 @@
+//! `spawn_app`: the real server on port 0, a fresh database, a manual clock, and a clean shutdown.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use futures_util::StreamExt;
+use mmonboard_app::ManualClock;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct App {
+    pub base: String,
+    pub url: String,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), mmonboard_server::ServerError>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> App {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let base = format!("http://{}", listener.local_addr().expect("an address"));
+    let clock = ManualClock::starting_at(
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+            .single()
+            .expect("a time"),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(mmonboard_server::run(
+        listener,
+        url.clone(),
+        clock.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let app = App {
+        base,
+        url,
+        clock,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        server: Some(server),
+        _dir: dir,
+    };
+    app.await_ready().await;
+    app
+}
+
+impl App {
+    async fn await_ready(&self) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Ok(response) = self
+                    .client
+                    .get(format!("{}/readyz", self.base))
+                    .send()
+                    .await
+                    && response.status() == 200
+                {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the server became ready before the deadline");
+    }
+
+    pub async fn post(&self, portfolio: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/v1/portfolios/{portfolio}/commands", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("a response");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn accept(&self, portfolio: &str, command: Value) -> Value {
+        let (status, body) = self.post(portfolio, &command.to_string(), None).await;
+        assert_eq!(status, 201, "{command} was not accepted: {body}");
+        body
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("a response");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.get("/v1/events?limit=1").await.1["head"]
+            .as_u64()
+            .expect("head")
+    }
+
+    /// Stop the server and wait for it to finish cleanly.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("a clean shutdown");
+        }
+    }
+}
+
+pub fn start() -> Value {
+    json!({"type": "start_onboarding"})
+}
+
+pub fn eligibility() -> Value {
+    json!({"type": "check_eligibility", "facts": {"business_country": "BR", "enable_offered": true, "wabas": [{
+        "waba_id": "1001", "ownership_type": "CLIENT_OWNED", "account_status": "ACTIVE", "tax_country": "BR",
+        "phone_numbers": [{"phone_number_id": "2001", "country": "BR", "registered_on_cloud_api": true, "uses_business_app": false}]}]}})
+}
+
+/// Take `portfolio` to terms pending.
+pub async fn up_to_terms(app: &App, portfolio: &str) {
+    app.accept(portfolio, start()).await;
+    app.accept(portfolio, eligibility()).await;
+    app.accept(
+        portfolio,
+        json!({"type": "review_permissions", "reviewed_by": "3001"}),
+    )
+    .await;
+    app.accept(portfolio, json!({"type": "submit_business_info", "business_name": "Acme", "website": "https://acme.example"})).await;
+}
+
+/// Take `portfolio` to live with marketing template 7001 changed (its mirror still syncing).
+pub async fn live_with_template(app: &App, portfolio: &str) {
+    up_to_terms(app, portfolio).await;
+    app.accept(portfolio, json!({"type": "accept_terms", "accepted_by": "3001", "role": "ADMIN", "terms_version": "v1"})).await;
+    app.accept(
+        portfolio,
+        json!({"type": "connect", "ad_accounts": [{"waba_id": "1001", "ad_account_id": "8001"}]}),
+    )
+    .await;
+    app.accept(portfolio, json!({"type": "start_config_sync"}))
+        .await;
+    app.clock.advance(chrono::TimeDelta::minutes(15));
+    app.accept(portfolio, json!({"type": "complete_sync"}))
+        .await;
+    app.accept(
+        portfolio,
+        json!({"type": "change_template", "waba_id": "1001", "template_id": "7001", "name": "offer",
+        "language": "en_US", "category": "MARKETING"}),
+    )
+    .await;
+}
+
+/// A live SSE connection, parsed into (id, CloudEvent) pairs.
+pub struct EventStream {
+    bytes:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventStream {
+    pub async fn connect(app: &App, last_event_id: Option<u64>) -> Self {
+        let mut request = app.client.get(format!("{}/v1/events/stream", app.base));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("the stream opens");
+        assert_eq!(response.status(), 200);
+        Self {
+            bytes: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or a panic after the deadline.
+    pub async fn next(&mut self) -> (u64, Value) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let frame: String = self.buffer.drain(..end + 2).collect();
+                    let id = frame
+                        .lines()
+                        .find_map(|line| line.strip_prefix("id: "))
+                        .map(|id| id.parse::<u64>());
+                    let data = frame.lines().find_map(|line| line.strip_prefix("data: "));
+                    if let (Some(Ok(id)), Some(data)) = (id, data) {
+                        return (id, serde_json::from_str(data).expect("CloudEvent JSON"));
+                    }
+                    continue; // a keep-alive comment
+                }
+                let chunk = self
+                    .bytes
+                    .next()
+                    .await
+                    .expect("the stream stays open")
+                    .expect("bytes");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("an event before the deadline")
+    }
+}
