@@ -353,14 +353,14 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         stream_id: &StreamId,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Aggregate, AppError> {
-        let recorded = self.store.read_stream(stream_id, 0).await?;
+        let mut recorded = self.store.read_stream(stream_id, 0).await?;
+        if let Some(as_of) = as_of {
+            recorded.retain(|event| event.recorded_at <= as_of);
+        }
+        let (recorded, decoded) = decode_stream(stream_id, recorded).await?;
         let mut aggregate = Aggregate::new(portfolio_id.clone());
-        for event in &recorded {
-            if as_of.is_some_and(|as_of| event.recorded_at > as_of) {
-                break;
-            }
-            let decoded = decode_checked(stream_id, event)?;
-            apply_checked(&mut aggregate, stream_id, event, &decoded)?;
+        for (event, decoded) in recorded.iter().zip(&decoded) {
+            apply_checked(&mut aggregate, stream_id, event, decoded)?;
         }
         Ok(aggregate)
     }
@@ -395,6 +395,63 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             version: aggregate.version(),
         })
     }
+}
+
+/// Streams at least this long are decoded in parallel, off the async workers.
+const PARALLEL_DECODE_FROM: usize = 2_048;
+
+/// Decode a whole stream. Folding is sequential by nature, decoding is not: a long stream is decoded in
+/// chunks on all cores (on the blocking pool, so no async worker is held up), then folded in order.
+async fn decode_stream(
+    stream_id: &StreamId,
+    recorded: Vec<RecordedEvent>,
+) -> Result<(Vec<RecordedEvent>, Vec<OnboardingEvent>), AppError> {
+    if recorded.len() < PARALLEL_DECODE_FROM {
+        let decoded = recorded
+            .iter()
+            .map(|event| decode_checked(stream_id, event))
+            .collect::<Result<_, _>>()?;
+        return Ok((recorded, decoded));
+    }
+    let owned_stream_id = stream_id.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZero::get)
+            .clamp(1, 8);
+        let chunk = recorded.len().div_ceil(threads);
+        let decoded: Result<Vec<OnboardingEvent>, AppError> = std::thread::scope(|scope| {
+            let workers: Vec<_> = recorded
+                .chunks(chunk)
+                .map(|part| {
+                    let stream_id = &owned_stream_id;
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|event| decode_checked(stream_id, event))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut decoded = Vec::with_capacity(recorded.len());
+            for worker in workers {
+                let part = worker.join().map_err(|_| AppError::Corrupt {
+                    stream_id: owned_stream_id.clone(),
+                    version: 0,
+                    reason: "a decoding thread panicked".to_owned(),
+                })?;
+                for event in part {
+                    decoded.push(event?);
+                }
+            }
+            Ok(decoded)
+        });
+        decoded.map(|decoded| (recorded, decoded))
+    })
+    .await;
+    joined.map_err(|error| AppError::Corrupt {
+        stream_id: stream_id.clone(),
+        version: 0,
+        reason: format!("decoding the stream failed: {error}"),
+    })?
 }
 
 fn decode_checked(

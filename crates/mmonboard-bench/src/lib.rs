@@ -4,6 +4,7 @@
 //! so every figure comes with a ratio that means something on whatever machine runs it. Targets are checked
 //! here and reported, never asserted in tests.
 
+mod live;
 mod raw;
 mod report;
 mod seed;
@@ -115,8 +116,8 @@ pub async fn run(
         )
         .target(Target::AtMost(20.0))
         .note(format!(
-            "{} events; fastest {:.1} ms, slowest {:.1} ms",
-            w2.events, w2.fastest_ms, w2.slowest_ms
+            "{} events; fastest {:.1} ms, slowest {:.1} ms; reading alone {:.1} ms, the rest is decoding and folding",
+            w2.events, w2.fastest_ms, w2.slowest_ms, w2.read_ms
         )),
     );
 
@@ -182,6 +183,36 @@ pub async fn run(
         .note(format!(
             "{} appended, none lost; {} conflicts retried",
             w4_two.appended, w4_two.conflicts
+        )),
+    );
+
+    progress("read models: rebuild from the whole log");
+    let rebuilt = live::rebuild(&store, &url).await?;
+    report.push(
+        Row::measured(
+            "projection_rebuild",
+            "read models rebuilt from the whole log",
+            rebuilt.rate,
+            "events/s",
+        )
+        .against(raw_select, "raw select rows/s")
+        .target(Target::RatioAtLeast(0.5))
+        .note(format!("{} events", rebuilt.events)),
+    );
+
+    progress("live stream: append -> SSE client lag under a steady write load");
+    let lag = live::stream_lag(&url, sized(2_000), 200.0).await?;
+    report.push(
+        Row::measured(
+            "sse_lag_p99_ms",
+            "append -> SSE client lag, p99 (200 commands/s)",
+            lag.p99_ms,
+            "ms",
+        )
+        .target(Target::AtMost(50.0))
+        .note(format!(
+            "p50 {:.1} ms, max {:.1} ms over {} events at {:.0} commands/s, each through HTTP POST",
+            lag.p50_ms, lag.max_ms, lag.events, lag.rate
         )),
     );
 

@@ -146,9 +146,11 @@ impl Projector {
             touched.insert(portfolio_id, (aggregate, last_position));
         }
         let mut transaction = self.read_models.begin().await?;
-        for (aggregate, last_position) in touched.values() {
-            ReadModels::write_portfolio(&mut transaction, aggregate, *last_position).await?;
-        }
+        let rows: Vec<(&Aggregate, u64)> = touched
+            .values()
+            .map(|(aggregate, last)| (aggregate, *last))
+            .collect();
+        ReadModels::write_portfolios(&mut transaction, &rows).await?;
         ReadModels::save_checkpoint(&mut transaction, STATUS_PROJECTION, last.global_position)
             .await?;
         transaction.commit().await?;
@@ -170,6 +172,9 @@ impl Projector {
             return Ok(cached.clone());
         }
         let mut aggregate = Aggregate::new(portfolio_id.clone());
+        if recorded.stream_version == 1 {
+            return Ok(aggregate); // nothing came before: no need to read (every portfolio, in a rebuild)
+        }
         for earlier in self.store.read_stream(&recorded.stream_id, 0).await? {
             if earlier.stream_version >= recorded.stream_version {
                 break;

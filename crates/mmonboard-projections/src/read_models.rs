@@ -86,6 +86,10 @@ impl TemplateRow {
     }
 }
 
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
 fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
@@ -164,7 +168,11 @@ pub struct ReadModels {
 impl ReadModels {
     /// Opens the read models in the log's database at `url` and migrates them.
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
-        let options = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+        // NORMAL, not FULL: read models are derived, and rows and checkpoint commit together, so a commit lost
+        // to a power cut is projected again from the checkpoint before it.
+        let options = SqliteConnectOptions::from_str(url)?
+            .busy_timeout(Duration::from_secs(5))
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -188,83 +196,106 @@ impl ReadModels {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Rewrite every row of one portfolio from its state.
-    pub(crate) async fn write_portfolio(
+    /// Rewrite every row of these portfolios from their states: one statement per table for the whole batch
+    /// (rows travel as JSON arrays that SQLite unpacks), not one per row.
+    pub(crate) async fn write_portfolios(
         transaction: &mut Transaction<'static, Sqlite>,
-        aggregate: &Aggregate,
-        last_position: u64,
+        portfolios: &[(&Aggregate, u64)],
     ) -> Result<(), ProjectionError> {
-        let portfolio_id = aggregate.portfolio_id().as_str();
-        let data = aggregate.data();
-        let phase = aggregate.phase();
-        let stage = serde_json::to_value(phase.stage())
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let blocked_by =
-            serde_json::to_string(&blockers(aggregate)).unwrap_or_else(|_| "[]".into());
+        if portfolios.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(portfolios.len());
+        let mut statuses = Vec::with_capacity(portfolios.len());
+        let mut accounts = Vec::new();
+        let mut templates = Vec::new();
+        for (aggregate, last_position) in portfolios {
+            let portfolio_id = aggregate.portfolio_id().as_str();
+            let data = aggregate.data();
+            let phase = aggregate.phase();
+            ids.push(portfolio_id);
+            statuses.push(serde_json::json!([
+                portfolio_id,
+                phase.as_str(),
+                serde_json::to_value(phase.stage()).unwrap_or_default(),
+                phase.next_action(),
+                serde_json::to_string(&blockers(aggregate)).unwrap_or_else(|_| "[]".into()),
+                aggregate.version(),
+                data.started_at.map(micros),
+                aggregate.last_event_at().map(micros),
+                last_position,
+            ]));
+            if let Some(connected_at) = data.connected_at {
+                for (waba_id, record) in &data.wabas {
+                    let Some(ad_account_id) = &record.ad_account_id else {
+                        continue;
+                    };
+                    accounts.push(serde_json::json!([
+                        portfolio_id,
+                        waba_id.as_str(),
+                        ad_account_id.as_str(),
+                        micros(connected_at),
+                        routing_status(&record.routing),
+                    ]));
+                }
+            }
+            for (template_id, template) in &data.templates {
+                templates.push(serde_json::json!([
+                    portfolio_id,
+                    template_id.as_str(),
+                    template.waba_id.as_str(),
+                    template.name.as_str(),
+                    template.language.as_str(),
+                    template.category.as_str(),
+                    micros(template.changed_at),
+                    micros(template.sync_window_ends_at),
+                    template.mirror_synced_at.map(micros),
+                    micros(template.last_activity_at),
+                ]));
+            }
+        }
         sqlx::query(
             "INSERT INTO read_onboarding_status \
              (portfolio_id, phase, stage, next_action, blocked_by, version, started_at, updated_at, last_position) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+             value ->> 7, value ->> 8 FROM json_each(?) WHERE true \
              ON CONFLICT (portfolio_id) DO UPDATE SET phase = excluded.phase, stage = excluded.stage, \
              next_action = excluded.next_action, blocked_by = excluded.blocked_by, version = excluded.version, \
              started_at = excluded.started_at, updated_at = excluded.updated_at, last_position = excluded.last_position",
         )
-        .bind(portfolio_id)
-        .bind(phase.as_str())
-        .bind(stage)
-        .bind(phase.next_action())
-        .bind(blocked_by)
-        .bind(aggregate.version() as i64)
-        .bind(data.started_at.map(micros))
-        .bind(aggregate.last_event_at().map(micros))
-        .bind(last_position as i64)
+        .bind(to_json(&statuses))
         .execute(&mut **transaction)
         .await?;
-
-        sqlx::query("DELETE FROM read_ad_accounts WHERE portfolio_id = ?")
-            .bind(portfolio_id)
+        let ids = to_json(&ids);
+        sqlx::query(
+            "DELETE FROM read_ad_accounts WHERE portfolio_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .execute(&mut **transaction)
+        .await?;
+        sqlx::query(
+            "DELETE FROM read_templates WHERE portfolio_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .execute(&mut **transaction)
+        .await?;
+        if !accounts.is_empty() {
+            sqlx::query(
+                "INSERT INTO read_ad_accounts (portfolio_id, waba_id, ad_account_id, created_at, status) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+            )
+            .bind(to_json(&accounts))
             .execute(&mut **transaction)
             .await?;
-        if let Some(connected_at) = data.connected_at {
-            for (waba_id, record) in &data.wabas {
-                let Some(ad_account_id) = &record.ad_account_id else {
-                    continue;
-                };
-                sqlx::query(
-                    "INSERT INTO read_ad_accounts (portfolio_id, waba_id, ad_account_id, created_at, status) \
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(portfolio_id)
-                .bind(waba_id.as_str())
-                .bind(ad_account_id.as_str())
-                .bind(micros(connected_at))
-                .bind(routing_status(&record.routing))
-                .execute(&mut **transaction)
-                .await?;
-            }
         }
-
-        sqlx::query("DELETE FROM read_templates WHERE portfolio_id = ?")
-            .bind(portfolio_id)
-            .execute(&mut **transaction)
-            .await?;
-        for (template_id, template) in &data.templates {
+        if !templates.is_empty() {
             sqlx::query(
                 "INSERT INTO read_templates (portfolio_id, template_id, waba_id, name, language, category, changed_at, \
-                 sync_window_ends_at, mirror_synced_at, last_activity_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 sync_window_ends_at, mirror_synced_at, last_activity_at) SELECT value ->> 0, value ->> 1, \
+                 value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
+                 FROM json_each(?)",
             )
-            .bind(portfolio_id)
-            .bind(template_id.as_str())
-            .bind(template.waba_id.as_str())
-            .bind(template.name.as_str())
-            .bind(template.language.as_str())
-            .bind(template.category.as_str())
-            .bind(micros(template.changed_at))
-            .bind(micros(template.sync_window_ends_at))
-            .bind(template.mirror_synced_at.map(micros))
-            .bind(micros(template.last_activity_at))
+            .bind(to_json(&templates))
             .execute(&mut **transaction)
             .await?;
         }

@@ -1,0 +1,197 @@
+//! The read side's figures: rebuilding the read models from the whole log, and how long an appended event
+//! takes to reach a client of the live SSE stream under a steady write load, through a real server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mmonboard_app::SystemClock;
+use mmonboard_eventlog::SqliteEventStore;
+use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::BenchError;
+
+fn failed(what: &str) -> impl Fn(std::io::Error) -> BenchError + '_ {
+    move |error| BenchError::Workload(format!("{what}: {error}"))
+}
+
+pub(crate) struct RebuildRun {
+    pub rate: f64,
+    pub events: u64,
+}
+
+/// Empty the read models and project the whole log again.
+pub(crate) async fn rebuild(
+    store: &Arc<SqliteEventStore>,
+    url: &str,
+) -> Result<RebuildRun, BenchError> {
+    let read_models = ReadModels::open(url)
+        .await
+        .map_err(|error| BenchError::Workload(error.to_string()))?;
+    let options = ProjectorOptions {
+        page_size: 2_000,
+        ..ProjectorOptions::default()
+    };
+    let mut projector = Projector::new(Arc::clone(store), read_models.clone(), options);
+    let started = Instant::now();
+    let events = projector
+        .rebuild(|_, _| {})
+        .await
+        .map_err(|error| BenchError::Workload(error.to_string()))?;
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    read_models.close().await;
+    Ok(RebuildRun { rate, events })
+}
+
+pub(crate) struct LagRun {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub events: usize,
+    pub rate: f64,
+}
+
+async fn post(address: &str, path: &str, body: &str) -> Result<u16, BenchError> {
+    let mut stream = TcpStream::connect(address)
+        .await
+        .map_err(failed("connecting to the server"))?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(failed("sending a command"))?;
+    let mut lines = BufReader::new(stream).lines();
+    let status_line = lines
+        .next_line()
+        .await
+        .map_err(failed("reading the answer"))?
+        .unwrap_or_default();
+    Ok(status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Start a server on port 0 over the log at `url`, follow its SSE stream from the head, and post `events`
+/// commands at `rate` per second; the lag of each is from just before its POST to its arrival on the stream.
+pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<LagRun, BenchError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(failed("binding a port"))?;
+    let address = listener
+        .local_addr()
+        .map_err(failed("reading the port"))?
+        .to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(mmonboard_server::run(
+        listener,
+        url.to_owned(),
+        SystemClock,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Follow the live stream from the current head.
+    let head = {
+        use mmonboard_eventlog::EventStore;
+        let store =
+            SqliteEventStore::open(url, mmonboard_eventlog::SqliteOptions::default()).await?;
+        let head = store.head_position().await?;
+        store.close().await;
+        head
+    };
+    let mut sse = loop {
+        match TcpStream::connect(&address).await {
+            Ok(stream) => break stream,
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    let request = format!(
+        "GET /v1/events/stream HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\nLast-Event-ID: {head}\r\n\r\n"
+    );
+    sse.write_all(request.as_bytes())
+        .await
+        .map_err(failed("opening the stream"))?;
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(sse).lines();
+        let mut sent: HashMap<String, Instant> = HashMap::new();
+        let mut lags = Vec::with_capacity(events);
+        while lags.len() < events {
+            let Ok(Some(line)) = lines.next_line().await else {
+                break;
+            };
+            let arrived = Instant::now();
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(data) else {
+                continue;
+            };
+            let Some(subject) = event["subject"].as_str() else {
+                continue;
+            };
+            while let Ok((portfolio, at)) = sent_rx.try_recv() {
+                sent.insert(portfolio, at);
+            }
+            if let Some(at) = sent.remove(subject) {
+                lags.push(arrived.duration_since(at));
+            }
+        }
+        lags
+    });
+
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = tokio::time::interval(interval);
+    for index in 0..events {
+        ticker.tick().await;
+        let portfolio = format!("880000{index:06}");
+        let _ = sent_tx.send((portfolio.clone(), Instant::now()));
+        let status = post(
+            &address,
+            &format!("/v1/portfolios/{portfolio}/commands"),
+            r#"{"type":"start_onboarding"}"#,
+        )
+        .await?;
+        if status != 201 {
+            return Err(BenchError::Workload(format!("a command answered {status}")));
+        }
+    }
+    let achieved = events as f64 / started.elapsed().as_secs_f64();
+    let lags = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .map_err(|_| {
+            BenchError::Workload("the stream did not deliver every event within 60 s".into())
+        })?
+        .map_err(|error| BenchError::Workload(format!("the stream reader failed: {error}")))?;
+    let _ = stop.send(());
+    server
+        .await
+        .map_err(|error| BenchError::Workload(format!("the server task failed: {error}")))?
+        .map_err(|error| BenchError::Workload(format!("the server failed: {error}")))?;
+    if lags.len() < events {
+        return Err(BenchError::Workload(format!(
+            "the stream delivered {} of {events} events",
+            lags.len()
+        )));
+    }
+    let mut ms: Vec<f64> = lags.iter().map(|lag| lag.as_secs_f64() * 1_000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let at =
+        |quantile: f64| ms[((ms.len() as f64 * quantile).ceil() as usize).clamp(1, ms.len()) - 1];
+    Ok(LagRun {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+        events: ms.len(),
+        rate: achieved,
+    })
+}
