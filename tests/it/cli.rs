@@ -376,3 +376,40 @@ fn many_processes_writing_one_database_at_once_lose_nothing_and_never_see_a_lock
         .collect();
     assert_eq!(versions, (1..=22).collect::<Vec<_>>());
 }
+
+#[test]
+fn the_read_models_are_rebuilt_from_the_log_and_report_their_lag() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let before = workspace.run(&["projections", "status", "--json"], "");
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert_eq!(
+        before.json()["projections"][0]["lag"],
+        4,
+        "nothing projected yet"
+    );
+    let rebuilt = workspace.run(&["projections", "rebuild"], "");
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert!(
+        rebuilt.stdout.contains("rebuilt read_models"),
+        "{}",
+        rebuilt.stdout
+    );
+    let after = workspace
+        .run(&["projections", "status", "--json"], "")
+        .json();
+    assert_eq!(
+        (
+            after["projections"][0]["checkpoint"].as_u64(),
+            after["projections"][0]["lag"].as_u64()
+        ),
+        (Some(4), Some(0))
+    );
+    let unknown = workspace.run(&["projections", "rebuild", "nonsense"], "");
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("unknown projection \"nonsense\""),
+        "{}",
+        unknown.stderr
+    );
+}

@@ -221,3 +221,32 @@ async fn operations_endpoints_answer() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_loses_nothing_that_was_acknowledged() {
+    let app = spawn_app().await;
+    let url = app.url.clone();
+    let mut acknowledged = 0;
+    for portfolio in 1..=20 {
+        app.accept(&portfolio.to_string(), start()).await;
+        acknowledged += 1;
+    }
+    let _files = app.shutdown().await; // keeps the database's directory alive
+    let store = mmonboard_eventlog::SqliteEventStore::open(
+        &url,
+        mmonboard_eventlog::SqliteOptions::default(),
+    )
+    .await
+    .expect("the log reopens");
+    use mmonboard_eventlog::EventStore;
+    assert_eq!(store.head_position().await.expect("head"), acknowledged);
+    assert!(
+        store
+            .verify()
+            .await
+            .expect("verifies")
+            .first_break
+            .is_none()
+    );
+    store.close().await;
+}

@@ -112,8 +112,9 @@ impl App {
             .expect("head")
     }
 
-    /// Stop the server and wait for it to finish cleanly.
-    pub async fn shutdown(mut self) {
+    /// Stop the server and wait for it to finish cleanly; the database's directory is handed back so the
+    /// files outlive the server.
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -123,6 +124,10 @@ impl App {
                 .expect("the server task")
                 .expect("a clean shutdown");
         }
+        std::mem::replace(
+            &mut self._dir,
+            tempfile::tempdir().expect("a temporary directory"),
+        )
     }
 }
 
