@@ -5,6 +5,7 @@ pub mod clock;
 pub mod codec;
 pub mod demo;
 pub mod error;
+pub mod json;
 mod locks;
 pub mod service;
 

@@ -11,7 +11,9 @@ use mmonboard_domain::{DomainConfig, OnboardingCommand};
 use mmonboard_eventlog::{EventStore, SqliteEventStore, SqliteOptions};
 use serde_json::json;
 
-use crate::output::{event_json, history_entry_json, invalid_input_json, refusal_json, state_text};
+use mmonboard_app::json::{accepted_json, history_entry_json};
+
+use crate::output::{invalid_input_json, refusal_json, state_text};
 use crate::{Cli, Command, ProjectionsAction, exit};
 
 /// Run one invocation; returns the process exit code.
@@ -165,15 +167,7 @@ async fn exec(
     let outcome = service.execute(portfolio_id, &command, &context).await?;
     let code = match outcome {
         Ok(outcome) => {
-            print_json(&json!({
-                "outcome": "accepted",
-                "portfolio_id": outcome.portfolio_id,
-                "command_id": context.command_id,
-                "already_applied": outcome.already_applied,
-                "phase": outcome.phase,
-                "version": outcome.version,
-                "events": outcome.events.iter().map(event_json).collect::<Vec<_>>(),
-            }))?;
+            print_json(&accepted_json(&outcome, context.command_id))?;
             exit::OK
         }
         Err(refusal) => {

@@ -1,41 +1,7 @@
 //! How results are shown: JSON shapes (a contract) and the human-readable forms.
 
-use mmonboard_app::{HistoryEntry, LoggedEvent};
 use mmonboard_domain::{Aggregate, Refusal};
 use serde_json::{Value, json};
-
-/// A stored event as the CLI prints it.
-pub fn event_json(logged: &LoggedEvent) -> Value {
-    let recorded = &logged.recorded;
-    let data: Value = serde_json::from_str(&recorded.payload).unwrap_or(Value::Null);
-    json!({
-        "global_position": recorded.global_position,
-        "stream_version": recorded.stream_version,
-        "event_id": recorded.event_id,
-        "type": recorded.event_type,
-        "schema_version": recorded.schema_version,
-        "recorded_at": recorded.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "metadata": {
-            "command_id": recorded.metadata.command_id,
-            "actor": recorded.metadata.actor,
-            "correlation_id": recorded.metadata.correlation_id,
-            "causation_id": recorded.metadata.causation_id,
-        },
-        "hash": hex::encode(recorded.hash),
-        "data": data,
-    })
-}
-
-pub fn history_entry_json(entry: &HistoryEntry) -> Value {
-    let mut value = event_json(&entry.logged);
-    if let Value::Object(map) = &mut value {
-        map.insert(
-            "transition".into(),
-            json!({ "from": entry.phase_before, "to": entry.phase_after }),
-        );
-    }
-    value
-}
 
 pub fn refusal_json(refusal: &Refusal) -> Value {
     json!({

@@ -17,7 +17,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use mmonboard_app::{Clock, CommandContext, LoggedEvent};
+use mmonboard_app::json::{accepted_json, history_entry_json};
+use mmonboard_app::{Clock, CommandContext};
 use mmonboard_domain::ids::{PortfolioId, TemplateId, WabaId};
 use mmonboard_domain::{MessageKind, OnboardingCommand, ProductPolicy, Refusal, route};
 use mmonboard_eventlog::{EventStore, RecordedEvent, Subscription, SubscriptionOptions};
@@ -63,20 +64,6 @@ pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
 
 fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
     PortfolioId::parse(raw).map_err(|error| ApiError::bad_request(error.to_string()))
-}
-
-fn event_json(logged: &LoggedEvent) -> Value {
-    let recorded = &logged.recorded;
-    json!({
-        "global_position": recorded.global_position,
-        "stream_version": recorded.stream_version,
-        "event_id": recorded.event_id,
-        "type": recorded.event_type,
-        "schema_version": recorded.schema_version,
-        "recorded_at": recorded.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "metadata": recorded.metadata,
-        "data": serde_json::from_str::<Value>(&recorded.payload).unwrap_or(Value::Null),
-    })
 }
 
 /// Refusals that depend on where the onboarding stands are 409; those about what the command says, 422.
@@ -189,16 +176,7 @@ async fn command<C: Clock + Clone>(
                     .events_appended
                     .fetch_add(outcome.events.len() as u64, Ordering::Relaxed);
             }
-            let body = json!({
-                "outcome": "accepted",
-                "portfolio_id": outcome.portfolio_id,
-                "command_id": context.command_id,
-                "already_applied": outcome.already_applied,
-                "phase": outcome.phase,
-                "version": outcome.version,
-                "events": outcome.events.iter().map(event_json).collect::<Vec<_>>(),
-            });
-            Ok((status, Json(body)).into_response())
+            Ok((status, Json(accepted_json(&outcome, context.command_id))).into_response())
         }
         Err(refusal) => Ok(refusal_response(&refusal)),
     }
@@ -249,19 +227,7 @@ async fn history<C: Clock + Clone>(
             format!("portfolio {portfolio_id} has no recorded onboarding"),
         ));
     }
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|entry| {
-            let mut value = event_json(&entry.logged);
-            if let Value::Object(map) = &mut value {
-                map.insert(
-                    "transition".into(),
-                    json!({ "from": entry.phase_before, "to": entry.phase_after }),
-                );
-            }
-            value
-        })
-        .collect();
+    let entries: Vec<Value> = entries.iter().map(history_entry_json).collect();
     Ok(Json(json!(entries)))
 }
 
