@@ -79,6 +79,8 @@ enum Failure {
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
     Bench(String),
+    #[error("the demo script is invalid: {0}")]
+    Demo(mmonboard_domain::InvalidValue),
     #[error(transparent)]
     Server(#[from] mmonboard_server::ServerError),
     #[error(transparent)]
@@ -309,14 +311,7 @@ async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
 }
 
 async fn run_demo(database: &str) -> Result<u8, Failure> {
-    let steps = match demo::script() {
-        Ok(steps) => steps,
-        Err(error) => {
-            return Err(Failure::Bench(format!(
-                "the demo script is invalid: {error}"
-            )));
-        }
-    };
+    let steps = demo::script().map_err(Failure::Demo)?;
     let store = open(database).await?;
     let clock = ManualClock::starting_at(chrono::Utc::now());
     let start = clock.now();

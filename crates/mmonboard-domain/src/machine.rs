@@ -428,7 +428,6 @@ impl Onboarding {
     fn apply_enabled_event(&mut self, event: &OnboardingEvent) -> bool {
         match event {
             OnboardingEvent::TemplateChanged(changed) => {
-                let mirror_synced_at = None;
                 self.templates.insert(
                     changed.template_id.clone(),
                     TemplateRecord {
@@ -438,7 +437,7 @@ impl Onboarding {
                         category: changed.category.clone(),
                         changed_at: changed.at,
                         sync_window_ends_at: changed.sync_window_ends_at,
-                        mirror_synced_at,
+                        mirror_synced_at: None, // a change restarts the sync
                         last_activity_at: changed.at,
                     },
                 );
