@@ -175,6 +175,9 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         command: &OnboardingCommand,
         context: &CommandContext,
     ) -> Result<Result<CommandOutcome, Refusal>, AppError> {
+        // Always looked up, even for an id generated a moment ago: a caller that times out and retries with the
+        // same context reuses it, and deciding first would refuse the retry ("already started") instead of
+        // returning the original outcome. The append's own check inside its transaction covers the races.
         if let Some(original) = self.store.find_command(context.command_id).await? {
             self.counters
                 .already_applied
