@@ -257,7 +257,7 @@ fn verify_passes_on_an_intact_log_and_names_the_first_tampered_position() {
     let intact = workspace.run(&["verify"], "");
     assert_eq!(intact.code, 0, "{}", intact.stderr);
     assert!(
-        intact.stdout.contains("log intact: 4 events in 1 streams"),
+        intact.stdout.contains("log intact: 4 events in 1 stream,"),
         "{}",
         intact.stdout
     );

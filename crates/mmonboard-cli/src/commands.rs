@@ -249,6 +249,15 @@ async fn history(database: &str, portfolio_id: &PortfolioId, as_json: bool) -> R
     Ok(exit::OK)
 }
 
+/// "1 event", "2 events".
+fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_owned()
@@ -295,8 +304,9 @@ async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
                     })
                     .unwrap_or_default();
                 println!(
-                    "log intact: {} events in {} streams{head_text}",
-                    report.events_checked, report.streams_checked
+                    "log intact: {} in {}{head_text}",
+                    counted(report.events_checked, "event"),
+                    counted(report.streams_checked, "stream")
                 );
             }
         }
