@@ -8,7 +8,7 @@ use statig::blocking::{InitializedStateMachine, IntoStateMachineExt};
 
 use crate::event::OnboardingEvent;
 use crate::ids::PortfolioId;
-use crate::machine::{Onboarding, State};
+use crate::machine::{Onboarding, StallRecord, State};
 
 /// The leaf state, as the outside world names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,6 +146,8 @@ pub struct Aggregate {
     machine: InitializedStateMachine<Onboarding>,
     version: u64,
     last_event_at: Option<DateTime<Utc>>,
+    /// Set by a `process_stalled` event, cleared by any later one.
+    stall: Option<StallRecord>,
 }
 
 impl Aggregate {
@@ -156,6 +158,7 @@ impl Aggregate {
             machine: Onboarding::default().uninitialized_state_machine().init(),
             version: 0,
             last_event_at: None,
+            stall: None,
         }
     }
 
@@ -195,6 +198,15 @@ impl Aggregate {
             });
         }
         self.version = version;
+        self.stall = match event {
+            OnboardingEvent::ProcessStalled(stalled) => Some(StallRecord {
+                step: stalled.step.clone(),
+                attempts: stalled.attempts,
+                error: stalled.error.clone(),
+                at: stalled.at,
+            }),
+            _ => None,
+        };
         self.last_event_at = Some(
             self.last_event_at
                 .map_or(event.at(), |last| last.max(event.at())),
@@ -224,6 +236,11 @@ impl Aggregate {
         self.last_event_at
     }
 
+    /// The step Meta keeps failing, when the portfolio's latest event says so.
+    pub fn stall(&self) -> Option<&StallRecord> {
+        self.stall.as_ref()
+    }
+
     /// A serialisable snapshot for people and tools.
     pub fn view(&self) -> StateView<'_> {
         let phase = self.phase();
@@ -234,6 +251,7 @@ impl Aggregate {
             stage: phase.stage(),
             next_action: phase.next_action(),
             last_event_at: self.last_event_at,
+            stall: self.stall.as_ref(),
             data: &self.machine,
         }
     }
@@ -244,6 +262,7 @@ impl PartialEq for Aggregate {
         self.portfolio_id == other.portfolio_id
             && self.version == other.version
             && self.last_event_at == other.last_event_at
+            && self.stall == other.stall
             && self.machine.state() == other.machine.state()
             && *self.machine == *other.machine
     }
@@ -270,6 +289,8 @@ pub struct StateView<'a> {
     pub stage: Stage,
     pub next_action: &'static str,
     pub last_event_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall: Option<&'a StallRecord>,
     #[serde(flatten)]
     pub data: &'a Onboarding,
 }

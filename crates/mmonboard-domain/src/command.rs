@@ -8,8 +8,8 @@ use crate::facts::{
     PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts,
 };
 use crate::ids::{
-    AdAccountId, BusinessName, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion,
-    UserId, WabaId, WebsiteUrl,
+    AdAccountId, BusinessName, MetaRequestId, Reason, StepName, TemplateId, TemplateLanguage,
+    TemplateName, TermsVersion, UserId, WabaId, WebsiteUrl,
 };
 
 /// The read-only ad account Meta mirrors for one WABA on connection.
@@ -43,6 +43,22 @@ pub enum OnboardingCommand {
         accepted_by: UserId,
         role: PortfolioRole,
         terms_version: TermsVersion,
+    },
+    /// The terms request (Meta's Intent API) reached Meta: with Meta's request id, or Meta said an invitation
+    /// was already out (error 1752041).
+    RecordTermsRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<MetaRequestId>,
+        already_invited: bool,
+    },
+    /// Meta reported the terms signed by a portfolio admin in its own flow (the `MM_LITE_TERMS_SIGNED` webhook
+    /// for one of the portfolio's WABAs, or the portfolio's status read back as `TERM_OF_SERVICE_SIGNED`).
+    RecordTermsSigned { waba_id: WabaId },
+    /// Meta kept failing one step of the onboarding past the retry bound: made visible, not silent.
+    RecordProcessStall {
+        step: StepName,
+        attempts: u32,
+        error: Reason,
     },
     /// Meta connected the portfolio and created one read-only ad account per eligible WABA.
     Connect { ad_accounts: Vec<MirroredAdAccount> },
@@ -95,6 +111,9 @@ impl OnboardingCommand {
             Self::ReviewPermissions { .. } => "review_permissions",
             Self::SubmitBusinessInfo { .. } => "submit_business_info",
             Self::AcceptTerms { .. } => "accept_terms",
+            Self::RecordTermsRequest { .. } => "record_terms_request",
+            Self::RecordTermsSigned { .. } => "record_terms_signed",
+            Self::RecordProcessStall { .. } => "record_process_stall",
             Self::Connect { .. } => "connect",
             Self::StartConfigSync {} => "start_config_sync",
             Self::CompleteSync {} => "complete_sync",

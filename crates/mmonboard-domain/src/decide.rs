@@ -181,6 +181,46 @@ impl Context<'_> {
                     at: now,
                 }))
             }
+            OnboardingCommand::RecordTermsRequest {
+                request_id,
+                already_invited,
+            } => {
+                self.require_phase(
+                    command,
+                    &[Phase::TermsPending],
+                    "the terms are requested after the business information is entered",
+                )?;
+                if self.aggregate.data().terms_request.is_some() {
+                    return Err(Rule::TermsAlreadyRequested);
+                }
+                one(OnboardingEvent::TermsRequested(TermsRequested {
+                    request_id: request_id.clone(),
+                    already_invited: *already_invited,
+                    at: now,
+                }))
+            }
+            OnboardingCommand::RecordTermsSigned { waba_id } => {
+                self.require_phase(
+                    command,
+                    &[Phase::TermsPending],
+                    "Meta reports the terms signed after the business information is entered",
+                )?;
+                self.waba(waba_id)?;
+                one(OnboardingEvent::TermsSigned(TermsSigned {
+                    reported_for_waba: waba_id.clone(),
+                    at: now,
+                }))
+            }
+            OnboardingCommand::RecordProcessStall {
+                step,
+                attempts,
+                error,
+            } => one(OnboardingEvent::ProcessStalled(ProcessStalled {
+                step: step.clone(),
+                attempts: *attempts,
+                error: error.clone(),
+                at: now,
+            })),
             OnboardingCommand::Connect { ad_accounts } => {
                 self.require_phase(
                     command,

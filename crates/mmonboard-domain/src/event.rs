@@ -11,8 +11,8 @@ use crate::facts::{
     PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason, WabaFacts,
 };
 use crate::ids::{
-    BusinessName, PortfolioId, Reason, TemplateId, TemplateLanguage, TemplateName, TermsVersion,
-    UserId, WabaId, WebsiteUrl,
+    BusinessName, MetaRequestId, PortfolioId, Reason, StepName, TemplateId, TemplateLanguage,
+    TemplateName, TermsVersion, UserId, WabaId, WebsiteUrl,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +58,33 @@ pub struct TermsAccepted {
     pub accepted_by: UserId,
     pub role: PortfolioRole,
     pub terms_version: TermsVersion,
+    pub at: DateTime<Utc>,
+}
+
+/// The terms request reached Meta (the portfolio's admin is asked to accept in Meta's own flow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermsRequested {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<MetaRequestId>,
+    /// Meta answered 1752041: an invitation was already out.
+    pub already_invited: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Meta reported the terms signed by a portfolio admin (only an admin can sign in Meta's flow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermsSigned {
+    /// The WABA whose `MM_LITE_TERMS_SIGNED` webhook (or status read) reported it.
+    pub reported_for_waba: WabaId,
+    pub at: DateTime<Utc>,
+}
+
+/// A step Meta kept failing past the retry bound. Any later event of the portfolio ends the stall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStalled {
+    pub step: StepName,
+    pub attempts: u32,
+    pub error: Reason,
     pub at: DateTime<Utc>,
 }
 
@@ -157,6 +184,9 @@ pub mod type_names {
     pub const WABA_REINSTATED: &str = "waba_reinstated";
     pub const WABA_OFFBOARDED: &str = "waba_offboarded";
     pub const ONBOARDING_OFFBOARDED: &str = "onboarding_offboarded";
+    pub const TERMS_REQUESTED: &str = "terms_requested";
+    pub const TERMS_SIGNED: &str = "terms_signed";
+    pub const PROCESS_STALLED: &str = "process_stalled";
 }
 
 /// Every event of a portfolio's onboarding: the statig machine's event type and the unit of the stream.
@@ -180,6 +210,9 @@ pub enum OnboardingEvent {
     WabaReinstated(WabaReinstated),
     WabaOffboarded(WabaOffboarded),
     OnboardingOffboarded(OnboardingOffboarded),
+    TermsRequested(TermsRequested),
+    TermsSigned(TermsSigned),
+    ProcessStalled(ProcessStalled),
 }
 
 /// The schema version every event is written with today.
@@ -270,6 +303,9 @@ event_codec! {
     WabaReinstated => WABA_REINSTATED,
     WabaOffboarded => WABA_OFFBOARDED,
     OnboardingOffboarded => ONBOARDING_OFFBOARDED,
+    TermsRequested => TERMS_REQUESTED,
+    TermsSigned => TERMS_SIGNED,
+    ProcessStalled => PROCESS_STALLED,
 }
 
 impl OnboardingEvent {

@@ -215,6 +215,18 @@ text_value!(
     16
 );
 text_value!(
+    /// The id Meta gave a terms request (`onboard_partners_to_mm_lite`).
+    MetaRequestId,
+    "Meta request id",
+    128
+);
+text_value!(
+    /// What a process step was doing when Meta kept failing (e.g. `request_terms`).
+    StepName,
+    "step name",
+    64
+);
+text_value!(
     /// Free-text reason given by an operator (e.g. for offboarding).
     Reason,
     "reason",

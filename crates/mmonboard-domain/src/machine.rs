@@ -18,8 +18,8 @@ use crate::facts::{
     PortfolioFacts, PortfolioRole, SuspensionReason, TemplateCategory, WabaExitReason,
 };
 use crate::ids::{
-    AdAccountId, BusinessName, PortfolioId, Reason, TemplateId, TemplateLanguage, TemplateName,
-    TermsVersion, UserId, WabaId, WebsiteUrl,
+    AdAccountId, BusinessName, MetaRequestId, PortfolioId, Reason, StepName, TemplateId,
+    TemplateLanguage, TemplateName, TermsVersion, UserId, WabaId, WebsiteUrl,
 };
 
 /// Where a WABA stands in the OBO to shared migration.
@@ -87,6 +87,30 @@ pub struct TermsRecord {
     pub at: DateTime<Utc>,
 }
 
+/// The terms request that reached Meta.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TermsRequestRecord {
+    pub request_id: Option<MetaRequestId>,
+    pub already_invited: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Meta's report that a portfolio admin signed the terms in Meta's own flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TermsSignedRecord {
+    pub reported_for_waba: WabaId,
+    pub at: DateTime<Utc>,
+}
+
+/// A step Meta kept failing past the retry bound; current until the portfolio's next event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StallRecord {
+    pub step: StepName,
+    pub attempts: u32,
+    pub error: Reason,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConfigSync {
     pub started_at: DateTime<Utc>,
@@ -125,6 +149,10 @@ pub struct Onboarding {
     pub permissions: Option<PermissionsRecord>,
     pub business_info: Option<BusinessInfo>,
     pub terms: Option<TermsRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terms_request: Option<TermsRequestRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terms_signed: Option<TermsSignedRecord>,
     pub connected_at: Option<DateTime<Utc>>,
     pub config_sync: Option<ConfigSync>,
     pub templates: BTreeMap<TemplateId, TemplateRecord>,
@@ -259,6 +287,23 @@ impl Onboarding {
                 });
                 Transition(State::connecting())
             }
+            OnboardingEvent::TermsRequested(requested) if self.terms_request.is_none() => {
+                self.terms_request = Some(TermsRequestRecord {
+                    request_id: requested.request_id.clone(),
+                    already_invited: requested.already_invited,
+                    at: requested.at,
+                });
+                Handled
+            }
+            OnboardingEvent::TermsSigned(signed)
+                if self.wabas.contains_key(&signed.reported_for_waba) =>
+            {
+                self.terms_signed = Some(TermsSignedRecord {
+                    reported_for_waba: signed.reported_for_waba.clone(),
+                    at: signed.at,
+                });
+                Transition(State::connecting())
+            }
             _ => Super,
         }
     }
@@ -338,6 +383,8 @@ impl Onboarding {
                 });
                 Transition(State::offboarded())
             }
+            // The stall itself is kept by the aggregate, beside the version: it lasts until the next event.
+            OnboardingEvent::ProcessStalled(_) => Handled,
             _ => Super,
         }
     }

@@ -36,6 +36,8 @@ pub enum Rule {
     },
     #[error("terms can only be accepted by a portfolio admin (the person's role is {role})")]
     TermsRequireAdmin { role: PortfolioRole },
+    #[error("the terms request was already recorded")]
+    TermsAlreadyRequested,
     #[error("portfolio still contains OBO WABA {waba_id}: migrate it to a shared WABA first")]
     PortfolioStillContainsObo { waba_id: WabaId },
     #[error("WABA {waba_id} is not part of the portfolio's last eligibility check")]
@@ -128,6 +130,7 @@ impl Rule {
             Self::NotAllowedNow { .. } => "not_allowed_now",
             Self::TimeBeforeLastEvent { .. } => "time_before_last_event",
             Self::TermsRequireAdmin { .. } => "terms_require_admin",
+            Self::TermsAlreadyRequested => "terms_already_requested",
             Self::PortfolioStillContainsObo { .. } => "portfolio_still_contains_obo",
             Self::UnknownWaba { .. } => "unknown_waba",
             Self::NotAwaitingMigration { .. } => "not_awaiting_migration",

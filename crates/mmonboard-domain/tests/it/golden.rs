@@ -107,6 +107,21 @@ fn samples() -> Vec<OnboardingEvent> {
             reason: Reason::parse("customer left the provider").expect("valid"),
             at: t(20_004),
         }),
+        OnboardingEvent::TermsRequested(TermsRequested {
+            request_id: Some(MetaRequestId::parse("mmreq-4100000001-1").expect("valid")),
+            already_invited: false,
+            at: t(20_005),
+        }),
+        OnboardingEvent::TermsSigned(TermsSigned {
+            reported_for_waba: waba("1001"),
+            at: t(20_006),
+        }),
+        OnboardingEvent::ProcessStalled(ProcessStalled {
+            step: StepName::parse("request_terms").expect("valid"),
+            attempts: 8,
+            error: Reason::parse("requesting the MM API terms for business portfolio 4100000001: Meta answered HTTP 500 with error 1: Meta failed transiently (An unknown error occurred)").expect("valid"),
+            at: t(20_007),
+        }),
     ]
 }
 
