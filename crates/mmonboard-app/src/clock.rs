@@ -53,3 +53,46 @@ impl<C: Clock> Clock for Arc<C> {
         self.as_ref().now()
     }
 }
+
+/// Wall time sped up: starts at a given instant and runs `factor` times faster than the machine's clock. The
+/// demo and the end-to-end tests run Meta's minutes-long windows in seconds with it; every party to a flow
+/// (service, process manager, simulator) must share one.
+#[derive(Debug, Clone)]
+pub struct AcceleratedClock {
+    origin: DateTime<Utc>,
+    started: std::time::Instant,
+    factor: u32,
+}
+
+impl AcceleratedClock {
+    /// `factor` is clamped to at least 1.
+    pub fn starting_at(origin: DateTime<Utc>, factor: u32) -> Self {
+        Self {
+            origin,
+            started: std::time::Instant::now(),
+            factor: factor.max(1),
+        }
+    }
+
+    pub fn factor(&self) -> u32 {
+        self.factor
+    }
+
+    /// How long, in real time, a span of this clock's time takes.
+    pub fn real_duration(&self, span: TimeDelta) -> std::time::Duration {
+        span.to_std().unwrap_or_default() / self.factor
+    }
+}
+
+impl Clock for AcceleratedClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = self.started.elapsed() * self.factor;
+        self.origin + TimeDelta::from_std(elapsed).unwrap_or(TimeDelta::MAX)
+    }
+}
+
+impl Clock for Arc<dyn Clock> {
+    fn now(&self) -> DateTime<Utc> {
+        self.as_ref().now()
+    }
+}

@@ -3,15 +3,14 @@
 
 pub mod clock;
 pub mod codec;
-pub mod demo;
 pub mod error;
 pub mod json;
 mod locks;
 pub mod service;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{AcceleratedClock, Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use service::{
     CommandContext, CommandOutcome, HistoryEntry, LoggedEvent, OnboardingService, ServiceOptions,
-    ServiceStats,
+    ServiceStats, derived_command_id,
 };

@@ -53,6 +53,28 @@ impl CommandContext {
         self.command_id = command_id;
         self
     }
+
+    pub fn with_causation(mut self, causation_id: Option<Uuid>) -> Self {
+        self.causation_id = causation_id;
+        self
+    }
+}
+
+/// A command id derived from what the command is about (UUID v8 over SHA-256 of `namespace` and `parts`): a
+/// decision taken twice on the same grounds (a redelivered webhook, a timer that fires again after a crash) is
+/// the same command, which the log applies once.
+pub fn derived_command_id(namespace: &str, parts: &[&str]) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new_with_prefix(b"mmonboard derived command id\0");
+    digest.update(namespace.as_bytes());
+    for part in parts {
+        digest.update(b"\0");
+        digest.update(part.as_bytes());
+    }
+    let digest = digest.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
 }
 
 /// A stored event with its domain meaning.

@@ -3,6 +3,7 @@
 //! [`EventStore`] trait hides the backend so the embedded SQLite log ([`SqliteEventStore`], the
 //! default) and a later PostgreSQL log are interchangeable and pass one conformance suite.
 
+mod companion;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
@@ -12,6 +13,7 @@ mod sqlite;
 mod store;
 pub mod subscription;
 
+pub use companion::open_companion_tables;
 pub use error::{AppendError, InvalidStreamId, StoreError};
 pub use hash::{GENESIS_HASH, chain_hash};
 pub use model::{
