@@ -19,10 +19,9 @@ pub use read_models::{
 pub enum ProjectionError {
     #[error(transparent)]
     Store(#[from] mmonboard_eventlog::StoreError),
+    /// Includes a failed migration of the read model tables (`sqlx::Error::Migrate`).
     #[error("read model database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("read model migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
     #[error("event {global_position} cannot be projected: {reason}")]
     Corrupt {
         global_position: u64,

@@ -1,14 +1,12 @@
 //! The read model tables: written by the projector, queried by anyone.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use mmonboard_domain::eligibility::WabaIneligibility;
 use mmonboard_domain::machine::{OboMigration, WabaRouting};
 use mmonboard_domain::{Aggregate, DomainConfig};
+use mmonboard_eventlog::open_companion_tables;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::ProjectionError;
@@ -111,6 +109,15 @@ fn routing_status(routing: &WabaRouting) -> &'static str {
 fn blockers(aggregate: &Aggregate) -> Vec<Blocker> {
     let data = aggregate.data();
     let mut blockers = Vec::new();
+    if let Some(stall) = aggregate.stall() {
+        blockers.push(Blocker {
+            code: "meta_failing".into(),
+            message: format!(
+                "step {} stalled after {} attempts: {}",
+                stall.step, stall.attempts, stall.error
+            ),
+        });
+    }
     if let Some(eligibility) = &data.eligibility {
         for reason in &eligibility.verdict.portfolio_reasons {
             let code = serde_json::to_value(reason)
@@ -170,21 +177,14 @@ impl ReadModels {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
         // NORMAL, not FULL: read models are derived, and rows and checkpoint commit together, so a commit lost
         // to a power cut is projected again from the checkpoint before it.
-        let options = SqliteConnectOptions::from_str(url)?
-            .busy_timeout(Duration::from_secs(5))
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        let mut migrator = sqlx::migrate!("./migrations");
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        // `run_direct` (what `run` calls: all pending migrations, none skipped) on a connection: `run` goes through `Acquire`, whose higher-ranked bounds make the
-        // future not `Send`, so this could not be called inside a spawned task.
-        let mut connection = pool.acquire().await?;
-        migrator.run_direct(None, &mut *connection, false).await?;
-        drop(connection);
+        let pool = open_companion_tables(
+            url,
+            sqlx::migrate!("./migrations"),
+            MIGRATIONS_TABLE,
+            sqlx::sqlite::SqliteSynchronous::Normal,
+            4,
+        )
+        .await?;
         Ok(Self { pool })
     }
 
@@ -346,6 +346,19 @@ impl ReadModels {
         Ok(position
             .and_then(|position| u64::try_from(position).ok())
             .unwrap_or(0))
+    }
+
+    /// The portfolio a WABA with a mirrored ad account belongs to (for webhooks that name only the WABA).
+    pub async fn portfolio_of_waba(
+        &self,
+        waba_id: &str,
+    ) -> Result<Option<String>, ProjectionError> {
+        Ok(sqlx::query_scalar(
+            "SELECT portfolio_id FROM read_ad_accounts WHERE waba_id = ? ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(waba_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn status(&self, portfolio_id: &str) -> Result<Option<StatusRow>, ProjectionError> {

@@ -296,3 +296,73 @@ async fn a_running_projector_follows_new_events() {
     stop.send(()).expect("stop sent");
     running.await.expect("the projector stopped cleanly");
 }
+
+#[tokio::test]
+async fn a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds_the_portfolio() {
+    let fixture = Fixture::new().await;
+    take_live(&fixture, "4445").await;
+    let portfolio = PortfolioId::parse("4445").expect("valid");
+    let execute = |json: serde_json::Value| {
+        let command: OnboardingCommand = serde_json::from_value(json).expect("a command");
+        let fixture = &fixture;
+        let portfolio = portfolio.clone();
+        async move {
+            fixture
+                .service
+                .execute(&portfolio, &command, &CommandContext::new("test"))
+                .await
+                .expect("ok")
+                .expect("accepted");
+        }
+    };
+    execute(
+        serde_json::json!({"type":"record_process_stall","step":"complete_sync","attempts":5,
+        "error":"Meta answered HTTP 500 with error 1"}),
+    )
+    .await;
+    let mut projector = fixture.projector(100).await;
+    projector.catch_up(|_, _| {}).await.expect("projects");
+    let status = projector
+        .read_models()
+        .status("4445")
+        .await
+        .expect("query")
+        .expect("a row");
+    assert_eq!(status.blocked_by.len(), 1, "{:?}", status.blocked_by);
+    assert_eq!(status.blocked_by[0].code, "meta_failing");
+    assert!(status.blocked_by[0].message.contains("complete_sync"));
+    assert!(status.blocked_by[0].message.contains("5 attempts"));
+
+    // Any later event ends the stall.
+    execute(
+        serde_json::json!({"type":"record_template_use","waba_id":"1001","template_id":"3001"}),
+    )
+    .await;
+    projector.catch_up(|_, _| {}).await.expect("projects");
+    let status = projector
+        .read_models()
+        .status("4445")
+        .await
+        .expect("query")
+        .expect("a row");
+    assert!(status.blocked_by.is_empty(), "{:?}", status.blocked_by);
+
+    // Webhooks that name only a WABA find its portfolio here.
+    assert_eq!(
+        projector
+            .read_models()
+            .portfolio_of_waba("1001")
+            .await
+            .expect("query")
+            .as_deref(),
+        Some("4445")
+    );
+    assert_eq!(
+        projector
+            .read_models()
+            .portfolio_of_waba("1999")
+            .await
+            .expect("query"),
+        None
+    );
+}
