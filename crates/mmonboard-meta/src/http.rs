@@ -1,0 +1,421 @@
+//! The real gateway: Meta's Graph API over HTTPS (or plain HTTP to the simulator).
+//!
+//! - Base URL and Graph API version are configuration; the access token comes from the environment and is never
+//!   logged or printed (`Debug` shows it redacted).
+//! - Every request has a timeout. Reads are retried with exponential backoff on 429, 5xx, timeouts and
+//!   connection failures, a bounded number of times.
+//! - Writes are never retried blindly: when a write's outcome is unknown (no answer, or a 5xx), the gateway
+//!   reads the object back and reports the write done only if Meta shows it; otherwise it says so
+//!   ([`MetaError::WriteNotApplied`]) and the caller decides when to try again.
+
+use std::fmt;
+use std::time::Duration;
+
+use mmonboard_domain::facts::{OwnershipType, TermsStatus};
+use mmonboard_domain::ids::{PortfolioId, WabaId};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::error::{MetaError, MetaErrorKind};
+use crate::gateway::{
+    BusinessSnapshot, MetaGateway, OboIntentOutcome, TemplateSnapshot, TermsRequestOutcome,
+    WabaSnapshot,
+};
+use crate::wire;
+
+/// The environment variable the access token is read from.
+pub const ACCESS_TOKEN_ENV: &str = "META_ACCESS_TOKEN";
+/// Meta's production Graph API.
+pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+
+/// How reads are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (1-based `attempt` that just failed).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// Where and how the gateway talks to Meta.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub base_url: Url,
+    pub api_version: String,
+    pub access_token: AccessToken,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Why a gateway could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the Meta base URL {0:?} is not an absolute http(s) URL")]
+    BaseUrl(String),
+    #[error("the Graph API version {0:?} is not of the form v<major>.<minor>")]
+    Version(String),
+    #[error("no Meta access token: set {ACCESS_TOKEN_ENV}")]
+    MissingToken,
+}
+
+impl GatewayConfig {
+    /// A configuration with the token from `META_ACCESS_TOKEN`.
+    pub fn from_env(base_url: &str, api_version: &str) -> Result<Self, ConfigError> {
+        let token = std::env::var(ACCESS_TOKEN_ENV)
+            .ok()
+            .filter(|token| !token.trim().is_empty())
+            .ok_or(ConfigError::MissingToken)?;
+        Self::new(base_url, api_version, AccessToken::new(token))
+    }
+
+    pub fn new(
+        base_url: &str,
+        api_version: &str,
+        access_token: AccessToken,
+    ) -> Result<Self, ConfigError> {
+        let base_url = Url::parse(base_url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| ConfigError::BaseUrl(base_url.to_owned()))?;
+        if !wire::is_graph_api_version(api_version) {
+            return Err(ConfigError::Version(api_version.to_owned()));
+        }
+        Ok(Self {
+            base_url,
+            api_version: api_version.to_owned(),
+            access_token,
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+/// [`MetaGateway`] over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpGateway {
+    client: reqwest::Client,
+    config: GatewayConfig,
+}
+
+impl HttpGateway {
+    pub fn new(config: GatewayConfig) -> Result<Self, MetaError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("mmonboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| MetaError::Transport {
+                operation: "building the HTTP client".into(),
+                message: error.to_string(),
+            })?;
+        Ok(Self { client, config })
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.config.base_url.clone();
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}/{}/{path}", self.config.api_version));
+        url
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        path: &str,
+        fields: &str,
+    ) -> Result<T, MetaError> {
+        self.get_page(operation, path, fields, None).await
+    }
+
+    /// A read; `after`: the cursor of the page to read, for an edge Meta pages.
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        path: &str,
+        fields: &str,
+        after: Option<&str>,
+    ) -> Result<T, MetaError> {
+        let mut attempt = 1;
+        loop {
+            let mut request = self
+                .client
+                .get(self.url(path))
+                .query(&[("fields", fields)])
+                .bearer_auth(self.config.access_token.expose());
+            if let Some(after) = after {
+                request = request.query(&[("after", after)]);
+            }
+            match self.send(operation, request).await {
+                Err(error) if error.is_retryable() && attempt < self.config.retry.max_attempts => {
+                    let wait = self.config.retry.backoff(attempt);
+                    tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "Meta read failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn post<T: DeserializeOwned>(&self, operation: &str, path: &str) -> Result<T, MetaError> {
+        let request = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(self.config.access_token.expose());
+        self.send(operation, request).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, MetaError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.transport(operation, error))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport(operation, error))?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|error| MetaError::UnexpectedAnswer {
+                operation: operation.to_owned(),
+                status,
+                message: error.to_string(),
+            });
+        }
+        match serde_json::from_slice::<wire::ErrorResponse>(&body) {
+            Ok(wire::ErrorResponse { error }) => Err(MetaError::Graph {
+                operation: operation.to_owned(),
+                status,
+                code: error.code,
+                subcode: error.error_subcode,
+                kind: MetaErrorKind::from_code(error.code, status),
+                message: error.message,
+                fbtrace_id: error.fbtrace_id,
+            }),
+            Err(_) => Err(MetaError::UnexpectedAnswer {
+                operation: operation.to_owned(),
+                status,
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            }),
+        }
+    }
+
+    fn transport(&self, operation: &str, error: reqwest::Error) -> MetaError {
+        if error.is_timeout() {
+            MetaError::Timeout {
+                operation: operation.to_owned(),
+                timeout_ms: self.config.timeout.as_millis() as u64,
+            }
+        } else {
+            // Never the URL with its query: it is harmless today, but a token must never ride along in logs.
+            MetaError::Transport {
+                operation: operation.to_owned(),
+                message: error.without_url().to_string(),
+            }
+        }
+    }
+}
+
+/// The most pages of an edge read at once (Meta's default page is 25 entries).
+const MAX_PAGES: usize = 1000;
+
+/// One page of a Graph API edge: `{"data": [...], "paging": {"cursors": {"before", "after"}, "next"}}`.
+/// `paging.next` is present only while more pages follow.
+#[derive(serde::Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(serde::Deserialize)]
+struct Paging {
+    #[serde(default)]
+    cursors: Option<Cursors>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Cursors {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// A write whose answer did not say for sure whether Meta applied it.
+fn outcome_unknown(error: &MetaError) -> bool {
+    match error {
+        MetaError::Timeout { .. } | MetaError::Transport { .. } => true,
+        MetaError::Graph { status, .. } | MetaError::UnexpectedAnswer { status, .. } => {
+            *status >= 500
+        }
+        _ => false,
+    }
+}
+
+impl MetaGateway for HttpGateway {
+    async fn business(&self, business_id: &PortfolioId) -> Result<BusinessSnapshot, MetaError> {
+        let operation = format!("reading business portfolio {business_id}");
+        let node: wire::BusinessNode = self
+            .get(&operation, business_id.as_str(), wire::BUSINESS_FIELDS)
+            .await?;
+        BusinessSnapshot::from_wire(&operation, node)
+    }
+
+    async fn waba(&self, waba_id: &WabaId) -> Result<WabaSnapshot, MetaError> {
+        let operation = format!("reading WABA {waba_id}");
+        let node: wire::WabaNode = self
+            .get(&operation, waba_id.as_str(), wire::WABA_FIELDS)
+            .await?;
+        WabaSnapshot::from_wire(&operation, node)
+    }
+
+    async fn templates(&self, waba_id: &WabaId) -> Result<Vec<TemplateSnapshot>, MetaError> {
+        let operation = format!("reading the message templates of WABA {waba_id}");
+        let path = format!("{waba_id}/message_templates");
+        let mut templates = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page: Page<wire::TemplateNode> = self
+                .get_page(&operation, &path, wire::TEMPLATE_FIELDS, after.as_deref())
+                .await?;
+            for node in page.data {
+                templates.push(TemplateSnapshot::from_wire(&operation, node)?);
+            }
+            // Meta gives `next` while more pages follow; we ask for the next one ourselves, on the configured
+            // base URL, with its cursor (never following Meta's URL).
+            let Some(paging) = page.paging.filter(|paging| paging.next.is_some()) else {
+                return Ok(templates);
+            };
+            match paging.cursors.and_then(|cursors| cursors.after) {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                _ => {
+                    return Err(MetaError::UnexpectedAnswer {
+                        operation,
+                        status: 200,
+                        message: "paging.next without a new paging.cursors.after".into(),
+                    });
+                }
+            }
+        }
+        Err(MetaError::UnexpectedAnswer {
+            operation,
+            status: 200,
+            message: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    async fn set_obo_mobility_intent(
+        &self,
+        waba_id: &WabaId,
+    ) -> Result<OboIntentOutcome, MetaError> {
+        let operation = format!("starting the OBO transfer of WABA {waba_id}");
+        match self
+            .post::<wire::SuccessResponse>(
+                &operation,
+                &format!("{waba_id}/set_obo_mobility_intent"),
+            )
+            .await
+        {
+            Ok(_) => Ok(OboIntentOutcome::Requested),
+            Err(error) if outcome_unknown(&error) => {
+                let waba = self.waba(waba_id).await?;
+                if waba.obo_intent.is_some()
+                    || waba.facts.ownership_type == OwnershipType::ClientOwned
+                {
+                    Ok(OboIntentOutcome::AlreadyRequested)
+                } else {
+                    Err(MetaError::WriteNotApplied {
+                        operation,
+                        cause: error.to_string(),
+                    })
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn request_terms(
+        &self,
+        business_id: &PortfolioId,
+    ) -> Result<TermsRequestOutcome, MetaError> {
+        let operation = format!("requesting the MM API terms for business portfolio {business_id}");
+        match self
+            .post::<wire::TermsRequestResponse>(
+                &operation,
+                &format!("{business_id}/onboard_partners_to_mm_lite"),
+            )
+            .await
+        {
+            Ok(answer) => Ok(TermsRequestOutcome::Sent {
+                request_id: answer.request_id,
+            }),
+            Err(error) if error.kind() == Some(MetaErrorKind::AlreadyInvited) => {
+                Ok(TermsRequestOutcome::AlreadyInvited)
+            }
+            Err(error) if outcome_unknown(&error) => {
+                let business = self.business(business_id).await?;
+                if matches!(
+                    business.terms_status,
+                    TermsStatus::RequestSent | TermsStatus::TermOfServiceSigned
+                ) {
+                    Ok(TermsRequestOutcome::SentAnswerLost)
+                } else {
+                    Err(MetaError::WriteNotApplied {
+                        operation,
+                        cause: error.to_string(),
+                    })
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+}

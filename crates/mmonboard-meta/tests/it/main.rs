@@ -1,0 +1,5 @@
+mod fixtures;
+mod gateway;
+mod snapshots;
+mod stub;
+mod token;
