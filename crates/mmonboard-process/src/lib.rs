@@ -1,0 +1,28 @@
+//! The process manager of mmonboard: it follows the log and drives each portfolio's onboarding forward through
+//! Meta (eligibility read from the Graph API, OBO transfers, the terms request, connection, the sync windows,
+//! template mirrors, re-checks after a restriction), with durable timers. Its decisions are commands like any
+//! other, recorded with the actor `process-manager` and the event that caused them, so an auditor sees why each
+//! step happened. See `manager.rs` for why nothing is lost or done twice.
+
+mod manager;
+mod plan;
+mod timers;
+
+pub use manager::{ACTOR, ProcessManager, ProcessOptions, SUBSCRIPTION};
+pub use plan::{Planned, ProcessConfig, Step, plan};
+pub use timers::{Timer, TimerStore};
+
+/// A failure of the process manager's own infrastructure (Meta's failures are not errors: they are retried
+/// and, past a bound, recorded as a stall).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    App(#[from] mmonboard_app::AppError),
+    #[error(transparent)]
+    Store(#[from] mmonboard_eventlog::StoreError),
+    /// Includes a failed migration of the timers table (`sqlx::Error::Migrate`).
+    #[error("process timers: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("process manager: {0}")]
+    Corrupt(String),
+}
