@@ -11,6 +11,8 @@ pub enum ServerError {
     Store(#[from] mmonboard_eventlog::StoreError),
     #[error(transparent)]
     ReadModels(#[from] mmonboard_projections::ProjectionError),
+    #[error(transparent)]
+    Process(#[from] mmonboard_process::ProcessError),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -7,6 +7,7 @@ mod cloudevents;
 mod error;
 mod metrics;
 mod routes;
+mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,11 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mmonboard_app::{Clock, OnboardingService};
 use mmonboard_domain::DomainConfig;
 use mmonboard_eventlog::{SqliteEventStore, SqliteOptions};
+use mmonboard_meta::{HttpGateway, MetaGateway};
+use mmonboard_process::{ProcessConfig, ProcessManager, ProcessOptions};
 use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use error::ServerError;
+pub use webhook::{WEBHOOK_ACTOR, WebhookConfig};
 
 /// The largest request body accepted; larger ones get 413 before anything is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -33,6 +37,33 @@ pub(crate) struct AppState<C> {
     pub metrics: metrics::Metrics,
     pub shutdown: watch::Receiver<bool>,
     pub projector_running: AtomicBool,
+    pub webhook: Option<WebhookConfig>,
+    /// Why the process manager stopped, if it failed: the server then reports not ready.
+    pub process_failure: std::sync::Mutex<Option<String>>,
+}
+
+/// The process manager to run beside the API: it drives onboardings forward through Meta.
+pub struct ProcessSetup<G> {
+    pub gateway: Arc<G>,
+    pub config: ProcessConfig,
+    pub options: ProcessOptions,
+}
+
+/// What `serve` runs beyond the API and the projector.
+pub struct ServeOptions<G = HttpGateway> {
+    /// Meta's webhooks at `/webhooks/meta`; without it that path answers 404.
+    pub webhook: Option<WebhookConfig>,
+    /// The process manager; without it the onboarding moves only by the commands it is sent.
+    pub process: Option<ProcessSetup<G>>,
+}
+
+impl<G> Default for ServeOptions<G> {
+    fn default() -> Self {
+        Self {
+            webhook: None,
+            process: None,
+        }
+    }
 }
 
 /// Serve the log at `database_url` on `listener` until `shutdown` completes; then finish the requests in
@@ -43,19 +74,39 @@ pub async fn run<C: Clock + Clone>(
     clock: C,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_with::<C, HttpGateway>(
+        listener,
+        database_url,
+        clock,
+        ServeOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// `run` with Meta's webhooks and the process manager, as configured.
+pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
+    listener: TcpListener,
+    database_url: String,
+    clock: C,
+    options: ServeOptions<G>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let database_url = database_url.as_str();
     let store = Arc::new(SqliteEventStore::open(database_url, SqliteOptions::default()).await?);
     let read_models = ReadModels::open(database_url).await?;
     let config = DomainConfig::default();
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(AppState {
-        service: OnboardingService::new(Arc::clone(&store), clock, config.clone()),
+        service: OnboardingService::new(Arc::clone(&store), clock.clone(), config.clone()),
         store: Arc::clone(&store),
         read_models: read_models.clone(),
         config,
         metrics: metrics::Metrics::default(),
         shutdown: stopped.clone(),
         projector_running: AtomicBool::new(true),
+        webhook: options.webhook,
+        process_failure: std::sync::Mutex::new(None),
     });
 
     let mut projector = Projector::new(
@@ -79,6 +130,40 @@ pub async fn run<C: Clock + Clone>(
         }
     });
 
+    let process = match options.process {
+        None => None,
+        Some(setup) => {
+            let manager = ProcessManager::open(
+                Arc::clone(&store),
+                database_url,
+                clock,
+                setup.gateway,
+                state.config.clone(),
+                setup.config,
+                setup.options,
+            )
+            .await?;
+            let mut process_stop = stopped.clone();
+            let process_state = Arc::clone(&state);
+            Some(tokio::spawn(async move {
+                let outcome = manager
+                    .run(async move {
+                        while process_stop.changed().await.is_ok() && !*process_stop.borrow() {}
+                    })
+                    .await;
+                if let Err(error) = outcome {
+                    tracing::error!(%error, "the process manager stopped");
+                    *process_state
+                        .process_failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(error.to_string());
+                }
+                manager.timers().close().await;
+            }))
+        }
+    };
+
     let address = listener.local_addr()?;
     tracing::info!(%address, database = database_url, "mmonboard listening");
     let router = routes::router(Arc::clone(&state));
@@ -90,6 +175,9 @@ pub async fn run<C: Clock + Clone>(
         })
         .await?;
     let _ = projector.await;
+    if let Some(process) = process {
+        let _ = process.await;
+    }
     drop(state);
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close().await;

@@ -9,6 +9,8 @@ pub(crate) struct Metrics {
     pub events_appended: AtomicU64,
     pub invalid_requests: AtomicU64,
     pub subscribers: AtomicU64,
+    pub webhooks_accepted: AtomicU64,
+    pub webhooks_refused: AtomicU64,
 }
 
 pub(crate) struct Snapshot {
@@ -72,6 +74,21 @@ impl Metrics {
             "gauge",
             "Clients following the live event stream.",
             &[("", self.subscribers.load(Ordering::Relaxed))],
+        );
+        metric(
+            "mmonboard_meta_webhooks_total",
+            "counter",
+            "Meta webhook deliveries, by outcome (refused: bad signature or body, nothing recorded).",
+            &[
+                (
+                    "{outcome=\"accepted\"}",
+                    self.webhooks_accepted.load(Ordering::Relaxed),
+                ),
+                (
+                    "{outcome=\"refused\"}",
+                    self.webhooks_refused.load(Ordering::Relaxed),
+                ),
+            ],
         );
         text
     }

@@ -48,6 +48,10 @@ pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
             get(templates::<C>),
         )
         .route("/v1/route", get(routing::<C>))
+        .route(
+            "/webhooks/meta",
+            get(crate::webhook::handshake::<C>).post(crate::webhook::receive::<C>),
+        )
         .route("/v1/events", get(events::<C>))
         .route("/v1/events/stream", get(event_stream::<C>))
         .route(
@@ -138,6 +142,23 @@ async fn command<C: Clock + Clone>(
         })?;
         let command: OnboardingCommand = serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("the command is not valid: {error}")))?;
+        if matches!(
+            command,
+            OnboardingCommand::RecordTermsRequest { .. }
+                | OnboardingCommand::RecordTermsSigned { .. }
+                | OnboardingCommand::RecordProcessStall { .. }
+        ) {
+            // What Meta said is recorded by the webhook endpoint and the process manager only: an API caller
+            // must not be able to write "Meta reported the terms signed".
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "reserved_command",
+                message: format!(
+                    "{} records what Meta reported; only mmonboard's webhook endpoint and process manager record it",
+                    command.type_name()
+                ),
+            });
+        }
         let mut context = CommandContext::new(header_text(&headers, "x-actor")?.unwrap_or("http"));
         if let Some(key) = header_text(&headers, "idempotency-key")? {
             context = context.with_command_id(idempotent_command_id(&portfolio_id, key));
@@ -432,6 +453,18 @@ async fn event_stream<C: Clock + Clone>(
 async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
     let log = state.store.head_position().await;
     let projector = state.projector_running.load(Ordering::SeqCst);
+    let process_failure = state
+        .process_failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(error) = process_failure {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": format!("the process manager stopped: {error}") })),
+        )
+            .into_response();
+    }
     match (log, projector) {
         (Ok(head), true) => Json(json!({ "status": "ready", "head": head })).into_response(),
         (Err(error), _) => (

@@ -4,3 +4,4 @@
 mod api;
 mod stream;
 mod support;
+mod webhook;

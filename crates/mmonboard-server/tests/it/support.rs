@@ -21,7 +21,23 @@ pub struct App {
     _dir: tempfile::TempDir,
 }
 
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
 pub async fn spawn_app() -> App {
+    spawn(None).await
+}
+
+/// The server with Meta's webhooks configured (`APP_SECRET`, `VERIFY_TOKEN`).
+pub async fn spawn_app_with_webhooks() -> App {
+    spawn(Some(mmonboard_server::WebhookConfig {
+        app_secret: APP_SECRET.into(),
+        verify_token: VERIFY_TOKEN.into(),
+    }))
+    .await
+}
+
+async fn spawn(webhook: Option<mmonboard_server::WebhookConfig>) -> App {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("log.db").display());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -34,10 +50,15 @@ pub async fn spawn_app() -> App {
             .expect("a time"),
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(mmonboard_server::run(
+    let options = mmonboard_server::ServeOptions::<mmonboard_meta::HttpGateway> {
+        webhook,
+        process: None,
+    };
+    let server = tokio::spawn(mmonboard_server::run_with(
         listener,
         url.clone(),
         clock.clone(),
+        options,
         async move {
             let _ = stopped.await;
         },
