@@ -310,7 +310,7 @@ fn tamper(workspace: &Workspace, position: i64) {
 }
 
 #[test]
-fn the_demo_walks_a_portfolio_to_live_and_leaves_an_intact_log() {
+fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
     let workspace = Workspace::new();
     let run = workspace.run(&["demo"], "");
     assert_eq!(
@@ -318,22 +318,35 @@ fn the_demo_walks_a_portfolio_to_live_and_leaves_an_intact_log() {
         "stdout: {}\nstderr: {}",
         run.stdout, run.stderr
     );
-    assert!(run.stdout.contains("is live after"), "{}", run.stdout);
     assert!(
-        run.stdout.contains("refused [terms_require_admin]"),
+        run.stdout.contains("7 of 7 portfolios ended as predicted"),
         "{}",
         run.stdout
     );
+    // Every step of the flow came from Meta (the process manager or a webhook), none typed by hand.
+    for line in [
+        "eligibility_checked          process-manager",
+        "obo_waba_migrated            process-manager",
+        "terms_requested              process-manager",
+        "terms_signed                 meta-webhook",
+        "connected                    process-manager",
+        "sync_completed               process-manager",
+        "waba_restricted              meta-webhook",
+        "waba_reinstated              process-manager",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "missing {line:?} in:\n{}",
+            run.stdout
+        );
+    }
     assert!(
-        run.stdout.contains("refused [config_sync_window_open]"),
-        "{}",
-        run.stdout
+        workspace.event_count() >= 50,
+        "{} events",
+        workspace.event_count()
     );
-    assert!(run.stdout.contains("obo_waba_migrated"), "{}", run.stdout);
-    assert!(workspace.event_count() >= 13);
-    // A second run onboards another portfolio on the same database.
-    let again = workspace.run(&["demo"], "");
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    let verify = workspace.run(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
 }
 
 #[test]
@@ -412,4 +425,77 @@ fn the_read_models_are_rebuilt_from_the_log_and_report_their_lag() {
         "{}",
         unknown.stderr
     );
+}
+
+#[test]
+fn meta_settings_that_cannot_work_are_refused_before_anything_starts() {
+    let workspace = Workspace::new();
+    // Webhooks need both secrets.
+    let run = workspace.run_with_env(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("META_APP_SECRET", "s")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("META_WEBHOOK_VERIFY_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    // The process manager needs a token for Meta, and a URL it can use.
+    let run = workspace.run_with_env(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--meta-base-url",
+            "http://127.0.0.1:9",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("META_ACCESS_TOKEN"), "{}", run.stderr);
+    let run = workspace.run_with_env(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--meta-base-url",
+            "graph.facebook.com",
+        ],
+        &[("META_ACCESS_TOKEN", "t")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("graph.facebook.com"), "{}", run.stderr);
+    assert!(!workspace.database_path().exists(), "nothing was opened");
+
+    // A scenario that is not valid names the file and what is wrong with it.
+    let scenario = workspace.path("bad.json");
+    std::fs::write(
+        &scenario,
+        r#"{"name": "bad", "expect": {"phase": "live"}, "business": {"id": "12ab", "name": "X", "country": "BR", "wabas": []}}"#,
+    )
+    .expect("written");
+    let scenario = scenario.display().to_string();
+    for args in [
+        vec![
+            "meta-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            scenario.as_str(),
+        ],
+        vec!["demo", "--scenario", scenario.as_str()],
+    ] {
+        let run = workspace.run_with_env(
+            &args,
+            &[("META_ACCESS_TOKEN", "t"), ("META_APP_SECRET", "s")],
+        );
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("bad.json"), "{}", run.stderr);
+        assert!(run.stderr.contains("12ab"), "{}", run.stderr);
+    }
+    let run = workspace.run_with_env(&["demo", "--scenario", "missing.json"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("missing.json"), "{}", run.stderr);
+    assert!(!workspace.database_path().exists(), "nothing was opened");
 }

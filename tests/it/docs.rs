@@ -30,7 +30,7 @@ fn every_command_example_in_the_docs_parses() {
     }
     assert_eq!(
         types.len(),
-        17,
+        20,
         "every command type has an example; documented: {types:?}"
     );
 }

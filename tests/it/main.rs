@@ -3,4 +3,5 @@
 
 mod cli;
 mod docs;
+mod e2e;
 mod support;

@@ -38,6 +38,10 @@ impl Workspace {
         self.dir.path().join("log.db")
     }
 
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     pub fn database_url(&self) -> String {
         format!("sqlite://{}", self.database_path().display())
     }
@@ -49,7 +53,31 @@ impl Workspace {
 
     /// Start `mmonboard --database <tmp> args...` without waiting for it; `command` goes to its stdin.
     pub fn spawn(&self, args: &[&str], stdin: &str) -> std::process::Child {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mmonboard"))
+        self.spawn_with_env(args, stdin, &[])
+    }
+
+    /// `run` with these environment variables set (and Meta's secrets otherwise unset).
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        finish(self.spawn_with_env(args, "", env))
+    }
+
+    fn spawn_with_env(
+        &self,
+        args: &[&str],
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> std::process::Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mmonboard"));
+        for name in [
+            "META_ACCESS_TOKEN",
+            "META_APP_SECRET",
+            "META_WEBHOOK_VERIFY_TOKEN",
+            "META_BASE_URL",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+        let mut child = command
             .arg("--database")
             .arg(self.database_url())
             .args(args)
@@ -60,12 +88,13 @@ impl Workspace {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the mmonboard binary starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("stdin written");
+        // A command refused before it reads its input (an invalid argument) may exit before the
+        // write: a broken pipe then is its answer, which the caller checks through the exit code.
+        match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(error) => panic!("stdin not written: {error}"),
+        }
         child
     }
 

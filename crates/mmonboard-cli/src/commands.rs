@@ -4,11 +4,11 @@
 use std::io::Read;
 use std::path::Path;
 
-use mmonboard_app::demo::{self, DemoStep};
-use mmonboard_app::{AppError, Clock, CommandContext, ManualClock, OnboardingService, SystemClock};
+use mmonboard_app::{AppError, Clock, CommandContext, OnboardingService, SystemClock};
 use mmonboard_domain::ids::PortfolioId;
 use mmonboard_domain::{DomainConfig, OnboardingCommand};
 use mmonboard_eventlog::{EventStore, SqliteEventStore, SqliteOptions};
+use mmonboard_metasim::Scenario;
 use serde_json::json;
 
 use mmonboard_app::json::{accepted_json, history_entry_json};
@@ -44,9 +44,30 @@ pub async fn run(cli: Cli) -> u8 {
         } => state(&database, &portfolio, as_of, json).await,
         Command::History { portfolio, json } => history(&database, &portfolio, json).await,
         Command::Verify { json } => verify(&database, json).await,
-        Command::Demo => run_demo(&database).await,
+        Command::Demo {
+            scenarios,
+            time_factor,
+        } => run_demo(&database, &scenarios, time_factor).await,
         Command::Bench { json, quick } => bench(json, quick).await,
-        Command::Serve { listen } => serve(&database, listen).await,
+        Command::Serve {
+            listen,
+            meta_base_url,
+            meta_api_version,
+        } => {
+            serve(
+                &database,
+                listen,
+                meta_base_url.as_deref(),
+                &meta_api_version,
+            )
+            .await
+        }
+        Command::MetaSim {
+            listen,
+            scenarios,
+            webhook_url,
+            time_factor,
+        } => meta_sim(listen, &scenarios, webhook_url.as_deref(), time_factor).await,
         Command::Projections {
             action: ProjectionsAction::Rebuild { name },
         } => rebuild(&database, name.as_deref()).await,
@@ -79,12 +100,12 @@ enum Failure {
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
     Bench(String),
-    #[error("the demo script is invalid: {0}")]
-    Demo(mmonboard_domain::InvalidValue),
     #[error(transparent)]
     Server(#[from] mmonboard_server::ServerError),
     #[error(transparent)]
     Projection(#[from] mmonboard_projections::ProjectionError),
+    #[error("Meta: {0}")]
+    Meta(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,
@@ -320,95 +341,165 @@ async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
     Ok(code)
 }
 
-async fn run_demo(database: &str) -> Result<u8, Failure> {
-    let steps = demo::script().map_err(Failure::Demo)?;
-    let store = open(database).await?;
-    let clock = ManualClock::starting_at(chrono::Utc::now());
-    let start = clock.now();
-    let service = OnboardingService::new(store, clock.clone(), DomainConfig::default());
-    let portfolio_id = demo::fresh_portfolio_id();
-    println!("mmonboard demo: portfolio {portfolio_id} on {database}");
-    println!(
-        "(time is simulated: the 15-minute windows pass instantly; [+mm:ss] is time since the start)\n"
-    );
-    let mut unexpected = 0;
-    for (
-        index,
-        DemoStep {
-            narration,
-            advance,
-            command,
-            expect_refusal,
-        },
-    ) in steps.iter().enumerate()
-    {
-        clock.advance(*advance);
-        let elapsed = clock.now() - start;
-        let stamp = format!(
-            "[+{:02}:{:02}]",
-            elapsed.num_minutes(),
-            elapsed.num_seconds() % 60
-        );
-        println!("{stamp} {:>2}. {narration}", index + 1);
-        let context = CommandContext::new("demo");
-        match service.execute(&portfolio_id, command, &context).await? {
-            Ok(outcome) => {
-                let names: Vec<&str> = outcome
-                    .events
-                    .iter()
-                    .map(|logged| logged.recorded.event_type.as_str())
-                    .collect();
-                println!(
-                    "           {} -> now {} (version {})",
-                    names.join(", "),
-                    outcome.phase,
-                    outcome.version
-                );
-                if *expect_refusal {
-                    unexpected += 1;
-                    println!("           (expected a refusal here)");
-                }
+/// The sample scenarios shipped with mmonboard (the files in `scenarios/`), for a demo from a fresh clone.
+const SAMPLE_SCENARIOS: [(&str, &str); 7] = [
+    (
+        "happy_path",
+        include_str!("../../../scenarios/happy_path.json"),
+    ),
+    ("obo_waba", include_str!("../../../scenarios/obo_waba.json")),
+    (
+        "unsupported_country",
+        include_str!("../../../scenarios/unsupported_country.json"),
+    ),
+    (
+        "restricted_waba",
+        include_str!("../../../scenarios/restricted_waba.json"),
+    ),
+    (
+        "business_app_number",
+        include_str!("../../../scenarios/business_app_number.json"),
+    ),
+    (
+        "restriction_after_enablement",
+        include_str!("../../../scenarios/restriction_after_enablement.json"),
+    ),
+    (
+        "duplicate_invitation",
+        include_str!("../../../scenarios/duplicate_invitation.json"),
+    ),
+];
+
+/// The shipped samples, parsed.
+pub fn sample_scenarios() -> Result<Vec<Scenario>, String> {
+    SAMPLE_SCENARIOS
+        .iter()
+        .map(|(name, text)| {
+            Scenario::from_json(text).map_err(|error| format!("sample {name}: {error}"))
+        })
+        .collect()
+}
+
+async fn run_demo(
+    database: &str,
+    files: &[std::path::PathBuf],
+    time_factor: u32,
+) -> Result<u8, Failure> {
+    let scenarios = if files.is_empty() {
+        match sample_scenarios() {
+            Ok(scenarios) => scenarios,
+            Err(message) => return invalid_input(&message),
+        }
+    } else {
+        let mut scenarios = Vec::with_capacity(files.len());
+        for file in files {
+            match Scenario::from_file(file) {
+                Ok(scenario) => scenarios.push(scenario),
+                Err(error) => return invalid_input(&error.to_string()),
             }
-            Err(refusal) => {
-                println!("           refused [{}]: {}", refusal.code(), refusal.rule);
-                if !expect_refusal {
-                    unexpected += 1;
-                }
+        }
+        scenarios
+    };
+    let flow = crate::flow::Flow::start(database, scenarios.clone(), time_factor)
+        .await
+        .map_err(|error| Failure::Meta(error.to_string()))?;
+    let start = flow.now();
+    println!("mmonboard demo on {database}");
+    println!(
+        "  Meta simulator {} and mmonboard {} (API, signed webhooks, process manager), over real HTTP",
+        flow.sim_base, flow.api_base
+    );
+    println!(
+        "  time runs {time_factor}x faster: [+hh:mm:ss] is simulated time since the start; only the operator's own steps come from here\n"
+    );
+    let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let flow = std::sync::Arc::new(flow);
+    let mut runs = tokio::task::JoinSet::new();
+    for scenario in scenarios.clone() {
+        let flow = std::sync::Arc::clone(&flow);
+        runs.spawn(async move {
+            let name = scenario.name.clone();
+            let mut print = |step: &crate::flow::Transition| {
+                let offset = chrono::DateTime::parse_from_rfc3339(&step.at)
+                    .map(|at| at.with_timezone(&chrono::Utc) - start)
+                    .unwrap_or_default();
+                let seconds = offset.num_seconds().max(0);
+                let arrow = if step.from == step.to {
+                    String::new()
+                } else {
+                    format!("{} -> {}", step.from, step.to)
+                };
+                println!(
+                    "[+{:02}:{:02}:{:02}] {name:<width$}  {:<28} {:<16} {arrow}",
+                    seconds / 3600,
+                    seconds / 60 % 60,
+                    seconds % 60,
+                    step.event,
+                    step.actor,
+                );
+            };
+            let outcome = flow
+                .onboard(&scenario, std::time::Duration::from_secs(120), &mut print)
+                .await;
+            (scenario, outcome)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = runs.join_next().await {
+        match joined {
+            Ok(result) => results.push(result),
+            Err(error) => return Err(Failure::Meta(format!("a scenario's run failed: {error}"))),
+        }
+    }
+    results.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    println!(
+        "\n{:<width$}  {:<12} {:<12} result",
+        "scenario", "expected", "ended in"
+    );
+    let mut failed = 0;
+    for (scenario, outcome) in &results {
+        match outcome {
+            Ok(state) => println!(
+                "{:<width$}  {:<12} {:<12} as DOMAIN.md predicts",
+                scenario.name,
+                scenario.expect.phase,
+                state["phase"].as_str().unwrap_or("?"),
+            ),
+            Err(error) => {
+                failed += 1;
+                println!(
+                    "{:<width$}  {:<12} {:<12} {error}",
+                    scenario.name, scenario.expect.phase, "-"
+                );
             }
         }
     }
-    let aggregate = service.load(&portfolio_id).await?;
-    let report = service.store().verify().await?;
+    let flow = std::sync::Arc::into_inner(flow)
+        .ok_or_else(|| Failure::Meta("the demo's runs still hold the flow".into()))?;
+    let elapsed = flow.now() - start;
+    flow.shutdown()
+        .await
+        .map_err(|error| Failure::Meta(error.to_string()))?;
+    let store = open(database).await?;
+    let report = store.verify().await?;
     println!(
-        "\nportfolio {portfolio_id} is {} after {} events.",
-        aggregate.phase(),
-        aggregate.version()
+        "\n{} of {} portfolios ended as predicted in {} simulated minutes.",
+        results.len() - failed,
+        results.len(),
+        elapsed.num_minutes(),
     );
-    match &report.first_break {
-        None => println!(
-            "hash chain intact over all {} events of the log.",
-            report.events_checked
-        ),
-        Some(found) => println!(
-            "hash chain broken at position {}: {}",
-            found.global_position, found.reason
-        ),
+    if let Some(broken) = &report.first_break {
+        println!(
+            "the log is broken at global position {}: {}",
+            broken.global_position, broken.reason
+        );
+        return Ok(exit::LOG_BROKEN);
     }
-    let database_flag = if database == crate::DEFAULT_DATABASE_URL {
-        String::new()
-    } else {
-        format!(" --database {database}")
-    };
-    println!("\nLook closer:");
-    println!("  mmonboard{database_flag} state --portfolio {portfolio_id}");
-    println!("  mmonboard{database_flag} history --portfolio {portfolio_id}");
-    println!("  mmonboard{database_flag} verify");
-    service.into_store().close().await;
-    if unexpected > 0 || report.first_break.is_some() {
-        eprintln!("error: the demo did not go as scripted ({unexpected} unexpected outcomes)");
-        return Ok(exit::FAILURE);
-    }
-    Ok(exit::OK)
+    println!(
+        "the log verifies: {} events in {} streams, hash chain intact.",
+        report.events_checked, report.streams_checked
+    );
+    Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
 }
 
 async fn bench(as_json: bool, quick: bool) -> Result<u8, Failure> {
@@ -448,7 +539,34 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(database: &str, listen: std::net::SocketAddr) -> Result<u8, Failure> {
+/// The webhook secrets, from the environment only (never flags: those show in process lists).
+pub(crate) fn webhook_config_from_env() -> Result<Option<mmonboard_server::WebhookConfig>, String> {
+    let read = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    match (read("META_APP_SECRET"), read("META_WEBHOOK_VERIFY_TOKEN")) {
+        (Some(app_secret), Some(verify_token)) => Ok(Some(mmonboard_server::WebhookConfig {
+            app_secret,
+            verify_token,
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err("META_APP_SECRET is set but META_WEBHOOK_VERIFY_TOKEN is not: Meta's webhooks need both".into()),
+        (None, Some(_)) => Err("META_WEBHOOK_VERIFY_TOKEN is set but META_APP_SECRET is not: Meta's webhooks need both".into()),
+    }
+}
+
+async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Failure::Listen {
+            address: listen,
+            source,
+        })
+}
+
+fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -457,19 +575,55 @@ async fn serve(database: &str, listen: std::net::SocketAddr) -> Result<u8, Failu
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| Failure::Listen {
-            address: listen,
-            source,
-        })?;
+}
+
+async fn serve(
+    database: &str,
+    listen: std::net::SocketAddr,
+    meta_base_url: Option<&str>,
+    meta_api_version: &str,
+) -> Result<u8, Failure> {
+    let webhook = match webhook_config_from_env() {
+        Ok(webhook) => webhook,
+        Err(message) => return invalid_input(&message),
+    };
+    let process = match meta_base_url {
+        None => None,
+        Some(base_url) => {
+            let config = match mmonboard_meta::GatewayConfig::from_env(base_url, meta_api_version) {
+                Ok(config) => config,
+                Err(error) => return invalid_input(&error.to_string()),
+            };
+            let gateway = mmonboard_meta::HttpGateway::new(config)
+                .map_err(|error| Failure::Meta(error.to_string()))?;
+            Some(mmonboard_server::ProcessSetup {
+                gateway: std::sync::Arc::new(gateway),
+                config: mmonboard_process::ProcessConfig::default(),
+                options: mmonboard_process::ProcessOptions::default(),
+            })
+        }
+    };
+    init_tracing();
+    let listener = bind(listen).await?;
     if let Ok(address) = listener.local_addr() {
         eprintln!("mmonboard serving http://{address} on {database}");
     }
-    mmonboard_server::run(
+    let meta = if process.is_some() {
+        "driving onboardings through Meta"
+    } else {
+        "without a process manager (no --meta-base-url)"
+    };
+    let hooks = if webhook.is_some() {
+        "Meta webhooks at /webhooks/meta"
+    } else {
+        "no webhooks (META_APP_SECRET unset)"
+    };
+    eprintln!("  {meta}; {hooks}");
+    mmonboard_server::run_with(
         listener,
         database.to_owned(),
         SystemClock,
+        mmonboard_server::ServeOptions { webhook, process },
         shutdown_signal(),
     )
     .await?;
@@ -477,6 +631,73 @@ async fn serve(database: &str, listen: std::net::SocketAddr) -> Result<u8, Failu
 }
 
 const PROJECTION_NAMES: [&str; 4] = ["read_models", "status", "ad_accounts", "templates"];
+
+async fn meta_sim(
+    listen: std::net::SocketAddr,
+    files: &[std::path::PathBuf],
+    webhook_url: Option<&str>,
+    time_factor: u32,
+) -> Result<u8, Failure> {
+    let mut scenarios = Vec::with_capacity(files.len());
+    for file in files {
+        match Scenario::from_file(file) {
+            Ok(scenario) => scenarios.push(scenario),
+            Err(error) => return invalid_input(&error.to_string()),
+        }
+    }
+    let webhook_url = match webhook_url.map(url::Url::parse).transpose() {
+        Ok(url) => url,
+        Err(error) => return invalid_input(&format!("--webhook-url is not a URL: {error}")),
+    };
+    let read = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let Some(access_token) = read("META_ACCESS_TOKEN") else {
+        return invalid_input(
+            "set META_ACCESS_TOKEN: the simulator accepts Graph API requests carrying that token",
+        );
+    };
+    let Some(app_secret) = read("META_APP_SECRET") else {
+        return invalid_input("set META_APP_SECRET: the simulator signs its webhooks with it");
+    };
+    let clock: std::sync::Arc<dyn Clock> = if time_factor > 1 {
+        std::sync::Arc::new(mmonboard_app::AcceleratedClock::starting_at(
+            chrono::Utc::now(),
+            time_factor,
+        ))
+    } else {
+        std::sync::Arc::new(SystemClock)
+    };
+    let config = mmonboard_metasim::SimConfig {
+        access_token,
+        app_secret,
+        webhook_url,
+        redelivery: Default::default(),
+        tick: std::time::Duration::from_millis(20),
+    };
+    let simulator = match mmonboard_metasim::Simulator::new(scenarios, clock, config) {
+        Ok(simulator) => simulator,
+        Err(error) => return invalid_input(&error.to_string()),
+    };
+    init_tracing();
+    let listener = bind(listen).await?;
+    if let Ok(address) = listener.local_addr() {
+        eprintln!(
+            "mmonboard meta-sim serving http://{address} ({} scenario(s), time x{time_factor})",
+            files.len()
+        );
+    }
+    simulator
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|source| Failure::Listen {
+            address: listen,
+            source,
+        })?;
+    Ok(exit::OK)
+}
 
 async fn rebuild(database: &str, name: Option<&str>) -> Result<u8, Failure> {
     if let Some(name) = name

@@ -3,6 +3,7 @@
 //! codes are a contract scripts rely on (docs/commands.md).
 
 mod commands;
+pub mod flow;
 mod output;
 
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use mmonboard_domain::ids::PortfolioId;
 
-pub use commands::run;
+pub use commands::{run, sample_scenarios};
 
 /// Exit codes: a contract.
 pub mod exit {
@@ -85,13 +86,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Walk a sample portfolio through the whole onboarding on this database (simulated time).
-    Demo,
+    /// Onboard the sample portfolios end to end through the Meta simulator, over real HTTP, on this database,
+    /// with accelerated time: only the operator's own steps come from here; every fact comes from Meta.
+    Demo {
+        /// Scenario files to onboard (see scenarios/README.md); default: the seven samples shipped with mmonboard.
+        #[arg(long = "scenario")]
+        scenarios: Vec<PathBuf>,
+        /// Simulated time runs this many times faster than real time (600: a 15-minute window takes 1.5 s).
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        time_factor: u32,
+    },
     /// Serve the HTTP API (commands, queries, read models, routing, live events) on this database.
     Serve {
         /// Address to listen on; port 0 picks a free port (the chosen address is logged).
         #[arg(long, env = "MMONBOARD_LISTEN", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Meta's Graph API (e.g. https://graph.facebook.com, or a `meta-sim`): when given, the process manager
+        /// drives every onboarding forward through it. The token is read from META_ACCESS_TOKEN.
+        #[arg(long, env = "META_BASE_URL")]
+        meta_base_url: Option<String>,
+        /// The Graph API version to call.
+        #[arg(long, env = "META_API_VERSION", default_value = mmonboard_meta::wire::DEFAULT_GRAPH_API_VERSION)]
+        meta_api_version: String,
+    },
+    /// Serve a simulator of the part of Meta's Graph API mmonboard speaks to, from scenario files.
+    MetaSim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Scenario files (JSON); see scenarios/README.md.
+        #[arg(long = "scenario", required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Where to deliver webhooks (e.g. http://127.0.0.1:8080/webhooks/meta); none: only recorded.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Run simulated time this many times faster than real time.
+        #[arg(long, default_value_t = 1)]
+        time_factor: u32,
     },
     /// The read models: rebuild them from the log, or show how far behind they are.
     Projections {

@@ -53,6 +53,28 @@ pub fn state_text(aggregate: &Aggregate) -> String {
             terms.terms_version, terms.accepted_by, terms.role
         );
     }
+    if let Some(request) = &data.terms_request {
+        let how = match (&request.request_id, request.already_invited) {
+            (_, true) => "Meta said an invitation was already out".to_owned(),
+            (Some(id), false) => format!("request {id}"),
+            (None, false) => "no request id".to_owned(),
+        };
+        let _ = writeln!(text, "  terms asked  {how}");
+    }
+    if let Some(signed) = &data.terms_signed {
+        let _ = writeln!(
+            text,
+            "  terms        signed at Meta by a portfolio admin (reported for WABA {})",
+            signed.reported_for_waba
+        );
+    }
+    if let Some(stall) = aggregate.stall() {
+        let _ = writeln!(
+            text,
+            "  stalled      {} after {} attempts: {}",
+            stall.step, stall.attempts, stall.error
+        );
+    }
     if let Some(sync) = &data.config_sync {
         let ends = sync
             .window_ends_at

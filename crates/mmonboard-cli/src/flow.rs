@@ -1,0 +1,440 @@
+//! The whole flow over real HTTP: the Meta simulator and `serve` (API, webhooks, process manager) each on a
+//! port of their own, sharing one accelerated clock, and an operator who does only what a person does (start,
+//! review the permissions, confirm the business information Meta has on file) through the API. Everything
+//! else (eligibility, OBO transfers, the terms request, connection, the sync windows, template mirrors,
+//! restrictions and re-checks) comes from Meta: nothing is typed by hand. `mmonboard demo` and the end-to-end
+//! tests both run it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mmonboard_app::{AcceleratedClock, Clock};
+use mmonboard_domain::ids::PortfolioId;
+use mmonboard_meta::http::AccessToken;
+use mmonboard_meta::{GatewayConfig, HttpGateway, MetaGateway};
+use mmonboard_metasim::{Scenario, SimConfig, Simulator};
+use mmonboard_process::{ProcessConfig, ProcessOptions};
+use mmonboard_server::{ProcessSetup, ServeOptions, WebhookConfig};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The secrets the simulator and the server share in a flow (they never leave the process).
+const ACCESS_TOKEN: &str = "mmonboard-flow-access-token";
+const APP_SECRET: &str = "mmonboard-flow-app-secret";
+const VERIFY_TOKEN: &str = "mmonboard-flow-verify-token";
+/// The operator who reviews the permissions (a Meta user id of the provider).
+pub const OPERATOR: &str = "106000000000001";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("the Meta gateway: {0}")]
+    Meta(String),
+    #[error("the API answered {status} to {what}: {body}")]
+    Api {
+        what: String,
+        status: u16,
+        body: Value,
+    },
+    #[error("cannot reach the API: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(
+        "portfolio {portfolio} of scenario {scenario} did not reach {expected} within {seconds} s (it is {phase}; waiting for: {waiting})"
+    )]
+    Timeout {
+        scenario: String,
+        portfolio: String,
+        expected: String,
+        phase: String,
+        waiting: String,
+        seconds: u64,
+    },
+    #[error("the server stopped: {0}")]
+    Server(String),
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    async fn stop(self) -> Result<(), FlowError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(FlowError::Server(error)),
+            Err(error) => Err(FlowError::Server(error.to_string())),
+        }
+    }
+}
+
+/// A running simulator and server.
+pub struct Flow {
+    pub clock: AcceleratedClock,
+    pub sim: Simulator,
+    pub sim_base: String,
+    pub api_base: String,
+    api_address: SocketAddr,
+    database_url: String,
+    client: reqwest::Client,
+    gateway: Arc<HttpGateway>,
+    process: ProcessConfig,
+    sim_running: Option<Running>,
+    server_running: Option<Running>,
+}
+
+/// One line of what happened, for people: the event, who recorded it and the transition.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub portfolio: String,
+    pub at: String,
+    pub event: String,
+    pub actor: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl Flow {
+    /// Start the simulator with `scenarios` and the server on `database_url`, both on free local ports,
+    /// with time running `time_factor` times faster than real time from now.
+    pub async fn start(
+        database_url: &str,
+        scenarios: Vec<Scenario>,
+        time_factor: u32,
+    ) -> Result<Self, FlowError> {
+        let clock = AcceleratedClock::starting_at(Utc::now(), time_factor);
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let api_address = api_listener.local_addr()?;
+        let api_base = format!("http://{api_address}");
+        let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim_base = format!("http://{}", sim_listener.local_addr()?);
+
+        let mut sim_config = SimConfig {
+            access_token: ACCESS_TOKEN.into(),
+            app_secret: APP_SECRET.into(),
+            webhook_url: Some(
+                url::Url::parse(&format!("{api_base}/webhooks/meta"))
+                    .map_err(|error| FlowError::Meta(error.to_string()))?,
+            ),
+            redelivery: Default::default(),
+            tick: Duration::from_millis(20),
+        };
+        sim_config.redelivery.max_attempts = 12;
+        let clock_for_sim: Arc<dyn Clock> = Arc::new(clock.clone());
+        let sim = Simulator::new(scenarios, clock_for_sim, sim_config)
+            .map_err(|error| FlowError::Meta(error.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = sim.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve(sim_listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|error| error.to_string())
+        });
+        let sim_running = Running { stop, task };
+
+        let mut config = GatewayConfig::new(&sim_base, "v23.0", AccessToken::new(ACCESS_TOKEN))
+            .map_err(|error| FlowError::Meta(error.to_string()))?;
+        config.timeout = Duration::from_secs(5);
+        config.retry.initial_backoff = Duration::from_millis(20);
+        let gateway =
+            Arc::new(HttpGateway::new(config).map_err(|error| FlowError::Meta(error.to_string()))?);
+        let mut flow = Self {
+            clock,
+            sim,
+            sim_base,
+            api_base,
+            api_address,
+            database_url: database_url.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            gateway,
+            process: ProcessConfig::default(),
+            sim_running: Some(sim_running),
+            server_running: None,
+        };
+        flow.start_server_on(api_listener).await?;
+        Ok(flow)
+    }
+
+    async fn start_server_on(
+        &mut self,
+        listener: tokio::net::TcpListener,
+    ) -> Result<(), FlowError> {
+        let options = ServeOptions {
+            webhook: Some(WebhookConfig {
+                app_secret: APP_SECRET.into(),
+                verify_token: VERIFY_TOKEN.into(),
+            }),
+            process: Some(ProcessSetup {
+                gateway: Arc::clone(&self.gateway),
+                config: self.process.clone(),
+                options: ProcessOptions {
+                    tick: Duration::from_millis(20),
+                    ..ProcessOptions::default()
+                },
+            }),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(mmonboard_server::run_with(
+            listener,
+            self.database_url.clone(),
+            self.clock.clone(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let task = tokio::spawn(async move {
+            match task.await {
+                Ok(result) => result.map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        });
+        self.server_running = Some(Running { stop, task });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self
+                .client
+                .get(format!("{}/readyz", self.api_base))
+                .send()
+                .await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(FlowError::Server("not ready within 30 s".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stop the server (API, webhooks and process manager) as a deployment would: the simulator keeps going,
+    /// and its webhooks fail until the server is back.
+    pub async fn stop_server(&mut self) -> Result<(), FlowError> {
+        match self.server_running.take() {
+            Some(running) => running.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Start the server again on the same address and database.
+    pub async fn restart_server(&mut self) -> Result<(), FlowError> {
+        self.stop_server().await?;
+        let listener = tokio::net::TcpListener::bind(self.api_address).await?;
+        self.start_server_on(listener).await
+    }
+
+    /// Stop everything.
+    pub async fn shutdown(mut self) -> Result<(), FlowError> {
+        self.stop_server().await?;
+        if let Some(running) = self.sim_running.take() {
+            running.stop().await?;
+        }
+        Ok(())
+    }
+
+    async fn post_command(
+        &self,
+        portfolio: &str,
+        key: &str,
+        command: Value,
+    ) -> Result<(u16, Value), FlowError> {
+        let response = self
+            .client
+            .post(format!(
+                "{}/v1/portfolios/{portfolio}/commands",
+                self.api_base
+            ))
+            .header("Idempotency-Key", key)
+            .header("X-Actor", "operator")
+            .json(&command)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The operator's step; accepted, or refused because the portfolio already moved on (a repeat after a restart).
+    async fn operator(&self, portfolio: &str, key: &str, command: Value) -> Result<(), FlowError> {
+        let (status, body) = self.post_command(portfolio, key, command.clone()).await?;
+        if matches!(status, 200 | 201 | 409 | 422) {
+            Ok(())
+        } else {
+            Err(FlowError::Api {
+                what: command["type"].as_str().unwrap_or("a command").to_owned(),
+                status,
+                body,
+            })
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, FlowError> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.api_base))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(FlowError::Api {
+                what: path.to_owned(),
+                status,
+                body,
+            })
+        }
+    }
+
+    /// The portfolio's state as the API shows it.
+    pub async fn state(&self, portfolio: &str) -> Result<Value, FlowError> {
+        self.get(&format!("/v1/portfolios/{portfolio}")).await
+    }
+
+    /// The portfolio's history as the API shows it.
+    pub async fn history(&self, portfolio: &str) -> Result<Vec<Value>, FlowError> {
+        Ok(self
+            .get(&format!("/v1/portfolios/{portfolio}/history"))
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Onboard the scenario's portfolio as its operator, until it ends where the scenario expects (or the
+    /// deadline, real time, passes). `on_transition` sees every event as it is recorded. Returns the final state.
+    pub async fn onboard(
+        &self,
+        scenario: &Scenario,
+        deadline: Duration,
+        on_transition: &mut (dyn FnMut(&Transition) + Send),
+    ) -> Result<Value, FlowError> {
+        let portfolio = scenario.business.id.clone();
+        let started = tokio::time::Instant::now();
+        self.operator(
+            &portfolio,
+            "operator-start",
+            json!({"type": "start_onboarding"}),
+        )
+        .await?;
+        let mut seen = 0;
+        loop {
+            let history = self.history(&portfolio).await?;
+            for entry in history.iter().skip(seen) {
+                on_transition(&transition(&portfolio, entry));
+            }
+            seen = history.len();
+            let state = self.state(&portfolio).await?;
+            let phase = state["phase"].as_str().unwrap_or_default().to_owned();
+            match phase.as_str() {
+                "reviewing_permissions" => {
+                    self.operator(
+                        &portfolio,
+                        "operator-review",
+                        json!({"type": "review_permissions", "reviewed_by": OPERATOR}),
+                    )
+                    .await?;
+                    continue;
+                }
+                "entering_business_info" => {
+                    // The operator confirms what Meta has on file for the business: no fact typed by hand.
+                    let id = PortfolioId::parse(&portfolio)
+                        .map_err(|error| FlowError::Meta(error.to_string()))?;
+                    let business = self
+                        .gateway
+                        .business(&id)
+                        .await
+                        .map_err(|error| FlowError::Meta(error.to_string()))?;
+                    let website = business.website.ok_or_else(|| {
+                        FlowError::Meta(format!(
+                            "Meta has no website on file for business {portfolio}"
+                        ))
+                    })?;
+                    self.operator(
+                        &portfolio,
+                        "operator-business-info",
+                        json!({"type": "submit_business_info", "business_name": business.name, "website": website}),
+                    )
+                    .await?;
+                    continue;
+                }
+                _ => {}
+            }
+            let waiting = unmet(scenario, &state, &history, &phase);
+            if waiting.is_empty() {
+                return Ok(state);
+            }
+            if started.elapsed() > deadline {
+                return Err(FlowError::Timeout {
+                    scenario: scenario.name.clone(),
+                    portfolio,
+                    expected: scenario.expect.phase.clone(),
+                    phase,
+                    waiting: waiting.join("; "),
+                    seconds: deadline.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+fn transition(portfolio: &str, entry: &Value) -> Transition {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    Transition {
+        portfolio: portfolio.to_owned(),
+        at: text(&entry["data"]["at"]),
+        event: text(&entry["type"]),
+        actor: text(&entry["metadata"]["actor"]),
+        from: text(&entry["transition"]["from"]),
+        to: text(&entry["transition"]["to"]),
+    }
+}
+
+/// What still stands between the portfolio and the scenario's expected end; empty when it is there.
+pub fn unmet(scenario: &Scenario, state: &Value, history: &[Value], phase: &str) -> Vec<String> {
+    let mut waiting = Vec::new();
+    let expect = &scenario.expect;
+    if phase != expect.phase {
+        waiting.push(format!("phase {}", expect.phase));
+    }
+    for waba in &expect.routable_wabas {
+        if state["wabas"][waba]["routing"]["status"] != "onboarded" {
+            waiting.push(format!("WABA {waba} onboarded"));
+        }
+    }
+    let recorded = |type_name: &str| history.iter().any(|entry| entry["type"] == type_name);
+    if let Some(Value::Array(events)) = expect.other.get("events") {
+        for event in events.iter().filter_map(Value::as_str) {
+            if !recorded(event) {
+                waiting.push(format!("a {event} event"));
+            }
+        }
+    }
+    if phase == "live"
+        && let Some(templates) = state["templates"].as_object()
+    {
+        for (id, template) in templates {
+            if template["category"] == "MARKETING" && template["mirror_synced_at"].is_null() {
+                waiting.push(format!("template {id}'s mirror synced"));
+            }
+        }
+    }
+    waiting
+}

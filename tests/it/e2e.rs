@@ -1,0 +1,310 @@
+//! End to end over real HTTP: the Meta simulator and `serve` (API, signed webhooks, process manager) on local
+//! ports with one accelerated clock, one run per sample scenario; and a server stopped in the middle of a flow
+//! that resumes and finishes without doing a step twice, while Meta redelivers the webhooks it missed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mmonboard_cli::flow::{Flow, Transition};
+use serde_json::{Value, json};
+
+/// Simulated time runs this many times faster: a 15-minute window takes 1.5 s.
+const TIME_FACTOR: u32 = 600;
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn scenario(name: &str) -> mmonboard_metasim::Scenario {
+    mmonboard_cli::sample_scenarios()
+        .expect("the samples parse")
+        .into_iter()
+        .find(|scenario| scenario.name == name)
+        .unwrap_or_else(|| panic!("no sample scenario {name}"))
+}
+
+struct Run {
+    _dir: tempfile::TempDir,
+    flow: Flow,
+}
+
+async fn start(scenario: &mmonboard_metasim::Scenario) -> Run {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let flow = Flow::start(&url, vec![scenario.clone()], TIME_FACTOR)
+        .await
+        .expect("the simulator and the server start");
+    Run { _dir: dir, flow }
+}
+
+fn ignore(_: &Transition) {}
+
+/// Each event type of the flow at most once, Meta asked each write at most once.
+async fn assert_nothing_done_twice(flow: &Flow, portfolio: &str) {
+    let history = flow.history(portfolio).await.expect("history");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in &history {
+        *counts
+            .entry(entry["type"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    for once in [
+        "onboarding_started",
+        "eligibility_checked",
+        "permissions_reviewed",
+        "business_information_submitted",
+        "terms_requested",
+        "terms_signed",
+        "connected",
+        "config_sync_started",
+        "sync_completed",
+    ] {
+        assert!(
+            counts.get(once).copied().unwrap_or(0) <= 1,
+            "{once} recorded {counts:?}"
+        );
+    }
+    let requests = flow.sim.requests();
+    let posts = |suffix: &str| {
+        requests
+            .iter()
+            .filter(|request| request.method == "POST" && request.path.ends_with(suffix))
+            .count()
+    };
+    assert!(posts("/onboard_partners_to_mm_lite") <= 1, "{requests:?}");
+    let mut obo: BTreeMap<&str, usize> = BTreeMap::new();
+    for request in &requests {
+        if request.method == "POST" && request.path.ends_with("/set_obo_mobility_intent") {
+            *obo.entry(request.path.as_str()).or_default() += 1;
+        }
+    }
+    assert!(obo.values().all(|count| *count == 1), "{obo:?}");
+}
+
+async fn run_scenario(name: &str) -> (Run, Value) {
+    let scenario = scenario(name);
+    let run = start(&scenario).await;
+    let state = run
+        .flow
+        .onboard(&scenario, DEADLINE, &mut ignore)
+        .await
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    assert_eq!(
+        state["phase"],
+        scenario.expect.phase.as_str(),
+        "{name}: {state}"
+    );
+    assert_nothing_done_twice(&run.flow, &scenario.business.id).await;
+    (run, state)
+}
+
+async fn actors(flow: &Flow, portfolio: &str) -> BTreeMap<String, String> {
+    flow.history(portfolio)
+        .await
+        .expect("history")
+        .iter()
+        .map(|entry| {
+            (
+                entry["type"].as_str().unwrap_or_default().to_owned(),
+                entry["metadata"]["actor"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_goes_live_with_every_fact_from_meta() {
+    let (run, state) = run_scenario("happy_path").await;
+    let actors = actors(&run.flow, "4100000001").await;
+    for (event, actor) in [
+        ("eligibility_checked", "process-manager"),
+        ("terms_requested", "process-manager"),
+        ("terms_signed", "meta-webhook"),
+        ("connected", "process-manager"),
+        ("config_sync_started", "process-manager"),
+        ("sync_completed", "process-manager"),
+        ("template_mirror_synced", "process-manager"),
+        ("permissions_reviewed", "operator"),
+    ] {
+        assert_eq!(
+            actors.get(event).map(String::as_str),
+            Some(actor),
+            "{event}: {actors:?}"
+        );
+    }
+    // The two marketing templates and the utility one came from Meta; the marketing ones are mirrored.
+    assert_eq!(
+        state["templates"].as_object().map(|t| t.len()),
+        Some(3),
+        "{state}"
+    );
+    // The sync completed no earlier than 15 minutes after it started.
+    let sync = &state["config_sync"];
+    let started =
+        chrono::DateTime::parse_from_rfc3339(sync["started_at"].as_str().unwrap()).unwrap();
+    let completed =
+        chrono::DateTime::parse_from_rfc3339(sync["completed_at"].as_str().unwrap()).unwrap();
+    assert!(
+        completed - started >= chrono::TimeDelta::minutes(15),
+        "{sync}"
+    );
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_obo_waba_is_transferred_once_then_the_portfolio_goes_live() {
+    let (run, state) = run_scenario("obo_waba").await;
+    assert_eq!(
+        state["wabas"]["4210000001"]["obo_migration"]["status"], "completed",
+        "{state}"
+    );
+    let transfers: Vec<_> = run
+        .flow
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|request| request.path == "/4210000001/set_obo_mobility_intent")
+        .collect();
+    assert_eq!(transfers.len(), 1, "{transfers:?}");
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_country_ends_ineligible_and_nothing_is_asked_of_meta() {
+    let (run, state) = run_scenario("unsupported_country").await;
+    let reasons = state["eligibility"]["verdict"]["portfolio_reasons"].to_string();
+    assert!(reasons.contains("CU"), "{reasons}");
+    assert!(
+        run.flow
+            .sim
+            .requests()
+            .iter()
+            .all(|request| request.method == "GET")
+    );
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_waba_makes_the_portfolio_ineligible() {
+    let (run, state) = run_scenario("restricted_waba").await;
+    let reasons = state["wabas"]["4410000001"]["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains("RESTRICTED") || reasons.contains("restricted"),
+        "{reasons}"
+    );
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_business_app_number_makes_the_portfolio_ineligible() {
+    let (run, state) = run_scenario("business_app_number").await;
+    let reasons = state["wabas"]["4510000001"]["verdict"]["reasons"].to_string();
+    assert!(reasons.to_lowercase().contains("business_app"), "{reasons}");
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes() {
+    let (run, state) = run_scenario("restriction_after_enablement").await;
+    let history = run.flow.history("4600000001").await.expect("history");
+    let position = |type_name: &str| {
+        history
+            .iter()
+            .position(|entry| entry["type"] == type_name)
+            .unwrap_or_else(|| panic!("no {type_name}"))
+    };
+    assert!(position("sync_completed") < position("waba_restricted"));
+    assert!(position("waba_restricted") < position("waba_reinstated"));
+    assert_eq!(
+        history[position("waba_restricted")]["metadata"]["actor"],
+        "meta-webhook"
+    );
+    assert_eq!(
+        history[position("waba_reinstated")]["metadata"]["actor"],
+        "process-manager"
+    );
+    assert_eq!(
+        state["wabas"]["4610000001"]["routing"]["status"],
+        "onboarded"
+    );
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_invitation_is_recorded_as_already_invited_and_the_flow_goes_on() {
+    let (run, _) = run_scenario("duplicate_invitation").await;
+    let history = run.flow.history("4700000001").await.expect("history");
+    let requested = history
+        .iter()
+        .find(|entry| entry["type"] == "terms_requested")
+        .expect("the terms request is recorded");
+    assert_eq!(requested["data"]["already_invited"], true, "{requested}");
+    run.flow.shutdown().await.expect("stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing() {
+    let full = scenario("happy_path");
+    let mut run = start(&full).await;
+
+    // First, only as far as the terms request.
+    let mut partial = full.clone();
+    partial.expect.phase = "terms_pending".into();
+    partial.expect.routable_wabas.clear();
+    partial
+        .expect
+        .other
+        .insert("events".into(), json!(["terms_requested"]));
+    run.flow
+        .onboard(&partial, DEADLINE, &mut ignore)
+        .await
+        .expect("reaches the terms request");
+
+    // The server (API, webhooks, process manager) goes down. Meanwhile the admin signs at Meta and Meta's
+    // webhooks find nobody listening.
+    run.flow.stop_server().await.expect("stops");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let deliveries = run.flow.sim.deliveries();
+        if deliveries
+            .iter()
+            .any(|delivery| delivery.attempts >= 2 && !delivery.acknowledged)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Meta tried to deliver: {deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Back up on the same address and database: the process manager resumes from its checkpoint and timers,
+    // Meta redelivers, and the flow finishes.
+    run.flow.restart_server().await.expect("restarts");
+    let state = run
+        .flow
+        .onboard(&full, DEADLINE, &mut ignore)
+        .await
+        .expect("finishes after the restart");
+    assert_eq!(state["phase"], "live");
+    assert_nothing_done_twice(&run.flow, "4100000001").await;
+    let requests = run.flow.sim.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|request| request.path.ends_with("/onboard_partners_to_mm_lite"))
+            .count(),
+        1
+    );
+    let deliveries = run.flow.sim.deliveries();
+    assert!(
+        deliveries.iter().all(|delivery| delivery.acknowledged),
+        "{deliveries:?}"
+    );
+    assert!(
+        deliveries.iter().any(|delivery| delivery.attempts > 1),
+        "a webhook was redelivered: {deliveries:?}"
+    );
+    run.flow.shutdown().await.expect("stops cleanly");
+}
