@@ -90,7 +90,12 @@ impl Workspace {
             .expect("the mmonboard binary starts");
         // A command refused before it reads its input (an invalid argument) may exit before the
         // write: a broken pipe then is its answer, which the caller checks through the exit code.
-        match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+        match child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+        {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(error) => panic!("stdin not written: {error}"),
