@@ -28,7 +28,8 @@ struct Run {
 async fn start(scenario: &mmonboard_metasim::Scenario) -> Run {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("log.db").display());
-    let flow = Flow::start(&url, vec![scenario.clone()], TIME_FACTOR)
+    // One entry a page: every edge the flow reads runs over more than one page, as a large portfolio's would.
+    let flow = Flow::start_paged(&url, vec![scenario.clone()], TIME_FACTOR, 1)
         .await
         .expect("the simulator and the server start");
     Run { _dir: dir, flow }

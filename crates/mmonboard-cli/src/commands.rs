@@ -671,11 +671,8 @@ async fn meta_sim(
         std::sync::Arc::new(SystemClock)
     };
     let config = mmonboard_metasim::SimConfig {
-        access_token,
-        app_secret,
         webhook_url,
-        redelivery: Default::default(),
-        tick: std::time::Duration::from_millis(20),
+        ..mmonboard_metasim::SimConfig::new(access_token, app_secret)
     };
     let simulator = match mmonboard_metasim::Simulator::new(scenarios, clock, config) {
         Ok(simulator) => simulator,

@@ -107,6 +107,22 @@ impl Flow {
         scenarios: Vec<Scenario>,
         time_factor: u32,
     ) -> Result<Self, FlowError> {
+        Self::start_paged(
+            database_url,
+            scenarios,
+            time_factor,
+            mmonboard_metasim::DEFAULT_PAGE_SIZE,
+        )
+        .await
+    }
+
+    /// [`Flow::start`] with the simulator answering at most `page_size` entries of an edge per page.
+    pub async fn start_paged(
+        database_url: &str,
+        scenarios: Vec<Scenario>,
+        time_factor: u32,
+        page_size: usize,
+    ) -> Result<Self, FlowError> {
         let clock = AcceleratedClock::starting_at(Utc::now(), time_factor);
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let api_address = api_listener.local_addr()?;
@@ -115,14 +131,12 @@ impl Flow {
         let sim_base = format!("http://{}", sim_listener.local_addr()?);
 
         let mut sim_config = SimConfig {
-            access_token: ACCESS_TOKEN.into(),
-            app_secret: APP_SECRET.into(),
             webhook_url: Some(
                 url::Url::parse(&format!("{api_base}/webhooks/meta"))
                     .map_err(|error| FlowError::Meta(error.to_string()))?,
             ),
-            redelivery: Default::default(),
-            tick: Duration::from_millis(20),
+            page_size,
+            ..SimConfig::new(ACCESS_TOKEN, APP_SECRET)
         };
         sim_config.redelivery.max_attempts = 12;
         let clock_for_sim: Arc<dyn Clock> = Arc::new(clock.clone());

@@ -145,15 +145,24 @@ fn checked<T>(operation: &str, parsed: Result<T, InvalidValue>) -> Result<T, Met
     })
 }
 
+/// A time Meta reports: RFC 3339, or a plain date (`2025-10-07`, as Meta's examples of the portfolio's
+/// `marketing_messages_onboarding_status.time` show it), read as that day's start in UTC.
 fn time(operation: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, MetaError> {
     value
         .map(|text| {
             DateTime::parse_from_rfc3339(text)
                 .map(|time| time.with_timezone(&Utc))
+                .or_else(|error| {
+                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                        .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+                        .map_err(|_| error)
+                })
                 .map_err(|error| MetaError::UnexpectedAnswer {
                     operation: operation.to_owned(),
                     status: 200,
-                    message: format!("time {text:?} is not RFC 3339: {error}"),
+                    message: format!(
+                        "time {text:?} is neither RFC 3339 nor a YYYY-MM-DD date: {error}"
+                    ),
                 })
         })
         .transpose()

@@ -248,6 +248,48 @@ impl HttpGateway {
         }
     }
 
+    /// Every entry of an edge, from its first page on: Meta gives `paging.next` while more pages follow, and we
+    /// ask for each next one ourselves at `path` with its cursor, on the configured base URL (never following
+    /// the URL Meta put in `next`). A page that repeats its cursor, or too many pages, is an unexpected answer
+    /// rather than an endless loop.
+    async fn rest_of_edge<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        path: &str,
+        fields: &str,
+        first: wire::Edge<T>,
+    ) -> Result<Vec<T>, MetaError> {
+        let unexpected = |message: String| MetaError::UnexpectedAnswer {
+            operation: operation.to_owned(),
+            status: 200,
+            message,
+        };
+        let mut entries = Vec::new();
+        let mut page = first;
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let next = page
+                .next_cursor()
+                .map_err(|message| unexpected(message.into()))?;
+            let next = match next {
+                None => {
+                    entries.append(&mut page.data);
+                    return Ok(entries);
+                }
+                Some(next) if after.as_deref() == Some(next) => {
+                    return Err(unexpected(format!(
+                        "paging.cursors.after {next:?} repeats the cursor of the page it is on"
+                    )));
+                }
+                Some(next) => next.to_owned(),
+            };
+            entries.append(&mut page.data);
+            page = self.get_page(operation, path, fields, Some(&next)).await?;
+            after = Some(next);
+        }
+        Err(unexpected(format!("more than {MAX_PAGES} pages")))
+    }
+
     fn transport(&self, operation: &str, error: reqwest::Error) -> MetaError {
         if error.is_timeout() {
             MetaError::Timeout {
@@ -267,29 +309,6 @@ impl HttpGateway {
 /// The most pages of an edge read at once (Meta's default page is 25 entries).
 const MAX_PAGES: usize = 1000;
 
-/// One page of a Graph API edge: `{"data": [...], "paging": {"cursors": {"before", "after"}, "next"}}`.
-/// `paging.next` is present only while more pages follow.
-#[derive(serde::Deserialize)]
-struct Page<T> {
-    data: Vec<T>,
-    #[serde(default)]
-    paging: Option<Paging>,
-}
-
-#[derive(serde::Deserialize)]
-struct Paging {
-    #[serde(default)]
-    cursors: Option<Cursors>,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct Cursors {
-    #[serde(default)]
-    after: Option<String>,
-}
-
 /// A write whose answer did not say for sure whether Meta applied it.
 fn outcome_unknown(error: &MetaError) -> bool {
     match error {
@@ -304,53 +323,54 @@ fn outcome_unknown(error: &MetaError) -> bool {
 impl MetaGateway for HttpGateway {
     async fn business(&self, business_id: &PortfolioId) -> Result<BusinessSnapshot, MetaError> {
         let operation = format!("reading business portfolio {business_id}");
-        let node: wire::BusinessNode = self
+        let mut node: wire::BusinessNode = self
             .get(&operation, business_id.as_str(), wire::BUSINESS_FIELDS)
             .await?;
+        let first = std::mem::replace(
+            &mut node.owned_whatsapp_business_accounts,
+            wire::Edge::whole(Vec::new()),
+        );
+        node.owned_whatsapp_business_accounts = wire::Edge::whole(
+            self.rest_of_edge(
+                &operation,
+                &format!("{business_id}/{}", wire::BUSINESS_WABAS_EDGE),
+                "id",
+                first,
+            )
+            .await?,
+        );
         BusinessSnapshot::from_wire(&operation, node)
     }
 
     async fn waba(&self, waba_id: &WabaId) -> Result<WabaSnapshot, MetaError> {
         let operation = format!("reading WABA {waba_id}");
-        let node: wire::WabaNode = self
+        let mut node: wire::WabaNode = self
             .get(&operation, waba_id.as_str(), wire::WABA_FIELDS)
             .await?;
+        let first = std::mem::replace(&mut node.phone_numbers, wire::Edge::whole(Vec::new()));
+        node.phone_numbers = wire::Edge::whole(
+            self.rest_of_edge(
+                &operation,
+                &format!("{waba_id}/phone_numbers"),
+                wire::PHONE_NUMBER_FIELDS,
+                first,
+            )
+            .await?,
+        );
         WabaSnapshot::from_wire(&operation, node)
     }
 
     async fn templates(&self, waba_id: &WabaId) -> Result<Vec<TemplateSnapshot>, MetaError> {
         let operation = format!("reading the message templates of WABA {waba_id}");
         let path = format!("{waba_id}/message_templates");
-        let mut templates = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page: Page<wire::TemplateNode> = self
-                .get_page(&operation, &path, wire::TEMPLATE_FIELDS, after.as_deref())
-                .await?;
-            for node in page.data {
-                templates.push(TemplateSnapshot::from_wire(&operation, node)?);
-            }
-            // Meta gives `next` while more pages follow; we ask for the next one ourselves, on the configured
-            // base URL, with its cursor (never following Meta's URL).
-            let Some(paging) = page.paging.filter(|paging| paging.next.is_some()) else {
-                return Ok(templates);
-            };
-            match paging.cursors.and_then(|cursors| cursors.after) {
-                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
-                _ => {
-                    return Err(MetaError::UnexpectedAnswer {
-                        operation,
-                        status: 200,
-                        message: "paging.next without a new paging.cursors.after".into(),
-                    });
-                }
-            }
-        }
-        Err(MetaError::UnexpectedAnswer {
-            operation,
-            status: 200,
-            message: format!("more than {MAX_PAGES} pages"),
-        })
+        let first = self
+            .get_page(&operation, &path, wire::TEMPLATE_FIELDS, None)
+            .await?;
+        self.rest_of_edge(&operation, &path, wire::TEMPLATE_FIELDS, first)
+            .await?
+            .into_iter()
+            .map(|node| TemplateSnapshot::from_wire(&operation, node))
+            .collect()
     }
 
     async fn set_obo_mobility_intent(

@@ -86,6 +86,19 @@ pub struct AccountUpdateValue {
     pub waba_info: Option<WabaInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restriction_info: Option<serde_json::Value>,
+    /// `DISABLED_UPDATE` only: what happened to the WABA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban_info: Option<BanInfo>,
+}
+
+/// `ban_info` of a `DISABLED_UPDATE`: `waba_ban_state` is `DISABLE`, `SCHEDULE_FOR_DISABLE` or `REINSTATE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waba_ban_state: Option<String>,
+    /// Free text in Meta's examples (`"April 17, 2025"`), kept as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waba_ban_date: Option<String>,
 }
 
 /// The `value` of a `template_category_update` change.
@@ -106,8 +119,13 @@ pub enum AccountEvent {
     TermsSigned,
     /// `ACCOUNT_RESTRICTION`.
     Restricted,
-    /// `DISABLED_UPDATE`.
+    /// `DISABLED_UPDATE` whose `ban_info.waba_ban_state` is `DISABLE` (or absent).
     Disabled,
+    /// `DISABLED_UPDATE` with `SCHEDULE_FOR_DISABLE`: a warning, the WABA still works (not acted on).
+    DisableScheduled,
+    /// `DISABLED_UPDATE` with `REINSTATE`: Meta lifted the disablement. Not acted on directly: a suspended WABA
+    /// comes back only when a new eligibility check passes (DOMAIN.md), which the process manager runs.
+    Reinstated,
     /// `ACCOUNT_OFFBOARDED`.
     Offboarded,
     /// `PARTNER_REMOVED`.
@@ -117,6 +135,20 @@ pub enum AccountEvent {
 }
 
 impl AccountEvent {
+    /// The event of an `account_update` value, with `DISABLED_UPDATE` told apart by its `ban_info`.
+    pub fn of(value: &AccountUpdateValue) -> Self {
+        let state = value
+            .ban_info
+            .as_ref()
+            .and_then(|info| info.waba_ban_state.as_deref());
+        match (value.event.as_str(), state) {
+            ("DISABLED_UPDATE", Some("REINSTATE")) => Self::Reinstated,
+            ("DISABLED_UPDATE", Some("SCHEDULE_FOR_DISABLE")) => Self::DisableScheduled,
+            (event, _) => Self::parse(event),
+        }
+    }
+
+    /// The event named `event`, whatever its details.
     pub fn parse(event: &str) -> Self {
         match event {
             "MM_LITE_TERMS_SIGNED" => Self::TermsSigned,
@@ -230,7 +262,7 @@ impl WebhookPayload {
                         .map(PortfolioId::parse)
                         .transpose()
                         .map_err(value_error)?,
-                    event: AccountEvent::parse(&value.event),
+                    event: AccountEvent::of(&value),
                 }
             }
             "template_category_update" => {
@@ -319,6 +351,38 @@ mod tests {
             Notification::Ignored {
                 field: "messages".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_disabled_update_is_told_apart_by_its_ban_state() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1001","time":1744823932,"changes":[
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"DISABLE","waba_ban_date":"April 17, 2025"}}},
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE"}},
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"SCHEDULE_FOR_DISABLE","waba_ban_date":"April 17, 2025"}}},
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"REINSTATE","waba_ban_date":"April 17, 2025"}}}
+        ]}]}"#;
+        let events: Vec<AccountEvent> = WebhookPayload::parse(body)
+            .unwrap()
+            .notifications()
+            .unwrap()
+            .into_iter()
+            .map(|notification| match notification {
+                Notification::AccountUpdate { waba_id, event, .. } => {
+                    assert_eq!(waba_id.as_str(), "1001");
+                    event
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                AccountEvent::Disabled,
+                AccountEvent::Disabled,
+                AccountEvent::DisableScheduled,
+                AccountEvent::Reinstated
+            ]
         );
     }
 

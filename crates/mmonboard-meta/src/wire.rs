@@ -25,15 +25,60 @@ pub fn is_graph_api_version(version: &str) -> bool {
 /// The fields mmonboard asks of a business portfolio.
 pub const BUSINESS_FIELDS: &str = "id,name,website,country,subdivision,enable_offered,marketing_messages_onboarding_status,owned_whatsapp_business_accounts";
 /// The fields mmonboard asks of a WABA.
-pub const WABA_FIELDS: &str = "id,ownership_type,account_status,tax_country,marketing_messages_onboarding_status,ad_account_id,obo_mobility_intent,phone_numbers";
+pub const WABA_FIELDS: &str = "id,ownership_type,account_status,tax_country,marketing_messages_onboarding_status,ad_account_id,obo_mobility_intent,phone_numbers{id,country,platform_type,is_on_biz_app}";
+/// The fields mmonboard asks of a WABA's phone numbers, when they continue on further pages.
+pub const PHONE_NUMBER_FIELDS: &str = "id,country,platform_type,is_on_biz_app";
+/// The edge of a business portfolio's own WABAs.
+pub const BUSINESS_WABAS_EDGE: &str = "owned_whatsapp_business_accounts";
 /// The fields mmonboard asks of a WABA's message templates.
 pub const TEMPLATE_FIELDS: &str =
     "id,name,language,category,ad_id,ad_adset_id,ad_campaign_id,ad_account_id";
 
-/// `{"data": [...]}`: a Graph API edge.
+/// `{"data": [...], "paging": {...}}`: one page of a Graph API edge, whether read at `/{id}/{edge}` or
+/// expanded as a field of its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge<T> {
     pub data: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paging: Option<Paging>,
+}
+
+impl<T> Edge<T> {
+    /// A whole edge on one page.
+    pub fn whole(data: Vec<T>) -> Self {
+        Self { data, paging: None }
+    }
+
+    /// The cursor of the page after this one, when Meta says one follows (`paging.next` is present only
+    /// while more pages follow). `Err` when `next` comes without a cursor to ask for it with.
+    pub fn next_cursor(&self) -> Result<Option<&str>, &'static str> {
+        match &self.paging {
+            Some(paging) if paging.next.is_some() => paging
+                .cursors
+                .as_ref()
+                .and_then(|cursors| cursors.after.as_deref())
+                .map(Some)
+                .ok_or("paging.next without paging.cursors.after"),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Cursor-based paging: `cursors.after` names the next page, `next` (a full URL) is there while one follows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Paging {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursors: Option<Cursors>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Cursors {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// `{"id": "..."}`: a reference to another node.

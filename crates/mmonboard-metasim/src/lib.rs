@@ -85,4 +85,6 @@ pub use scenario::{
     AdminSpec, BusinessSpec, EventSpec, Expect, PhoneSpec, Scenario, ScenarioError, SimDuration,
     TemplateSpec, Timing, WabaSpec,
 };
-pub use sim::{Delivery, Fault, RecordedRequest, Redelivery, SimConfig, Simulator};
+pub use sim::{
+    DEFAULT_PAGE_SIZE, Delivery, Fault, RecordedRequest, Redelivery, SimConfig, Simulator,
+};

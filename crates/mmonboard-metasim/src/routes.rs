@@ -124,6 +124,11 @@ async fn graph(
         .map(str::to_owned)
         .collect();
     let versioned = segments.first().is_some_and(|first| valid_version(first));
+    let version = if versioned {
+        segments[0].clone()
+    } else {
+        String::new()
+    };
     let rest: Vec<String> = if versioned {
         segments[1..].to_vec()
     } else {
@@ -139,6 +144,19 @@ async fn graph(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.trim() == expected);
+    let pages = Pages {
+        size: sim.inner.config.page_size.max(1),
+        query: uri.query().unwrap_or_default().to_owned(),
+        // Where `paging.next` points: this simulator, as the client reached it, at the version it asked for.
+        base: format!(
+            "http://{}/{}",
+            headers
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("localhost"),
+            version
+        ),
+    };
     let (status, body) = sim.with_world(|world, now| {
         world.requests.push(RecordedRequest {
             method: method.to_string(),
@@ -147,13 +165,16 @@ async fn graph(
             status: 0,
         });
         let index = world.requests.len() - 1;
-        let answer = answer_graph(world, now, &method, versioned, &rest, &path, authorised);
+        let answer = answer_graph(
+            world, now, &method, versioned, &rest, &path, authorised, &pages,
+        );
         world.requests[index].status = answer.0.as_u16();
         answer
     });
     (status, Json(body)).into_response()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn answer_graph(
     world: &mut World,
     now: DateTime<Utc>,
@@ -162,6 +183,7 @@ fn answer_graph(
     rest: &[String],
     path: &str,
     authorised: bool,
+    pages: &Pages,
 ) -> Answer {
     if !authorised {
         return graph_error(
@@ -200,7 +222,7 @@ fn answer_graph(
     {
         return fault_answer(world, fault);
     }
-    let answer = dispatch(world, now, method, rest);
+    let answer = dispatch(world, now, method, rest, pages);
     match &fault {
         Some(fault) => fault_answer(world, fault),
         None => answer,
@@ -221,7 +243,13 @@ fn fault_answer(world: &mut World, fault: &Fault) -> Answer {
     )
 }
 
-fn dispatch(world: &mut World, now: DateTime<Utc>, method: &Method, rest: &[String]) -> Answer {
+fn dispatch(
+    world: &mut World,
+    now: DateTime<Utc>,
+    method: &Method,
+    rest: &[String],
+    pages: &Pages,
+) -> Answer {
     let Some(id) = rest.first().filter(|id| !id.is_empty()) else {
         return graph_error(
             world,
@@ -234,21 +262,56 @@ fn dispatch(world: &mut World, now: DateTime<Utc>, method: &Method, rest: &[Stri
     };
     let edge = rest.get(1).map(String::as_str);
     let known = world.businesses.contains_key(id) || world.wabas.contains_key(id);
+    // An edge read on its own is paged as the client asks (`?after=`, `?limit=`).
+    let paged = |world: &mut World, edge: &str, data: Vec<Value>| match pages.request() {
+        Ok((start, limit)) => (
+            StatusCode::OK,
+            to_value(&pages.page(id, edge, data, start, limit)),
+        ),
+        Err(message) => graph_error(
+            world,
+            StatusCode::BAD_REQUEST,
+            100,
+            None,
+            "OAuthException",
+            format!("(#100) Invalid parameter: {message}"),
+        ),
+    };
     match (method.as_str(), edge, rest.len()) {
         ("GET", None, 1) => {
-            if let Some(node) = world.business_node(id) {
+            // Expanded as fields, edges show their first page, as Meta's do.
+            if let Some(mut node) = world.business_node(id) {
+                let wabas = std::mem::take(&mut node.owned_whatsapp_business_accounts.data);
+                node.owned_whatsapp_business_accounts =
+                    pages.page(id, wire::BUSINESS_WABAS_EDGE, wabas, 0, pages.size);
                 (StatusCode::OK, to_value(&node))
-            } else if let Some(node) = world.waba_node(id, now) {
+            } else if let Some(mut node) = world.waba_node(id, now) {
+                let phones = std::mem::take(&mut node.phone_numbers.data);
+                node.phone_numbers = pages.page(id, "phone_numbers", phones, 0, pages.size);
                 (StatusCode::OK, to_value(&node))
             } else {
                 unsupported(world, method, id)
             }
         }
         ("GET", Some("message_templates"), 2) => match world.template_nodes(id, now) {
-            Some(data) => (StatusCode::OK, to_value(&wire::Edge { data })),
+            Some(data) => paged(world, "message_templates", values(data)),
             None if known => nonexisting_field(world, "message_templates"),
             None => unsupported(world, method, id),
         },
+        ("GET", Some(wire::BUSINESS_WABAS_EDGE), 2) if world.businesses.contains_key(id) => {
+            let wabas = world
+                .business_node(id)
+                .map(|node| node.owned_whatsapp_business_accounts.data)
+                .unwrap_or_default();
+            paged(world, wire::BUSINESS_WABAS_EDGE, values(wabas))
+        }
+        ("GET", Some("phone_numbers"), 2) if world.wabas.contains_key(id) => {
+            let phones = world
+                .waba_node(id, now)
+                .map(|node| node.phone_numbers.data)
+                .unwrap_or_default();
+            paged(world, "phone_numbers", values(phones))
+        }
         ("POST", Some("set_obo_mobility_intent"), 2) => match world.set_obo_intent(id, now) {
             Ok(()) => (
                 StatusCode::OK,
@@ -265,6 +328,81 @@ fn dispatch(world: &mut World, now: DateTime<Utc>, method: &Method, rest: &[Stri
         },
         ("GET", Some(edge), 2) if known => nonexisting_field(world, edge),
         _ => unsupported(world, method, id),
+    }
+}
+
+fn values<T: serde::Serialize>(entries: Vec<T>) -> Vec<Value> {
+    entries.iter().map(to_value).collect()
+}
+
+/// How edges are paged: `size` entries at most per page; cursors are the offset of the entry after the page
+/// (opaque to clients, as Meta's are).
+struct Pages {
+    size: usize,
+    /// The request's query string, for `after` and `limit`.
+    query: String,
+    /// `http://host/v23.0`: what `paging.next` URLs start with.
+    base: String,
+}
+
+impl Pages {
+    /// Where the requested page starts and how many entries it holds at most.
+    fn request(&self) -> Result<(usize, usize), String> {
+        let mut start = 0;
+        let mut limit = self.size;
+        for (name, value) in url::form_urlencoded::parse(self.query.as_bytes()) {
+            match name.as_ref() {
+                "after" => {
+                    start = value
+                        .parse()
+                        .map_err(|_| format!("after = {value:?} is not a cursor of this edge"))?;
+                }
+                "limit" => {
+                    limit = value
+                        .parse()
+                        .ok()
+                        .filter(|limit| *limit > 0)
+                        .ok_or_else(|| format!("limit = {value:?} is not a positive number"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok((start, limit.min(self.size)))
+    }
+
+    /// The page of `entries` from `start`, with `paging.next` while more follow.
+    fn page<T>(
+        &self,
+        id: &str,
+        edge: &str,
+        mut entries: Vec<T>,
+        start: usize,
+        limit: usize,
+    ) -> wire::Edge<T> {
+        let total = entries.len();
+        let start = start.min(total);
+        let end = start.saturating_add(limit).min(total);
+        entries.truncate(end);
+        let data: Vec<T> = entries.drain(start..).collect();
+        if data.is_empty() {
+            return wire::Edge::whole(data);
+        }
+        let next = (end < total).then(|| {
+            format!(
+                "{}/{id}/{edge}?limit={limit}&after={end}",
+                self.base.trim_end_matches('/')
+            )
+        });
+        wire::Edge {
+            data,
+            paging: Some(wire::Paging {
+                cursors: Some(wire::Cursors {
+                    before: Some(start.to_string()),
+                    after: Some(end.to_string()),
+                }),
+                next,
+            }),
+        }
     }
 }
 

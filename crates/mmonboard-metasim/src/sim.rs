@@ -44,6 +44,9 @@ impl Redelivery {
     }
 }
 
+/// Meta's default page size for an edge.
+pub const DEFAULT_PAGE_SIZE: usize = 25;
+
 /// How the simulator runs.
 #[derive(Clone)]
 pub struct SimConfig {
@@ -56,10 +59,12 @@ pub struct SimConfig {
     pub redelivery: Redelivery,
     /// How often (real time) the background task looks at the clock for scheduled things that are due.
     pub tick: Duration,
+    /// The most entries of an edge on one page (Meta's default is 25); `?limit=` asks for fewer.
+    pub page_size: usize,
 }
 
 impl SimConfig {
-    /// A configuration with the defaults: no webhook URL, [`Redelivery::default`], a 20 ms tick.
+    /// A configuration with the defaults: no webhook URL, [`Redelivery::default`], a 20 ms tick, pages of 25.
     pub fn new(access_token: impl Into<String>, app_secret: impl Into<String>) -> Self {
         Self {
             access_token: access_token.into(),
@@ -67,6 +72,7 @@ impl SimConfig {
             webhook_url: None,
             redelivery: Redelivery::default(),
             tick: Duration::from_millis(20),
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 }
@@ -82,6 +88,7 @@ impl fmt::Debug for SimConfig {
             )
             .field("redelivery", &self.redelivery)
             .field("tick", &self.tick)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }

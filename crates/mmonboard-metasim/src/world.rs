@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use mmonboard_domain::country::{CountryCode, CountryPolicy, Subdivision};
 use mmonboard_meta::webhook::{
-    AccountUpdateValue, TemplateCategoryUpdateValue, WabaInfo, WebhookChange, WebhookEntry,
-    WebhookPayload,
+    AccountUpdateValue, BanInfo, TemplateCategoryUpdateValue, WabaInfo, WebhookChange,
+    WebhookEntry, WebhookPayload,
 };
 use mmonboard_meta::wire;
 use serde::Serialize;
@@ -416,13 +416,13 @@ impl World {
                 status: status.into(),
                 time,
             },
-            owned_whatsapp_business_accounts: wire::Edge {
-                data: business
+            owned_whatsapp_business_accounts: wire::Edge::whole(
+                business
                     .waba_ids
                     .iter()
                     .map(|id| wire::NodeRef { id: id.clone() })
                     .collect(),
-            },
+            ),
         })
     }
 
@@ -447,9 +447,7 @@ impl World {
                 .into(),
                 requested_time: rfc3339(obo.requested_at),
             }),
-            phone_numbers: wire::Edge {
-                data: waba.phones.clone(),
-            },
+            phone_numbers: wire::Edge::whole(waba.phones.clone()),
         })
     }
 
@@ -691,6 +689,10 @@ impl World {
             }),
             restriction_info: (event == "ACCOUNT_RESTRICTION").then(|| {
                 serde_json::json!([{ "restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION" }])
+            }),
+            ban_info: (event == "DISABLED_UPDATE").then(|| BanInfo {
+                waba_ban_state: Some("DISABLE".into()),
+                waba_ban_date: Some(at.format("%B %-d, %Y").to_string()),
             }),
         };
         self.emit(

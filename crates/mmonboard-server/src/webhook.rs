@@ -167,7 +167,9 @@ fn command_of(notification: &Notification) -> Option<(&WabaId, OnboardingCommand
                     waba_id: waba,
                     reason: WabaExitReason::PartnerRemoved,
                 },
-                AccountEvent::Other(_) => return None,
+                AccountEvent::DisableScheduled
+                | AccountEvent::Reinstated
+                | AccountEvent::Other(_) => return None,
             };
             Some((waba_id, command))
         }

@@ -185,6 +185,33 @@ async fn templates_become_snapshots_with_their_mirrored_ad() {
 }
 
 #[tokio::test]
+async fn the_terms_status_time_may_be_a_plain_date_as_in_metas_examples() {
+    // (what Meta answers, what the snapshot holds); Meta's documented examples show `"time": "2025-10-07"`.
+    for (time, expected) in [
+        (json!("2025-10-07"), Ok(Some(at("2025-10-07T00:00:00Z")))),
+        (
+            json!("2025-10-07T12:30:00-03:00"),
+            Ok(Some(at("2025-10-07T15:30:00Z"))),
+        ),
+        (json!(null), Ok(None)),
+        (json!("07/10/2025"), Err("07/10/2025")),
+    ] {
+        let mut answer = business("TERM_OF_SERVICE_SIGNED");
+        answer["marketing_messages_onboarding_status"]["time"] = time;
+        let stub = Stub::start().await;
+        stub.on("GET", &business_path(), [ok(answer)]);
+        let read = gateway(&stub).business(&portfolio()).await;
+        match (read, expected) {
+            (Ok(snapshot), Ok(expected)) => assert_eq!(snapshot.terms_status_time, expected),
+            (Err(MetaError::UnexpectedAnswer { message, .. }), Err(named)) => {
+                assert!(message.contains(named), "{message}")
+            }
+            (read, expected) => panic!("{read:?}, expected {expected:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn templates_are_read_across_every_page() {
     // Meta pages edges: `paging.next` is there while more follow, `paging.cursors.after` says where.
     let first = json!({
@@ -223,6 +250,72 @@ async fn templates_are_read_across_every_page() {
         );
         assert_eq!(request.path, templates_path(SHARED_WABA));
     }
+}
+
+#[tokio::test]
+async fn a_portfolios_wabas_and_a_wabas_phone_numbers_are_read_across_every_page() {
+    // Expanded as fields, Meta gives an edge's first page only; the rest is read from the edge itself.
+    let more = |after: &str, edge: &str| {
+        json!({
+            "cursors": {"before": "QVFIUb0", "after": after},
+            "next": format!("https://graph.facebook.com/v23.0/x/{edge}?after={after}")
+        })
+    };
+    let mut first_business = business("NOT_STARTED");
+    first_business["owned_whatsapp_business_accounts"] = json!({
+        "data": [{"id": OBO_WABA}],
+        "paging": more("QVFIUw1", "owned_whatsapp_business_accounts")
+    });
+    let mut first_waba = obo_waba_node(false);
+    first_waba["phone_numbers"]["data"] = json!([first_waba["phone_numbers"]["data"][0].clone()]);
+    first_waba["phone_numbers"]["paging"] = more("QVFIUp1", "phone_numbers");
+    let wabas_path = format!("{}/owned_whatsapp_business_accounts", business_path());
+    let phones_path = format!("{}/phone_numbers", waba_path(OBO_WABA));
+    let stub = Stub::start().await;
+    stub.on("GET", &business_path(), [ok(first_business)])
+        .on(
+            "GET",
+            &wabas_path,
+            [ok(json!({"data": [{"id": SHARED_WABA}], "paging": {"cursors": {"before": "b", "after": "QVFIUw2"}}}))],
+        )
+        .on("GET", &waba_path(OBO_WABA), [ok(first_waba)])
+        .on(
+            "GET",
+            &phones_path,
+            [ok(json!({"data": [obo_waba_node(false)["phone_numbers"]["data"][1].clone()]}))],
+        );
+    let gateway = gateway(&stub);
+    let business = gateway.business(&portfolio()).await.expect("the business");
+    assert_eq!(business.waba_ids, [obo_waba(), shared_waba()]);
+    let waba = gateway.waba(&obo_waba()).await.expect("the WABA");
+    assert_eq!(waba.facts.phone_numbers, obo_facts().phone_numbers);
+    let seen = stub.seen();
+    let continued: Vec<(&str, Option<&str>, Option<&str>)> = seen
+        .iter()
+        .filter(|request| request.path == wabas_path || request.path == phones_path)
+        .map(|request| {
+            (
+                request.path.rsplit('/').next().unwrap_or_default(),
+                request.query.get("after").map(String::as_str),
+                request.query.get("fields").map(String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        continued,
+        [
+            (
+                "owned_whatsapp_business_accounts",
+                Some("QVFIUw1"),
+                Some("id")
+            ),
+            (
+                "phone_numbers",
+                Some("QVFIUp1"),
+                Some(wire::PHONE_NUMBER_FIELDS)
+            ),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -549,11 +642,42 @@ fn the_field_lists_are_exactly_the_fields_of_the_wire_types() {
             TEMPLATE_FIELDS,
             keys::<wire::TemplateNode>(templates()["data"][0].clone()),
         ),
+        (
+            wire::PHONE_NUMBER_FIELDS,
+            keys::<wire::PhoneNumberNode>(obo_waba_node(false)["phone_numbers"]["data"][0].clone()),
+        ),
     ] {
-        let mut listed: Vec<&str> = list.split(',').collect();
+        // A field expanded with its own fields (`phone_numbers{id,…}`) counts by its name.
+        let mut listed: Vec<&str> = top_level(list)
+            .into_iter()
+            .map(|field| field.split('{').next().unwrap_or(field))
+            .collect();
         listed.sort_unstable();
         let mut fields = fields;
         fields.sort_unstable();
         assert_eq!(listed, fields, "{list}");
     }
+    // The phone numbers expanded on the WABA are the ones read from their own edge when they run on.
+    assert!(
+        WABA_FIELDS.contains(&format!("phone_numbers{{{}}}", wire::PHONE_NUMBER_FIELDS)),
+        "{WABA_FIELDS}"
+    );
+}
+
+/// `a,b{c,d},e` → `["a", "b{c,d}", "e"]`.
+fn top_level(list: &str) -> Vec<&str> {
+    let (mut fields, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (index, byte) in list.bytes().enumerate() {
+        match byte {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                fields.push(&list[start..index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&list[start..]);
+    fields
 }

@@ -118,3 +118,103 @@ async fn the_gateway_reads_back_a_write_whose_answer_was_lost() {
     );
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn edges_are_paged_like_meta_and_the_gateway_reads_every_page() {
+    let many_phones = crate::support::inline("77", |json| {
+        json["business"]["wabas"][0]["phone_numbers"] = json!([
+            {"id": "7720000001", "country": "BR"},
+            {"id": "7720000002", "country": "PT"},
+            {"id": "7720000003", "country": "BR"}
+        ]);
+    });
+    let scenarios = || {
+        vec![
+            scenario("obo_waba"),
+            scenario("happy_path"),
+            many_phones.clone(),
+        ]
+    };
+    let whole = Harness::start(scenarios()).await;
+    let mut config = crate::support::config();
+    config.page_size = 1;
+    let paged = Harness::start_with(scenarios(), config).await;
+
+    // One entry a page: `paging.next` while more follow, the cursor to ask with, a bad cursor refused.
+    let (status, first) = paged.get("4110000001/message_templates").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(1));
+    let after = first["paging"]["cursors"]["after"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next = first["paging"]["next"].as_str().unwrap();
+    assert!(
+        next.starts_with(&paged.graph_url("4110000001/message_templates")),
+        "{next}"
+    );
+    let (_, second) = paged
+        .get(&format!("4110000001/message_templates?after={after}"))
+        .await;
+    assert_ne!(second["data"][0]["id"], first["data"][0]["id"]);
+    let (_, last) = paged
+        .get(&format!(
+            "4110000001/message_templates?after={}",
+            second["paging"]["cursors"]["after"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(last["data"].as_array().map(Vec::len), Some(1));
+    assert!(last["paging"].get("next").is_none(), "{last}");
+    let (status, refused) = paged
+        .get("4110000001/message_templates?after=not-a-cursor")
+        .await;
+    assert_eq!((status, &refused["error"]["code"]), (400, &json!(100)));
+
+    // The gateway reads the same facts whatever the page size.
+    for business in ["4200000001", "4100000001", "7700000001"] {
+        let business = PortfolioId::parse(business).unwrap();
+        let (_, expected) = mmonboard_meta::portfolio_facts(&gateway(&whole), &business)
+            .await
+            .unwrap();
+        let (_, read) = mmonboard_meta::portfolio_facts(&gateway(&paged), &business)
+            .await
+            .unwrap();
+        assert_eq!(read, expected);
+        for waba in &expected.wabas {
+            assert_eq!(
+                gateway(&paged).templates(&waba.waba_id).await.unwrap(),
+                gateway(&whole).templates(&waba.waba_id).await.unwrap()
+            );
+        }
+    }
+    let (_, facts) = mmonboard_meta::portfolio_facts(
+        &gateway(&paged),
+        &PortfolioId::parse("7700000001").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(facts.wabas[0].phone_numbers.len(), 3);
+    let (_, facts) = mmonboard_meta::portfolio_facts(
+        &gateway(&paged),
+        &PortfolioId::parse("4200000001").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(facts.wabas.len(), 2);
+    let edge_reads: Vec<String> = paged
+        .sim
+        .requests()
+        .into_iter()
+        .map(|request| request.path)
+        .filter(|path| {
+            path.ends_with("/owned_whatsapp_business_accounts") || path.ends_with("/phone_numbers")
+        })
+        .collect();
+    assert!(
+        edge_reads.contains(&"/4200000001/owned_whatsapp_business_accounts".to_owned())
+            && edge_reads.contains(&"/7710000001/phone_numbers".to_owned()),
+        "{edge_reads:?}"
+    );
+    whole.stop().await;
+    paged.stop().await;
+}

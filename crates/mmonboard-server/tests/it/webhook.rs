@@ -220,6 +220,22 @@ async fn a_restriction_naming_only_the_waba_finds_its_portfolio_and_suspends_it(
     let state = app.get(&format!("/v1/portfolios/{PORTFOLIO}")).await.1;
     assert_eq!(state["wabas"]["1001"]["routing"]["status"], "suspended");
 
+    // Meta lifting a disablement does not reinstate by itself: only a new eligibility check does (DOMAIN.md).
+    let head = app.head().await;
+    for state in ["REINSTATE", "SCHEDULE_FOR_DISABLE"] {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1001", "time": 1_795_000_100,
+            "changes": [{"field": "account_update", "value": {"event": "DISABLED_UPDATE",
+                "ban_info": {"waba_ban_state": state, "waba_ban_date": "November 25, 2026"}}}]}]})
+        .to_string();
+        let (status, answer) = deliver_signed(&app, body.as_bytes()).await;
+        assert_eq!(
+            (status, answer["notifications"][0]["outcome"].as_str()),
+            (200, Some("ignored")),
+            "{state}: {answer}"
+        );
+    }
+    assert_eq!(app.head().await, head);
+
     // A WABA not known here (yet) is not acknowledged, so that Meta delivers it again; nothing is recorded.
     let head = app.head().await;
     let body = account_update("1888", "ACCOUNT_RESTRICTION", None);
