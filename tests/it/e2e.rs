@@ -309,3 +309,64 @@ async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing() {
     );
     run.flow.shutdown().await.expect("stops cleanly");
 }
+
+async fn role(flow: &Flow, base: &str) -> Option<String> {
+    flow.process_manager_role(base)
+        .await
+        .expect("readyz answers")
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_over() {
+    let full = scenario("happy_path");
+    let mut run = start(&full).await;
+    let replica = run
+        .flow
+        .start_replica()
+        .await
+        .expect("a second instance starts");
+    assert_eq!(
+        role(&run.flow, &run.flow.api_base).await.as_deref(),
+        Some("active")
+    );
+    assert_eq!(role(&run.flow, &replica).await.as_deref(), Some("standby"));
+
+    // The active instance goes away: the standby takes its lease and Meta's steps over.
+    run.flow.stop_server().await.expect("stops");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while role(&run.flow, &replica).await.as_deref() != Some("active") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the standby took over"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Back on its address (where Meta's webhooks go), the first instance now stands by while the flow runs
+    // through the second's process manager.
+    run.flow.restart_server().await.expect("restarts");
+    assert_eq!(
+        role(&run.flow, &run.flow.api_base).await.as_deref(),
+        Some("standby")
+    );
+    let state = run
+        .flow
+        .onboard(&full, DEADLINE, &mut ignore)
+        .await
+        .expect("goes live");
+    assert_eq!(state["phase"], "live");
+    assert_nothing_done_twice(&run.flow, &full.business.id).await;
+    assert_eq!(role(&run.flow, &replica).await.as_deref(), Some("active"));
+    for (base, active) in [(&run.flow.api_base, 0), (&replica, 1)] {
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        assert!(
+            metrics.contains(&format!("\nmmonboard_process_manager_active {active}\n")),
+            "{base}: {metrics}"
+        );
+    }
+    run.flow.shutdown().await.expect("stops cleanly");
+}

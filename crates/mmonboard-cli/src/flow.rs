@@ -15,7 +15,7 @@ use mmonboard_domain::ids::PortfolioId;
 use mmonboard_meta::http::AccessToken;
 use mmonboard_meta::{GatewayConfig, HttpGateway, MetaGateway};
 use mmonboard_metasim::{Scenario, SimConfig, Simulator};
-use mmonboard_process::{ProcessConfig, ProcessOptions};
+use mmonboard_process::{LeaseOptions, ProcessConfig, ProcessOptions};
 use mmonboard_server::{ProcessSetup, ServeOptions, WebhookConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -86,6 +86,8 @@ pub struct Flow {
     process: ProcessConfig,
     sim_running: Option<Running>,
     server_running: Option<Running>,
+    /// More servers on the same database (`start_replica`), as a deployment with several instances runs.
+    replicas: Vec<Running>,
 }
 
 /// One line of what happened, for people: the event, who recorded it and the transition.
@@ -174,6 +176,7 @@ impl Flow {
             process: ProcessConfig::default(),
             sim_running: Some(sim_running),
             server_running: None,
+            replicas: Vec::new(),
         };
         flow.start_server_on(api_listener).await?;
         Ok(flow)
@@ -183,6 +186,38 @@ impl Flow {
         &mut self,
         listener: tokio::net::TcpListener,
     ) -> Result<(), FlowError> {
+        let base = format!("http://{}", listener.local_addr()?);
+        self.server_running = Some(self.serve(listener, &base).await?);
+        Ok(())
+    }
+
+    /// Start one more server (API, webhooks and process manager) on the same database, on a free port, as a
+    /// second instance of a deployment; its base URL. Of the process managers, only the lease holder acts.
+    pub async fn start_replica(&mut self) -> Result<String, FlowError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let running = self.serve(listener, &base).await?;
+        self.replicas.push(running);
+        Ok(base)
+    }
+
+    /// What `/readyz` of the server at `base` says of its process manager: `active`, `standby` or nothing.
+    pub async fn process_manager_role(&self, base: &str) -> Result<Option<String>, FlowError> {
+        let body: Value = self
+            .client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body["process_manager"].as_str().map(str::to_owned))
+    }
+
+    async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        base: &str,
+    ) -> Result<Running, FlowError> {
         let options = ServeOptions {
             webhook: Some(WebhookConfig {
                 app_secret: APP_SECRET.into(),
@@ -193,6 +228,11 @@ impl Flow {
                 config: self.process.clone(),
                 options: ProcessOptions {
                     tick: Duration::from_millis(20),
+                    // Real time: a stopped instance's standby takes over within half a second.
+                    lease: LeaseOptions {
+                        ttl: Duration::from_secs(3),
+                        renew_every: Duration::from_millis(500),
+                    },
                     ..ProcessOptions::default()
                 },
             }),
@@ -213,17 +253,13 @@ impl Flow {
                 Err(error) => Err(error.to_string()),
             }
         });
-        self.server_running = Some(Running { stop, task });
+        let running = Running { stop, task };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self
-                .client
-                .get(format!("{}/readyz", self.api_base))
-                .send()
-                .await
+            if let Ok(response) = self.client.get(format!("{base}/readyz")).send().await
                 && response.status().is_success()
             {
-                return Ok(());
+                return Ok(running);
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(FlowError::Server("not ready within 30 s".into()));
@@ -251,6 +287,9 @@ impl Flow {
     /// Stop everything.
     pub async fn shutdown(mut self) -> Result<(), FlowError> {
         self.stop_server().await?;
+        for replica in std::mem::take(&mut self.replicas) {
+            replica.stop().await?;
+        }
         if let Some(running) = self.sim_running.take() {
             running.stop().await?;
         }

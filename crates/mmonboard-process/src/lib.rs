@@ -4,10 +4,12 @@
 //! other, recorded with the actor `process-manager` and the event that caused them, so an auditor sees why each
 //! step happened. See `manager.rs` for why nothing is lost or done twice.
 
+mod lease;
 mod manager;
 mod plan;
 mod timers;
 
+pub use lease::{Lease, LeaseHolder, LeaseOptions};
 pub use manager::{ACTOR, ProcessManager, ProcessOptions, SUBSCRIPTION};
 pub use plan::{Planned, ProcessConfig, Step, plan};
 pub use timers::{Timer, TimerStore};

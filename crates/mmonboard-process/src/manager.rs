@@ -10,15 +10,21 @@
 //!
 //! Nothing is lost: a step waiting for a time has a row in `process_timers`; the subscription's checkpoint
 //! moves only after the portfolios of a batch were reconciled.
+//!
+//! One at a time: of the managers sharing a database (one per `serve` replica), only the holder of the lease
+//! (`lease.rs`) follows the log and calls Meta; the others stand by and take over when it lapses or is released.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use mmonboard_app::codec::portfolio_of;
-use mmonboard_app::{AppError, Clock, CommandContext, OnboardingService, derived_command_id};
+use mmonboard_app::{
+    AppError, Clock, CommandContext, OnboardingService, SystemClock, derived_command_id,
+};
 use mmonboard_domain::eligibility::evaluate_waba;
 use mmonboard_domain::facts::{
     AccountStatus, OwnershipType, SuspensionReason, TermsStatus, WabaOnboardingStatus,
@@ -32,6 +38,7 @@ use mmonboard_eventlog::{
 use mmonboard_meta::{MetaError, MetaGateway, TermsRequestOutcome, portfolio_facts};
 
 use crate::ProcessError;
+use crate::lease::{Lease, LeaseOptions};
 use crate::plan::{ProcessConfig, Step, plan};
 use crate::timers::{Timer, TimerStore};
 
@@ -48,6 +55,8 @@ pub struct ProcessOptions {
     /// How often due timers are looked for.
     pub tick: Duration,
     pub subscription: SubscriptionOptions,
+    /// The lease that lets one manager at a time act.
+    pub lease: LeaseOptions,
 }
 
 impl Default for ProcessOptions {
@@ -55,6 +64,7 @@ impl Default for ProcessOptions {
         Self {
             tick: Duration::from_millis(50),
             subscription: SubscriptionOptions::default(),
+            lease: LeaseOptions::default(),
         }
     }
 }
@@ -77,6 +87,20 @@ pub struct ProcessManager<S, C, G> {
     domain: DomainConfig,
     config: ProcessConfig,
     options: ProcessOptions,
+    lease: Lease,
+    lease_clock: Arc<dyn Clock>,
+    active: Arc<AtomicBool>,
+}
+
+/// Where a running manager stands with the lease.
+struct Tenure<S> {
+    /// While this instance holds the lease: its subscription, resumed from the shared checkpoint when it took
+    /// the lease.
+    subscription: Option<DurableSubscription<S>>,
+    /// Until when the lease is ours, as far as this instance knows (lease clock).
+    held_until: DateTime<Utc>,
+    /// When to renew it, or, standing by, to try for it again (lease clock).
+    next_renewal: DateTime<Utc>,
 }
 
 impl<S, C, G> ProcessManager<S, C, G>
@@ -95,10 +119,19 @@ where
         config: ProcessConfig,
         options: ProcessOptions,
     ) -> Result<Self, ProcessError> {
+        options.lease.validate().map_err(ProcessError::Corrupt)?;
         let timers = TimerStore::open(database_url).await?;
         let checkpoints =
             Arc::new(SqliteCheckpoints::open(database_url, Duration::from_secs(5)).await?);
+        let holder = format!(
+            "pid{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
         Ok(Self {
+            lease: Lease::new(timers.pool(), holder),
+            lease_clock: Arc::new(SystemClock),
+            active: Arc::new(AtomicBool::new(false)),
             service: OnboardingService::new(store.clone(), clock.clone(), domain.clone()),
             store,
             clock,
@@ -115,46 +148,129 @@ where
         &self.timers
     }
 
-    /// Follow the log and the timers until `shutdown` completes. A failure of the log or the timers table
-    /// ends the run with the error (after a restart it resumes from its checkpoint and timers); Meta's
-    /// failures never do: they become timers, then a recorded stall.
+    /// The lease this instance takes and renews.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// The lease runs on this clock instead of the wall clock (tests move it by hand).
+    pub fn with_lease_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.lease_clock = clock;
+        self
+    }
+
+    /// True while this instance holds the lease and acts; false while it stands by (or has stopped).
+    pub fn activity(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.active)
+    }
+
+    /// Renew the lease when due (or try for it, standing by); true while this instance holds it. Taking it
+    /// resumes the subscription from the shared checkpoint, where the previous holder left off.
+    async fn keep_lease(&self, tenure: &mut Tenure<S>, force: bool) -> Result<bool, ProcessError> {
+        let now = self.lease_clock.now();
+        if !force && now < tenure.next_renewal {
+            return Ok(tenure.subscription.is_some() && now < tenure.held_until);
+        }
+        let held = self.lease.try_hold(now, self.options.lease.ttl).await?;
+        tenure.next_renewal = now + lease_delta(self.options.lease.renew_every);
+        match (held, tenure.subscription.is_some()) {
+            (true, true) => {}
+            (true, false) => {
+                let subscription = DurableSubscription::resume(
+                    self.store.clone(),
+                    Arc::clone(&self.checkpoints),
+                    SUBSCRIPTION,
+                    self.options.subscription,
+                )
+                .await?;
+                tracing::info!(
+                    holder = self.lease.holder_name(),
+                    after = subscription.acknowledged(),
+                    "process manager took the lease: following the log"
+                );
+                tenure.subscription = Some(subscription);
+            }
+            (false, true) => {
+                tracing::warn!(
+                    holder = self.lease.holder_name(),
+                    "process manager lost its lease: standing by"
+                );
+                tenure.subscription = None;
+            }
+            (false, false) => {}
+        }
+        if held {
+            tenure.held_until = now + lease_delta(self.options.lease.ttl);
+        }
+        self.active.store(held, Ordering::SeqCst);
+        Ok(held)
+    }
+
+    /// Follow the log and the timers until `shutdown` completes, while this instance holds the lease (standing
+    /// by otherwise). A failure of the log or the timers table ends the run with the error (after a restart it
+    /// resumes from its checkpoint and timers); Meta's failures never do: they become timers, then a recorded
+    /// stall. The lease is released on the way out, whichever way that is.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ProcessError> {
-        let mut subscription = DurableSubscription::resume(
-            self.store.clone(),
-            Arc::clone(&self.checkpoints),
-            SUBSCRIPTION,
-            self.options.subscription,
-        )
-        .await?;
-        tracing::info!(
-            after = subscription.acknowledged(),
-            "process manager following the log"
-        );
+        let outcome = self.follow(shutdown).await;
+        self.active.store(false, Ordering::SeqCst);
+        let released = self.lease.release().await;
+        tracing::info!("process manager stopped");
+        outcome.and(released)
+    }
+
+    async fn follow(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ProcessError> {
+        let mut tenure = Tenure {
+            subscription: None,
+            held_until: DateTime::<Utc>::MIN_UTC,
+            next_renewal: DateTime::<Utc>::MIN_UTC,
+        };
+        if !self.keep_lease(&mut tenure, true).await? {
+            let current = self.lease.current().await?.map(|current| current.holder);
+            tracing::info!(
+                holder = self.lease.holder_name(),
+                current = current.as_deref().unwrap_or("nobody"),
+                "another process manager holds the lease: standing by"
+            );
+        }
         let mut shutdown = std::pin::pin!(shutdown);
         let mut tick = tokio::time::interval(self.options.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                batch = subscription.next_batch() => {
+                batch = next_batch(&mut tenure.subscription) => {
                     let batch = batch?;
                     let portfolios: BTreeSet<PortfolioId> =
                         batch.iter().filter_map(|event| portfolio_of(&event.stream_id)).collect();
+                    // Each step on a lease still ours (renewed as it falls due, however long Meta takes); a
+                    // lease lost midway leaves the batch unacknowledged for the next holder.
+                    let mut finished = true;
                     for portfolio_id in &portfolios {
+                        if !self.keep_lease(&mut tenure, false).await? {
+                            finished = false;
+                            break;
+                        }
                         self.reconcile(portfolio_id).await?;
                     }
-                    if let Some(last) = batch.last() {
+                    if let (true, Some(last), Some(subscription)) =
+                        (finished, batch.last(), tenure.subscription.as_mut())
+                    {
                         subscription.acknowledge(last.global_position).await?;
                     }
                 }
                 _ = tick.tick() => {
+                    if !self.keep_lease(&mut tenure, false).await? {
+                        continue;
+                    }
                     for portfolio_id in self.timers.due(self.clock.now()).await? {
+                        if !self.keep_lease(&mut tenure, false).await? {
+                            break;
+                        }
                         self.reconcile(&portfolio_id).await?;
                     }
                 }
             }
         }
-        tracing::info!("process manager stopped");
         Ok(())
     }
 
@@ -645,4 +761,18 @@ fn reason_from(text: &str) -> Reason {
         Reason::parse("Meta failed the step (its error text could not be kept)")
             .expect("a valid reason")
     })
+}
+
+/// The next batch of the subscription, or never while there is none (standing by).
+async fn next_batch<S: EventStore + HeadWatch + Clone>(
+    subscription: &mut Option<DurableSubscription<S>>,
+) -> Result<Vec<mmonboard_eventlog::RecordedEvent>, ProcessError> {
+    match subscription {
+        Some(subscription) => Ok(subscription.next_batch().await?),
+        None => std::future::pending().await,
+    }
+}
+
+fn lease_delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
 }

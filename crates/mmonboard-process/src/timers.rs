@@ -56,6 +56,11 @@ impl TimerStore {
         Ok(Self { pool })
     }
 
+    /// The pool of the process manager's tables (the lease lives beside the timers).
+    pub(crate) fn pool(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -40,6 +40,8 @@ pub(crate) struct AppState<C> {
     pub webhook: Option<WebhookConfig>,
     /// Why the process manager stopped, if it failed: the server then reports not ready.
     pub process_failure: std::sync::Mutex<Option<String>>,
+    /// Whether this instance's process manager holds the lease (set when one runs).
+    pub process_active: std::sync::OnceLock<Arc<AtomicBool>>,
 }
 
 /// The process manager to run beside the API: it drives onboardings forward through Meta.
@@ -107,6 +109,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         projector_running: AtomicBool::new(true),
         webhook: options.webhook,
         process_failure: std::sync::Mutex::new(None),
+        process_active: std::sync::OnceLock::new(),
     });
 
     let mut projector = Projector::new(
@@ -143,6 +146,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
                 setup.options,
             )
             .await?;
+            let _ = state.process_active.set(manager.activity());
             let mut process_stop = stopped.clone();
             let process_state = Arc::clone(&state);
             Some(tokio::spawn(async move {

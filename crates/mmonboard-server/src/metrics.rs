@@ -20,6 +20,8 @@ pub(crate) struct Snapshot {
     pub conflicts_retried: u64,
     pub head: u64,
     pub projection_lag: u64,
+    /// 1 while this instance's process manager holds the lease, 0 on standby; `None` without one.
+    pub process_manager_active: Option<u64>,
 }
 
 impl Metrics {
@@ -90,6 +92,14 @@ impl Metrics {
                 ),
             ],
         );
+        if let Some(active) = snapshot.process_manager_active {
+            metric(
+                "mmonboard_process_manager_active",
+                "gauge",
+                "1 while this instance's process manager holds the lease and calls Meta, 0 while it stands by.",
+                &[("", active)],
+            );
+        }
         text
     }
 }

@@ -466,7 +466,18 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
             .into_response();
     }
     match (log, projector) {
-        (Ok(head), true) => Json(json!({ "status": "ready", "head": head })).into_response(),
+        (Ok(head), true) => {
+            let mut body = json!({ "status": "ready", "head": head });
+            // A standby is ready: it serves the API, and takes over Meta's steps if the holder goes away.
+            if let Some(active) = state.process_active.get() {
+                body["process_manager"] = json!(if active.load(Ordering::SeqCst) {
+                    "active"
+                } else {
+                    "standby"
+                });
+            }
+            Json(body).into_response()
+        }
         (Err(error), _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not_ready", "reason": error.to_string() })),
@@ -494,6 +505,10 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
         conflicts_retried: stats.conflicts_retried,
         head,
         projection_lag: head.saturating_sub(checkpoint),
+        process_manager_active: state
+            .process_active
+            .get()
+            .map(|active| u64::from(active.load(Ordering::SeqCst))),
     };
     let body = state.metrics.render(&snapshot);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())

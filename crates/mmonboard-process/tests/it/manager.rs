@@ -610,3 +610,140 @@ async fn a_waba_meta_restricted_before_enablement_is_suspended_when_the_sync_com
     ));
     assert_eq!(fx.count("waba_restricted").await, 1);
 }
+
+/// A manager whose lease runs on `lease_clock`.
+async fn leased_manager(fx: &Fixture, lease_clock: &ManualClock) -> Manager {
+    fx.manager()
+        .await
+        .with_lease_clock(Arc::new(lease_clock.clone()))
+}
+
+fn spawn_run(manager: Manager) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Manager>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        manager
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("runs");
+        manager
+    });
+    (stop, running)
+}
+
+#[tokio::test]
+async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_over() {
+    let fx = Fixture::new(false).await;
+    let lease_clock = ManualClock::starting_at(start_time());
+    let ttl = ProcessOptions::default().lease.ttl;
+    let renew_every = ProcessOptions::default().lease.renew_every;
+    let seconds = |duration: Duration| TimeDelta::seconds(duration.as_secs() as i64);
+
+    // The first takes the lease and acts; the second, started after, stands by.
+    let first = leased_manager(&fx, &lease_clock).await;
+    let (first_active, first_name) = (first.activity(), first.lease().holder_name().to_owned());
+    let first_task = tokio::spawn(async move {
+        let _ = first.run(std::future::pending::<()>()).await;
+    });
+    eventually("the first manager holds the lease", || async {
+        first_active.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+    let second = leased_manager(&fx, &lease_clock).await;
+    let (second_active, second_name) = (second.activity(), second.lease().holder_name().to_owned());
+    let lease = second.lease().clone();
+    let (stop_second, second_task) = spawn_run(second);
+    fx.operator(OnboardingCommand::StartOnboarding {}).await;
+    eventually("eligibility read from Meta", || async {
+        fx.count("eligibility_checked").await == 1
+    })
+    .await;
+    assert_eq!(
+        lease
+            .current()
+            .await
+            .expect("reads")
+            .map(|held| held.holder),
+        Some(first_name.clone())
+    );
+    assert!(!second_active.load(std::sync::atomic::Ordering::SeqCst));
+    // Only the holder read Meta: one business read for one eligibility check.
+    assert_eq!(fx.meta.calls().business_reads, 1);
+
+    // The holder dies without a word (its task aborted, its lease left in the table). While the lease runs,
+    // nobody may take it; once it lapses, the standby does at its next try and the flow goes on.
+    first_task.abort();
+    let _ = first_task.await;
+    lease_clock.advance(seconds(renew_every));
+    assert!(
+        !lease
+            .try_hold(lease_clock.now(), ttl)
+            .await
+            .expect("the lease table answers"),
+        "a live lease is nobody else's"
+    );
+    lease_clock.advance(seconds(ttl));
+    eventually("the standby takes over", || async {
+        second_active.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(
+        lease
+            .current()
+            .await
+            .expect("reads")
+            .map(|held| held.holder),
+        Some(second_name.clone())
+    );
+    fx.review_and_submit().await;
+    eventually("the terms requested by the new holder", || async {
+        fx.count("terms_requested").await == 1
+    })
+    .await;
+    assert_eq!(fx.meta.calls().terms_writes, 1);
+
+    // Stopping releases the lease: a successor need not wait for it to lapse.
+    let _ = stop_second.send(());
+    let second = second_task.await.expect("joins");
+    assert!(!second.activity().load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(lease.current().await.expect("reads"), None);
+    let third = leased_manager(&fx, &lease_clock).await;
+    let third_active = third.activity();
+    let (stop_third, third_task) = spawn_run(third);
+    eventually("a successor takes the released lease at once", || async {
+        third_active.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+    let _ = stop_third.send(());
+    third_task.await.expect("joins");
+    assert_ne!(first_name, second_name);
+}
+
+#[tokio::test]
+async fn a_lease_renewed_less_than_twice_per_lifetime_is_refused() {
+    let fx = Fixture::new(false).await;
+    let refused = ProcessManager::open(
+        Arc::clone(&fx.store),
+        &fx.url,
+        fx.clock.clone(),
+        Arc::new(fx.meta.clone()),
+        DomainConfig::default(),
+        ProcessConfig::default(),
+        ProcessOptions {
+            lease: mmonboard_process::LeaseOptions {
+                ttl: Duration::from_secs(10),
+                renew_every: Duration::from_secs(6),
+            },
+            ..ProcessOptions::default()
+        },
+    )
+    .await;
+    let Err(error) = refused else {
+        panic!("a lease that can lapse between renewals is accepted")
+    };
+    assert!(
+        error.to_string().contains("renewed at least twice"),
+        "{error}"
+    );
+}

@@ -1,0 +1,129 @@
+//! One active process manager per database (table `process_lease`).
+//!
+//! Every `serve` replica runs a process manager, but only the holder of the lease follows the log and calls
+//! Meta; the others stand by and try again every [`LeaseOptions::renew_every`]. The holder renews its lease at
+//! that interval and releases it at shutdown, so a successor takes over at once; a holder that dies lets it
+//! lapse after [`LeaseOptions::ttl`]. The lease runs on its own clock (real time, also in the accelerated demo),
+//! injected so that tests move it by hand.
+//!
+//! The lease keeps Meta from being asked twice by two replicas in the ordinary course. It is not what keeps the
+//! log right: a holder paused past its lease (a long Meta call) may overlap its successor for one step, and then
+//! the derived command ids, the read before every write and the terms intent marker still record each step once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::Row;
+use sqlx::sqlite::SqlitePool;
+
+use crate::ProcessError;
+
+/// The lease's row: one process manager per log.
+const LEASE: &str = "process_manager";
+
+/// How long a lease lasts and how often it is renewed (or, by a standby, tried for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseOptions {
+    pub ttl: Duration,
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseOptions {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        }
+    }
+}
+
+impl LeaseOptions {
+    /// A lease must be renewed well before it lapses.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.renew_every.is_zero() || self.renew_every.saturating_mul(2) > self.ttl {
+            return Err(format!(
+                "the process lease must be renewed at least twice per lifetime: renew every {:?}, ttl {:?}",
+                self.renew_every, self.ttl
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Who holds the lease, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub holder: String,
+    pub expires_at: DateTime<Utc>,
+    pub acquired_at: DateTime<Utc>,
+}
+
+/// The lease table, for one would-be holder.
+#[derive(Clone)]
+pub struct Lease {
+    pool: SqlitePool,
+    holder: String,
+}
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(value: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(value).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl Lease {
+    pub(crate) fn new(pool: SqlitePool, holder: String) -> Self {
+        Self { pool, holder }
+    }
+
+    /// This instance's name in the lease table.
+    pub fn holder_name(&self) -> &str {
+        &self.holder
+    }
+
+    /// Take the lease, or renew it, for `ttl` from `now`: true when this instance holds it afterwards. It is
+    /// taken only when free, lapsed, or already ours: one statement, so two instances never both win.
+    pub async fn try_hold(&self, now: DateTime<Utc>, ttl: Duration) -> Result<bool, ProcessError> {
+        let expires_at = now + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
+        let result = sqlx::query(
+            "INSERT INTO process_lease (name, holder, expires_at, acquired_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
+             acquired_at = CASE WHEN process_lease.holder = excluded.holder \
+                                THEN process_lease.acquired_at ELSE excluded.acquired_at END \
+             WHERE process_lease.holder = excluded.holder OR process_lease.expires_at <= ?4",
+        )
+        .bind(LEASE)
+        .bind(&self.holder)
+        .bind(micros(expires_at))
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Give the lease up (at shutdown), if this instance holds it, so that a standby takes over at once.
+    pub async fn release(&self) -> Result<(), ProcessError> {
+        sqlx::query("DELETE FROM process_lease WHERE name = ? AND holder = ?")
+            .bind(LEASE)
+            .bind(&self.holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The current holder, whether or not its lease has lapsed.
+    pub async fn current(&self) -> Result<Option<LeaseHolder>, ProcessError> {
+        let row =
+            sqlx::query("SELECT holder, expires_at, acquired_at FROM process_lease WHERE name = ?")
+                .bind(LEASE)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|row| LeaseHolder {
+            holder: row.get("holder"),
+            expires_at: from_micros(row.get("expires_at")),
+            acquired_at: from_micros(row.get("acquired_at")),
+        }))
+    }
+}
