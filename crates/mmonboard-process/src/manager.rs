@@ -414,7 +414,10 @@ where
 
     /// Keep a step's timer; when the step is `stalled` and its stall is not in the log yet, record it there
     /// once (true: the state changed). A stall is recorded once per stall, not at every retry, so failing
-    /// steps never flood a portfolio's history.
+    /// steps never flood a portfolio's history; but a stall the portfolio no longer shows (a later event, say a
+    /// template change, cleared it from the fold) while the step still fails is recorded again at the step's
+    /// next retry, so that it never goes out of sight for good. While another step's stall is shown, the
+    /// portfolio is visibly blocked already and nothing is added.
     async fn keep_timer(
         &self,
         aggregate: &Aggregate,
@@ -425,7 +428,7 @@ where
         text: &str,
     ) -> Result<bool, ProcessError> {
         self.timers.set(&timer, self.clock.now()).await?;
-        if !stalled || timer.stall_recorded {
+        if !stalled || (timer.stall_recorded && aggregate.stall().is_some()) {
             return Ok(false);
         }
         let stall = OnboardingCommand::RecordProcessStall {

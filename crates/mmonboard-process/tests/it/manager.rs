@@ -420,7 +420,11 @@ async fn meta_failing_a_step_backs_off_then_becomes_a_visible_stall_then_recover
     assert_eq!(fx.count("process_stalled").await, 1);
 
     // Recorded once, however long Meta keeps failing.
-    manager.reconcile(&portfolio()).await.expect("reconciles");
+    for _ in 0..3 {
+        fx.clock.advance(config.max_backoff);
+        manager.reconcile(&portfolio()).await.expect("reconciles");
+    }
+    assert!(fx.meta.calls().business_reads > config.stall_after + 2);
     assert_eq!(fx.count("process_stalled").await, 1);
 
     // Meta recovers: the step goes through and the stall is over.
@@ -562,6 +566,34 @@ async fn a_wait_meta_never_ends_becomes_a_visible_stall_with_what_meta_reports()
         manager.reconcile(&portfolio()).await.expect("reconciles");
     }
     assert_eq!(fx.count("process_stalled").await, 1);
+    // A later event (a template changed at Meta) takes the stall out of the state, but the wait goes on: the
+    // next look records it again, once.
+    fx.operator(OnboardingCommand::ChangeTemplate {
+        waba_id: mmonboard_domain::ids::WabaId::parse("1001").expect("valid"),
+        template_id: mmonboard_domain::ids::TemplateId::parse("3002").expect("valid"),
+        name: mmonboard_domain::ids::TemplateName::parse("autumn_sale").expect("valid"),
+        language: mmonboard_domain::ids::TemplateLanguage::parse("en_US").expect("valid"),
+        category: mmonboard_domain::facts::TemplateCategory::Marketing,
+    })
+    .await;
+    assert!(
+        fx.service()
+            .load(&portfolio())
+            .await
+            .expect("loads")
+            .stall()
+            .is_none()
+    );
+    for _ in 0..3 {
+        fx.clock.advance(config.poll_interval);
+        manager.reconcile(&portfolio()).await.expect("reconciles");
+    }
+    assert_eq!(fx.count("process_stalled").await, 2);
+    let shown = fx.service().load(&portfolio()).await.expect("loads");
+    assert_eq!(
+        shown.stall().map(|stall| stall.step.as_str()),
+        Some("complete_sync")
+    );
     // Meta gets there: the sync completes and the stall is over.
     fx.meta.wabas_onboarded();
     fx.clock.advance(config.poll_interval);
