@@ -310,16 +310,33 @@ async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing() {
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
+/// The role of the process manager of the instance at `base`, once it has tried for the lease.
 async fn role(flow: &Flow, base: &str) -> Option<String> {
-    flow.process_manager_role(base)
-        .await
-        .expect("readyz answers")
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let role = flow
+            .process_manager_role(base)
+            .await
+            .expect("readyz answers");
+        if role.as_deref() != Some("starting") {
+            return role;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base}: the process manager tried for the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
 async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_over() {
     let full = scenario("happy_path");
     let mut run = start(&full).await;
+    assert_eq!(
+        role(&run.flow, &run.flow.api_base).await.as_deref(),
+        Some("active")
+    );
     let replica = run
         .flow
         .start_replica()

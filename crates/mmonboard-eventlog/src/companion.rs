@@ -28,11 +28,22 @@ pub async fn open_companion_tables(
     // `run_direct` (what `run` calls: all pending migrations, none skipped) on one connection: `run` goes
     // through `Acquire`, whose higher-ranked bounds make the future not `Send`, so it could not be called
     // inside a spawned task.
+    //
+    // sqlx takes no lock around SQLite migrations: two processes opening one database at once may both find a
+    // migration pending and both apply it; the loser fails (its table or column exists already) with its
+    // transaction rolled back. Looking again then finds it applied. A migration that is wrong fails every time.
     let mut connection = pool.acquire().await?;
-    migrator
-        .run_direct(None, &mut *connection, false)
-        .await
-        .map_err(|error| sqlx::Error::Migrate(Box::new(error)))?;
+    let mut attempt = 1;
+    loop {
+        match migrator.run_direct(None, &mut *connection, false).await {
+            Ok(()) => break,
+            Err(_) if attempt < MIGRATION_ATTEMPTS => attempt += 1,
+            Err(error) => return Err(sqlx::Error::Migrate(Box::new(error))),
+        }
+    }
     drop(connection);
     Ok(pool)
 }
+
+/// How many times migrating is tried when another process may be migrating the same database.
+const MIGRATION_ATTEMPTS: u32 = 5;

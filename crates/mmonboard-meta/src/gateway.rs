@@ -145,12 +145,14 @@ fn checked<T>(operation: &str, parsed: Result<T, InvalidValue>) -> Result<T, Met
     })
 }
 
-/// A time Meta reports: RFC 3339, or a plain date (`2025-10-07`, as Meta's examples of the portfolio's
+/// A time Meta reports: RFC 3339; the Graph API's own form with the offset's colon left out
+/// (`2025-10-07T09:00:00+0000`); or a plain date (`2025-10-07`, as Meta's examples of the portfolio's
 /// `marketing_messages_onboarding_status.time` show it), read as that day's start in UTC.
 fn time(operation: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, MetaError> {
     value
         .map(|text| {
             DateTime::parse_from_rfc3339(text)
+                .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z"))
                 .map(|time| time.with_timezone(&Utc))
                 .or_else(|error| {
                     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -161,7 +163,7 @@ fn time(operation: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, M
                     operation: operation.to_owned(),
                     status: 200,
                     message: format!(
-                        "time {text:?} is neither RFC 3339 nor a YYYY-MM-DD date: {error}"
+                        "time {text:?} is neither RFC 3339, the Graph API's +0000 form, nor a YYYY-MM-DD date: {error}"
                     ),
                 })
         })

@@ -266,7 +266,7 @@ impl HttpGateway {
         };
         let mut entries = Vec::new();
         let mut page = first;
-        let mut after: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let next = page
                 .next_cursor()
@@ -276,16 +276,16 @@ impl HttpGateway {
                     entries.append(&mut page.data);
                     return Ok(entries);
                 }
-                Some(next) if after.as_deref() == Some(next) => {
+                Some(next) if seen.contains(next) => {
                     return Err(unexpected(format!(
-                        "paging.cursors.after {next:?} repeats the cursor of the page it is on"
+                        "paging.cursors.after {next:?} leads back to a page already read"
                     )));
                 }
                 Some(next) => next.to_owned(),
             };
             entries.append(&mut page.data);
             page = self.get_page(operation, path, fields, Some(&next)).await?;
-            after = Some(next);
+            seen.insert(next);
         }
         Err(unexpected(format!("more than {MAX_PAGES} pages")))
     }

@@ -86,19 +86,20 @@ pub struct AccountUpdateValue {
     pub waba_info: Option<WabaInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restriction_info: Option<serde_json::Value>,
-    /// `DISABLED_UPDATE` only: what happened to the WABA.
+    /// `DISABLED_UPDATE` only: `{"waba_ban_state": "DISABLE" | "SCHEDULE_FOR_DISABLE" | "REINSTATE",
+    /// "waba_ban_date": "<free text>"}`. Kept as sent: a shape we do not expect must not cost the disablement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ban_info: Option<BanInfo>,
+    pub ban_info: Option<serde_json::Value>,
 }
 
-/// `ban_info` of a `DISABLED_UPDATE`: `waba_ban_state` is `DISABLE`, `SCHEDULE_FOR_DISABLE` or `REINSTATE`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BanInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waba_ban_state: Option<String>,
-    /// Free text in Meta's examples (`"April 17, 2025"`), kept as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waba_ban_date: Option<String>,
+impl AccountUpdateValue {
+    /// `ban_info.waba_ban_state`, when it is there and a string.
+    pub fn ban_state(&self) -> Option<&str> {
+        self.ban_info
+            .as_ref()
+            .and_then(|info| info.get("waba_ban_state"))
+            .and_then(serde_json::Value::as_str)
+    }
 }
 
 /// The `value` of a `template_category_update` change.
@@ -119,7 +120,7 @@ pub enum AccountEvent {
     TermsSigned,
     /// `ACCOUNT_RESTRICTION`.
     Restricted,
-    /// `DISABLED_UPDATE` whose `ban_info.waba_ban_state` is `DISABLE` (or absent).
+    /// `DISABLED_UPDATE` with `ban_info.waba_ban_state` `DISABLE`, absent, or any state not below.
     Disabled,
     /// `DISABLED_UPDATE` with `SCHEDULE_FOR_DISABLE`: a warning, the WABA still works (not acted on).
     DisableScheduled,
@@ -135,13 +136,11 @@ pub enum AccountEvent {
 }
 
 impl AccountEvent {
-    /// The event of an `account_update` value, with `DISABLED_UPDATE` told apart by its `ban_info`.
+    /// The event of an `account_update` value, with `DISABLED_UPDATE` told apart by its `ban_info`. Any other
+    /// ban state, or none readable, is taken as a disablement: the cautious reading (the WABA falls back to
+    /// Cloud API until a new eligibility check passes).
     pub fn of(value: &AccountUpdateValue) -> Self {
-        let state = value
-            .ban_info
-            .as_ref()
-            .and_then(|info| info.waba_ban_state.as_deref());
-        match (value.event.as_str(), state) {
+        match (value.event.as_str(), value.ban_state()) {
             ("DISABLED_UPDATE", Some("REINSTATE")) => Self::Reinstated,
             ("DISABLED_UPDATE", Some("SCHEDULE_FOR_DISABLE")) => Self::DisableScheduled,
             (event, _) => Self::parse(event),
@@ -360,7 +359,9 @@ mod tests {
             {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"DISABLE","waba_ban_date":"April 17, 2025"}}},
             {"field":"account_update","value":{"event":"DISABLED_UPDATE"}},
             {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"SCHEDULE_FOR_DISABLE","waba_ban_date":"April 17, 2025"}}},
-            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"REINSTATE","waba_ban_date":"April 17, 2025"}}}
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"REINSTATE","waba_ban_date":"April 17, 2025"}}},
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"SOMETHING_NEW"}}},
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":["odd"],"waba_ban_date":1744823932}}}
         ]}]}"#;
         let events: Vec<AccountEvent> = WebhookPayload::parse(body)
             .unwrap()
@@ -381,7 +382,9 @@ mod tests {
                 AccountEvent::Disabled,
                 AccountEvent::Disabled,
                 AccountEvent::DisableScheduled,
-                AccountEvent::Reinstated
+                AccountEvent::Reinstated,
+                AccountEvent::Disabled,
+                AccountEvent::Disabled
             ]
         );
     }

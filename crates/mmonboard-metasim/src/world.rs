@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use mmonboard_domain::country::{CountryCode, CountryPolicy, Subdivision};
 use mmonboard_meta::webhook::{
-    AccountUpdateValue, BanInfo, TemplateCategoryUpdateValue, WabaInfo, WebhookChange,
-    WebhookEntry, WebhookPayload,
+    AccountUpdateValue, TemplateCategoryUpdateValue, WabaInfo, WebhookChange, WebhookEntry,
+    WebhookPayload,
 };
 use mmonboard_meta::wire;
 use serde::Serialize;
@@ -690,9 +690,11 @@ impl World {
             restriction_info: (event == "ACCOUNT_RESTRICTION").then(|| {
                 serde_json::json!([{ "restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION" }])
             }),
-            ban_info: (event == "DISABLED_UPDATE").then(|| BanInfo {
-                waba_ban_state: Some("DISABLE".into()),
-                waba_ban_date: Some(at.format("%B %-d, %Y").to_string()),
+            ban_info: (event == "DISABLED_UPDATE").then(|| {
+                serde_json::json!({
+                    "waba_ban_state": "DISABLE",
+                    "waba_ban_date": at.format("%B %-d, %Y").to_string(),
+                })
             }),
         };
         self.emit(

@@ -1,14 +1,16 @@
 //! One active process manager per database (table `process_lease`).
 //!
 //! Every `serve` replica runs a process manager, but only the holder of the lease follows the log and calls
-//! Meta; the others stand by and try again every [`LeaseOptions::renew_every`]. The holder renews its lease at
-//! that interval and releases it at shutdown, so a successor takes over at once; a holder that dies lets it
-//! lapse after [`LeaseOptions::ttl`]. The lease runs on its own clock (real time, also in the accelerated demo),
-//! injected so that tests move it by hand.
+//! Meta; the others stand by and try for it every [`LeaseOptions::renew_every`]. The holder renews its lease at
+//! that interval, also while a step waits on Meta, and releases it at shutdown, so a standby takes over at its
+//! next try (within `renew_every`); a holder that dies lets it lapse, and a standby takes it within `ttl` plus
+//! `renew_every`. The lease runs on its own clock (real time, also in the accelerated demo), injected so that
+//! tests move it by hand.
 //!
-//! The lease keeps Meta from being asked twice by two replicas in the ordinary course. It is not what keeps the
-//! log right: a holder paused past its lease (a long Meta call) may overlap its successor for one step, and then
-//! the derived command ids, the read before every write and the terms intent marker still record each step once.
+//! A holder acts only until one renewal interval before its lease could be taken: one that cannot renew (its
+//! database stalls, its process is paused) drops the step in flight and stands by, as a crash would. So two
+//! instances overlap at most by a request already on its way to Meta. Even then the log stays right: the
+//! derived command ids, the read before every write and the terms intent marker record each step once.
 
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ use crate::ProcessError;
 
 /// The lease's row: one process manager per log.
 const LEASE: &str = "process_manager";
+
+/// The longest lease accepted.
+const MAX_TTL: Duration = Duration::from_secs(3600);
 
 /// How long a lease lasts and how often it is renewed (or, by a standby, tried for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,12 @@ impl LeaseOptions {
             return Err(format!(
                 "the process lease must be renewed at least twice per lifetime: renew every {:?}, ttl {:?}",
                 self.renew_every, self.ttl
+            ));
+        }
+        if self.ttl > MAX_TTL {
+            return Err(format!(
+                "the process lease ttl {:?} is longer than {MAX_TTL:?}: a dead holder would block its standbys that long",
+                self.ttl
             ));
         }
         Ok(())

@@ -10,7 +10,7 @@ mod plan;
 mod timers;
 
 pub use lease::{Lease, LeaseHolder, LeaseOptions};
-pub use manager::{ACTOR, ProcessManager, ProcessOptions, SUBSCRIPTION};
+pub use manager::{ACTOR, ProcessManager, ProcessOptions, ProcessRole, RoleWatch, SUBSCRIPTION};
 pub use plan::{Planned, ProcessConfig, Step, plan};
 pub use timers::{Timer, TimerStore};
 

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -89,7 +89,72 @@ pub struct ProcessManager<S, C, G> {
     options: ProcessOptions,
     lease: Lease,
     lease_clock: Arc<dyn Clock>,
-    active: Arc<AtomicBool>,
+    role: RoleWatch,
+}
+
+/// Where a process manager stands with the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessRole {
+    /// Not running yet, or has not tried for the lease yet.
+    Starting,
+    /// Another instance holds the lease: this one waits to take over.
+    Standby,
+    /// Holds the lease: follows the log and calls Meta.
+    Active,
+    /// Its run ended (shutdown, failure, or its task was dropped).
+    Stopped,
+}
+
+impl ProcessRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Standby => "standby",
+            Self::Active => "active",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Standby,
+            2 => Self::Active,
+            3 => Self::Stopped,
+            _ => Self::Starting,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Starting => 0,
+            Self::Standby => 1,
+            Self::Active => 2,
+            Self::Stopped => 3,
+        }
+    }
+}
+
+/// A process manager's role, readable from elsewhere (the server's `/readyz` and metrics).
+#[derive(Debug, Clone, Default)]
+pub struct RoleWatch(Arc<AtomicU8>);
+
+impl RoleWatch {
+    pub fn get(&self) -> ProcessRole {
+        ProcessRole::from_u8(self.0.load(Ordering::SeqCst))
+    }
+
+    fn set(&self, role: ProcessRole) {
+        self.0.store(role.to_u8(), Ordering::SeqCst);
+    }
+}
+
+/// Marks the manager stopped however its run ends: returned, failed, panicked or dropped.
+struct StoppedOnDrop<'a>(&'a RoleWatch);
+
+impl Drop for StoppedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set(ProcessRole::Stopped);
+    }
 }
 
 /// Where a running manager stands with the lease.
@@ -131,7 +196,7 @@ where
         Ok(Self {
             lease: Lease::new(timers.pool(), holder),
             lease_clock: Arc::new(SystemClock),
-            active: Arc::new(AtomicBool::new(false)),
+            role: RoleWatch::default(),
             service: OnboardingService::new(store.clone(), clock.clone(), domain.clone()),
             store,
             clock,
@@ -159,9 +224,9 @@ where
         self
     }
 
-    /// True while this instance holds the lease and acts; false while it stands by (or has stopped).
-    pub fn activity(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.active)
+    /// This instance's role: active while it holds the lease and acts, standby while another does.
+    pub fn role(&self) -> RoleWatch {
+        self.role.clone()
     }
 
     /// Renew the lease when due (or try for it, standing by); true while this instance holds it. Taking it
@@ -200,10 +265,48 @@ where
             (false, false) => {}
         }
         if held {
-            tenure.held_until = now + lease_delta(self.options.lease.ttl);
+            // Ours, as far as this instance acts on it, until one renewal interval before anybody else may take
+            // it: a holder that could not renew stops before its successor can start.
+            tenure.held_until = now + lease_delta(self.options.lease.ttl)
+                - lease_delta(self.options.lease.renew_every);
         }
-        self.active.store(held, Ordering::SeqCst);
+        self.role.set(if held {
+            ProcessRole::Active
+        } else {
+            ProcessRole::Standby
+        });
         Ok(held)
+    }
+
+    /// Reconcile one portfolio while renewing the lease as it falls due, however long Meta takes. True when it
+    /// was done; false when the lease was lost first, or meanwhile: then the work in flight is dropped (as a
+    /// crash would drop it, which the steps are made to survive) and left to the next holder.
+    async fn reconcile_leased(
+        &self,
+        tenure: &mut Tenure<S>,
+        portfolio_id: &PortfolioId,
+    ) -> Result<bool, ProcessError> {
+        if !self.keep_lease(tenure, false).await? {
+            return Ok(false);
+        }
+        let every = (self.options.lease.renew_every / 2).max(Duration::from_millis(1));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut work = std::pin::pin!(self.reconcile(portfolio_id));
+        loop {
+            tokio::select! {
+                outcome = &mut work => {
+                    outcome?;
+                    return Ok(true);
+                }
+                _ = renew.tick() => {
+                    if !self.keep_lease(tenure, false).await? {
+                        tracing::warn!(%portfolio_id, "the lease was lost in the middle of a step: the step is dropped for the next holder");
+                        return Ok(false);
+                    }
+                }
+            }
+        }
     }
 
     /// Follow the log and the timers until `shutdown` completes, while this instance holds the lease (standing
@@ -211,8 +314,10 @@ where
     /// resumes from its checkpoint and timers); Meta's failures never do: they become timers, then a recorded
     /// stall. The lease is released on the way out, whichever way that is.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ProcessError> {
+        let _stopped = StoppedOnDrop(&self.role);
+        self.role.set(ProcessRole::Starting);
         let outcome = self.follow(shutdown).await;
-        self.active.store(false, Ordering::SeqCst);
+        self.role.set(ProcessRole::Stopped);
         let released = self.lease.release().await;
         tracing::info!("process manager stopped");
         outcome.and(released)
@@ -242,18 +347,19 @@ where
                     let batch = batch?;
                     let portfolios: BTreeSet<PortfolioId> =
                         batch.iter().filter_map(|event| portfolio_of(&event.stream_id)).collect();
-                    // Each step on a lease still ours (renewed as it falls due, however long Meta takes); a
-                    // lease lost midway leaves the batch unacknowledged for the next holder.
+                    // Each portfolio on a lease still ours (renewed as it falls due, however long Meta takes);
+                    // a lease lost midway leaves the batch unacknowledged for the next holder, and so does one
+                    // lost before the acknowledgement (a late one would move the shared checkpoint back).
                     let mut finished = true;
                     for portfolio_id in &portfolios {
-                        if !self.keep_lease(&mut tenure, false).await? {
+                        if !self.reconcile_leased(&mut tenure, portfolio_id).await? {
                             finished = false;
                             break;
                         }
-                        self.reconcile(portfolio_id).await?;
                     }
-                    if let (true, Some(last), Some(subscription)) =
-                        (finished, batch.last(), tenure.subscription.as_mut())
+                    if finished && self.keep_lease(&mut tenure, false).await?
+                        && let (Some(last), Some(subscription)) =
+                            (batch.last(), tenure.subscription.as_mut())
                     {
                         subscription.acknowledge(last.global_position).await?;
                     }
@@ -263,10 +369,9 @@ where
                         continue;
                     }
                     for portfolio_id in self.timers.due(self.clock.now()).await? {
-                        if !self.keep_lease(&mut tenure, false).await? {
+                        if !self.reconcile_leased(&mut tenure, &portfolio_id).await? {
                             break;
                         }
-                        self.reconcile(&portfolio_id).await?;
                     }
                 }
             }

@@ -41,7 +41,7 @@ pub(crate) struct AppState<C> {
     /// Why the process manager stopped, if it failed: the server then reports not ready.
     pub process_failure: std::sync::Mutex<Option<String>>,
     /// Whether this instance's process manager holds the lease (set when one runs).
-    pub process_active: std::sync::OnceLock<Arc<AtomicBool>>,
+    pub process_role: std::sync::OnceLock<mmonboard_process::RoleWatch>,
 }
 
 /// The process manager to run beside the API: it drives onboardings forward through Meta.
@@ -109,7 +109,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         projector_running: AtomicBool::new(true),
         webhook: options.webhook,
         process_failure: std::sync::Mutex::new(None),
-        process_active: std::sync::OnceLock::new(),
+        process_role: std::sync::OnceLock::new(),
     });
 
     let mut projector = Projector::new(
@@ -146,24 +146,32 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
                 setup.options,
             )
             .await?;
-            let _ = state.process_active.set(manager.activity());
+            let _ = state.process_role.set(manager.role());
             let mut process_stop = stopped.clone();
             let process_state = Arc::clone(&state);
-            Some(tokio::spawn(async move {
+            let running = tokio::spawn(async move {
                 let outcome = manager
                     .run(async move {
                         while process_stop.changed().await.is_ok() && !*process_stop.borrow() {}
                     })
                     .await;
-                if let Err(error) = outcome {
-                    tracing::error!(%error, "the process manager stopped");
+                manager.timers().close().await;
+                outcome
+            });
+            Some(tokio::spawn(async move {
+                // A failure, or a panic, of the process manager makes the server not ready.
+                let failure = match running.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(error) => Some(format!("its task ended abnormally: {error}")),
+                };
+                if let Some(failure) = failure {
+                    tracing::error!(error = %failure, "the process manager stopped");
                     *process_state
                         .process_failure
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Some(error.to_string());
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failure);
                 }
-                manager.timers().close().await;
             }))
         }
     };

@@ -469,12 +469,8 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
         (Ok(head), true) => {
             let mut body = json!({ "status": "ready", "head": head });
             // A standby is ready: it serves the API, and takes over Meta's steps if the holder goes away.
-            if let Some(active) = state.process_active.get() {
-                body["process_manager"] = json!(if active.load(Ordering::SeqCst) {
-                    "active"
-                } else {
-                    "standby"
-                });
+            if let Some(role) = state.process_role.get() {
+                body["process_manager"] = json!(role.get().as_str());
             }
             Json(body).into_response()
         }
@@ -506,9 +502,9 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
         head,
         projection_lag: head.saturating_sub(checkpoint),
         process_manager_active: state
-            .process_active
+            .process_role
             .get()
-            .map(|active| u64::from(active.load(Ordering::SeqCst))),
+            .map(|role| u64::from(role.get() == mmonboard_process::ProcessRole::Active)),
     };
     let body = state.metrics.render(&snapshot);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())

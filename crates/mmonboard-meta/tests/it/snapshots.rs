@@ -193,6 +193,10 @@ async fn the_terms_status_time_may_be_a_plain_date_as_in_metas_examples() {
             json!("2025-10-07T12:30:00-03:00"),
             Ok(Some(at("2025-10-07T15:30:00Z"))),
         ),
+        (
+            json!("2025-10-07T09:00:00+0000"),
+            Ok(Some(at("2025-10-07T09:00:00Z"))),
+        ),
         (json!(null), Ok(None)),
         (json!("07/10/2025"), Err("07/10/2025")),
     ] {
@@ -331,6 +335,11 @@ async fn paging_that_does_not_move_forward_is_an_unexpected_answer() {
     for (pages, requests) in [
         (vec![page(None)], 1),
         (vec![page(Some("c1")), page(Some("c1"))], 2),
+        // A cycle over more than one page is caught too.
+        (
+            vec![page(Some("c1")), page(Some("c2")), page(Some("c1"))],
+            3,
+        ),
     ] {
         let stub = Stub::start().await;
         stub.on("GET", &templates_path(SHARED_WABA), pages);

@@ -37,6 +37,8 @@ pub struct MetaState {
     pub lose_next_terms_answer: bool,
     /// The caller dies right after Meta answers the next terms request (a panic in its task).
     pub crash_after_next_terms_answer: bool,
+    /// While set, business reads wait for a permit (a Meta that takes its time); counted before they wait.
+    pub business_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Clone)]
@@ -119,6 +121,7 @@ impl FakeMeta {
             failing: None,
             lose_next_terms_answer: false,
             crash_after_next_terms_answer: false,
+            business_gate: None,
         })))
     }
 
@@ -161,12 +164,16 @@ impl FakeMeta {
 
 impl MetaGateway for FakeMeta {
     async fn business(&self, _business_id: &PortfolioId) -> Result<BusinessSnapshot, MetaError> {
-        self.with(|state| {
+        let gate = self.with(|state| {
             state.calls.business_reads += 1;
-            match &state.failing {
-                Some(error) => Err(error.clone()),
-                None => Ok(state.business.clone()),
-            }
+            state.business_gate.clone()
+        });
+        if let Some(gate) = gate {
+            let _permit = gate.acquire().await.expect("the gate stays open");
+        }
+        self.with(|state| match &state.failing {
+            Some(error) => Err(error.clone()),
+            None => Ok(state.business.clone()),
         })
     }
 

@@ -8,7 +8,9 @@ use mmonboard_domain::ids::{BusinessName, UserId, WebsiteUrl};
 use mmonboard_domain::machine::WabaRouting;
 use mmonboard_domain::{DomainConfig, OnboardingCommand, OnboardingEvent, Phase};
 use mmonboard_eventlog::{SqliteEventStore, SqliteOptions};
-use mmonboard_process::{ACTOR, ProcessConfig, ProcessManager, ProcessOptions};
+use mmonboard_process::{
+    ACTOR, LeaseOptions, ProcessConfig, ProcessManager, ProcessOptions, ProcessRole, RoleWatch,
+};
 use tokio::sync::oneshot;
 
 use crate::fake::{FakeMeta, complete_obo, html_failure, portfolio};
@@ -643,11 +645,32 @@ async fn a_waba_meta_restricted_before_enablement_is_suspended_when_the_sync_com
     assert_eq!(fx.count("waba_restricted").await, 1);
 }
 
-/// A manager whose lease runs on `lease_clock`.
+/// A manager whose lease runs on `lease_clock`, with `lease` options.
+async fn leased_manager_with(
+    fx: &Fixture,
+    lease_clock: &ManualClock,
+    lease: LeaseOptions,
+) -> Manager {
+    ProcessManager::open(
+        Arc::clone(&fx.store),
+        &fx.url,
+        fx.clock.clone(),
+        Arc::new(fx.meta.clone()),
+        DomainConfig::default(),
+        ProcessConfig::default(),
+        ProcessOptions {
+            tick: Duration::from_millis(5),
+            lease,
+            ..ProcessOptions::default()
+        },
+    )
+    .await
+    .expect("the manager opens")
+    .with_lease_clock(Arc::new(lease_clock.clone()))
+}
+
 async fn leased_manager(fx: &Fixture, lease_clock: &ManualClock) -> Manager {
-    fx.manager()
-        .await
-        .with_lease_clock(Arc::new(lease_clock.clone()))
+    leased_manager_with(fx, lease_clock, LeaseOptions::default()).await
 }
 
 fn spawn_run(manager: Manager) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Manager>) {
@@ -664,28 +687,40 @@ fn spawn_run(manager: Manager) -> (oneshot::Sender<()>, tokio::task::JoinHandle<
     (stop, running)
 }
 
+async fn role_becomes(role: &RoleWatch, expected: ProcessRole, what: &str) {
+    eventually(what, || async { role.get() == expected }).await;
+}
+
 #[tokio::test]
 async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_over() {
     let fx = Fixture::new(false).await;
     let lease_clock = ManualClock::starting_at(start_time());
-    let ttl = ProcessOptions::default().lease.ttl;
-    let renew_every = ProcessOptions::default().lease.renew_every;
+    let LeaseOptions { ttl, renew_every } = LeaseOptions::default();
     let seconds = |duration: Duration| TimeDelta::seconds(duration.as_secs() as i64);
 
     // The first takes the lease and acts; the second, started after, stands by.
     let first = leased_manager(&fx, &lease_clock).await;
-    let (first_active, first_name) = (first.activity(), first.lease().holder_name().to_owned());
+    let (first_role, first_name) = (first.role(), first.lease().holder_name().to_owned());
+    assert_eq!(first_role.get(), ProcessRole::Starting);
     let first_task = tokio::spawn(async move {
         let _ = first.run(std::future::pending::<()>()).await;
     });
-    eventually("the first manager holds the lease", || async {
-        first_active.load(std::sync::atomic::Ordering::SeqCst)
-    })
+    role_becomes(
+        &first_role,
+        ProcessRole::Active,
+        "the first manager holds the lease",
+    )
     .await;
     let second = leased_manager(&fx, &lease_clock).await;
-    let (second_active, second_name) = (second.activity(), second.lease().holder_name().to_owned());
+    let (second_role, second_name) = (second.role(), second.lease().holder_name().to_owned());
     let lease = second.lease().clone();
     let (stop_second, second_task) = spawn_run(second);
+    role_becomes(
+        &second_role,
+        ProcessRole::Standby,
+        "the second manager stands by",
+    )
+    .await;
     fx.operator(OnboardingCommand::StartOnboarding {}).await;
     eventually("eligibility read from Meta", || async {
         fx.count("eligibility_checked").await == 1
@@ -699,7 +734,7 @@ async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_
             .map(|held| held.holder),
         Some(first_name.clone())
     );
-    assert!(!second_active.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(second_role.get(), ProcessRole::Standby);
     // Only the holder read Meta: one business read for one eligibility check.
     assert_eq!(fx.meta.calls().business_reads, 1);
 
@@ -707,6 +742,7 @@ async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_
     // nobody may take it; once it lapses, the standby does at its next try and the flow goes on.
     first_task.abort();
     let _ = first_task.await;
+    assert_eq!(first_role.get(), ProcessRole::Stopped);
     lease_clock.advance(seconds(renew_every));
     assert!(
         !lease
@@ -716,10 +752,7 @@ async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_
         "a live lease is nobody else's"
     );
     lease_clock.advance(seconds(ttl));
-    eventually("the standby takes over", || async {
-        second_active.load(std::sync::atomic::Ordering::SeqCst)
-    })
-    .await;
+    role_becomes(&second_role, ProcessRole::Active, "the standby takes over").await;
     assert_eq!(
         lease
             .current()
@@ -735,17 +768,26 @@ async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_
     .await;
     assert_eq!(fx.meta.calls().terms_writes, 1);
 
-    // Stopping releases the lease: a successor need not wait for it to lapse.
+    // A running standby takes a released lease at its next try, without waiting for it to lapse.
+    let third = leased_manager(&fx, &lease_clock).await;
+    let third_role = third.role();
+    let (stop_third, third_task) = spawn_run(third);
+    role_becomes(
+        &third_role,
+        ProcessRole::Standby,
+        "a third manager stands by",
+    )
+    .await;
     let _ = stop_second.send(());
     let second = second_task.await.expect("joins");
-    assert!(!second.activity().load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(second.role().get(), ProcessRole::Stopped);
     assert_eq!(lease.current().await.expect("reads"), None);
-    let third = leased_manager(&fx, &lease_clock).await;
-    let third_active = third.activity();
-    let (stop_third, third_task) = spawn_run(third);
-    eventually("a successor takes the released lease at once", || async {
-        third_active.load(std::sync::atomic::Ordering::SeqCst)
-    })
+    lease_clock.advance(seconds(renew_every));
+    role_becomes(
+        &third_role,
+        ProcessRole::Active,
+        "the standby takes the released lease",
+    )
     .await;
     let _ = stop_third.send(());
     third_task.await.expect("joins");
@@ -753,29 +795,116 @@ async fn of_two_running_managers_only_the_lease_holder_acts_and_a_standby_takes_
 }
 
 #[tokio::test]
-async fn a_lease_renewed_less_than_twice_per_lifetime_is_refused() {
+async fn a_holder_that_loses_its_lease_while_meta_is_slow_drops_the_step_and_stands_by() {
     let fx = Fixture::new(false).await;
-    let refused = ProcessManager::open(
-        Arc::clone(&fx.store),
-        &fx.url,
-        fx.clock.clone(),
-        Arc::new(fx.meta.clone()),
-        DomainConfig::default(),
-        ProcessConfig::default(),
-        ProcessOptions {
-            lease: mmonboard_process::LeaseOptions {
+    let lease_clock = ManualClock::starting_at(start_time());
+    let options = LeaseOptions {
+        ttl: Duration::from_secs(2),
+        renew_every: Duration::from_millis(100),
+    };
+    let holder = leased_manager_with(&fx, &lease_clock, options).await;
+    let role = holder.role();
+    let (stop, running) = spawn_run(holder);
+    role_becomes(&role, ProcessRole::Active, "the manager holds the lease").await;
+
+    // Meta takes its time over the eligibility read...
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    fx.meta
+        .with(|state| state.business_gate = Some(Arc::clone(&gate)));
+    fx.operator(OnboardingCommand::StartOnboarding {}).await;
+    eventually("the business read under way", || async {
+        fx.meta.calls().business_reads == 1
+    })
+    .await;
+    // ...so long that the lease lapses and another instance takes it.
+    lease_clock.advance(TimeDelta::seconds(3));
+    let other = leased_manager_with(&fx, &lease_clock, options).await;
+    assert!(
+        other
+            .lease()
+            .try_hold(lease_clock.now(), options.ttl)
+            .await
+            .expect("the lease table answers")
+    );
+    // The old holder notices at its next renewal, drops the step in flight and stands by.
+    role_becomes(&role, ProcessRole::Standby, "the old holder stands by").await;
+    gate.add_permits(10);
+    let _ = stop.send(());
+    let stopped = running.await.expect("joins");
+    assert_eq!(
+        fx.count("eligibility_checked").await,
+        0,
+        "the dropped step recorded nothing"
+    );
+    assert_eq!(
+        stopped
+            .lease()
+            .current()
+            .await
+            .expect("reads")
+            .map(|held| held.holder),
+        Some(other.lease().holder_name().to_owned()),
+        "stopping did not release a lease that is not its own"
+    );
+    // The step is the new holder's: nothing was acknowledged past it.
+    other.reconcile(&portfolio()).await.expect("reconciles");
+    assert_eq!(fx.count("eligibility_checked").await, 1);
+}
+
+#[tokio::test]
+async fn lease_settings_that_cannot_work_are_refused() {
+    let fx = Fixture::new(false).await;
+    for (lease, named) in [
+        (
+            LeaseOptions {
                 ttl: Duration::from_secs(10),
                 renew_every: Duration::from_secs(6),
             },
-            ..ProcessOptions::default()
-        },
-    )
-    .await;
-    let Err(error) = refused else {
-        panic!("a lease that can lapse between renewals is accepted")
-    };
-    assert!(
-        error.to_string().contains("renewed at least twice"),
-        "{error}"
-    );
+            "renewed at least twice",
+        ),
+        (
+            LeaseOptions {
+                ttl: Duration::from_secs(30 * 24 * 3600),
+                renew_every: Duration::from_secs(5),
+            },
+            "longer than",
+        ),
+    ] {
+        let refused = ProcessManager::open(
+            Arc::clone(&fx.store),
+            &fx.url,
+            fx.clock.clone(),
+            Arc::new(fx.meta.clone()),
+            DomainConfig::default(),
+            ProcessConfig::default(),
+            ProcessOptions {
+                lease,
+                ..ProcessOptions::default()
+            },
+        )
+        .await;
+        let Err(error) = refused else {
+            panic!("{lease:?} accepted")
+        };
+        assert!(error.to_string().contains(named), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn replicas_opening_a_fresh_database_at_once_all_start() {
+    // sqlx takes no lock around SQLite migrations: every instance must still come up, whoever migrates.
+    for _ in 0..3 {
+        let fx = Fixture::new(false).await;
+        let (a, b, c, d) = tokio::join!(fx.manager(), fx.manager(), fx.manager(), fx.manager());
+        for manager in [a, b, c, d] {
+            assert!(
+                manager
+                    .timers()
+                    .all()
+                    .await
+                    .expect("the timers table")
+                    .is_empty()
+            );
+        }
+    }
 }
