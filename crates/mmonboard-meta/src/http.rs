@@ -309,6 +309,15 @@ impl HttpGateway {
 /// The most pages of an edge read at once (Meta's default page is 25 entries).
 const MAX_PAGES: usize = 1000;
 
+/// Each entry once, in the order first seen: pages read while the edge changes may overlap.
+fn unique_by_id<T>(entries: Vec<T>, id: impl Fn(&T) -> &String) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .into_iter()
+        .filter(|entry| seen.insert(id(entry).clone()))
+        .collect()
+}
+
 /// A write whose answer did not say for sure whether Meta applied it.
 fn outcome_unknown(error: &MetaError) -> bool {
     match error {
@@ -330,7 +339,7 @@ impl MetaGateway for HttpGateway {
             &mut node.owned_whatsapp_business_accounts,
             wire::Edge::whole(Vec::new()),
         );
-        node.owned_whatsapp_business_accounts = wire::Edge::whole(
+        node.owned_whatsapp_business_accounts = wire::Edge::whole(unique_by_id(
             self.rest_of_edge(
                 &operation,
                 &format!("{business_id}/{}", wire::BUSINESS_WABAS_EDGE),
@@ -338,7 +347,8 @@ impl MetaGateway for HttpGateway {
                 first,
             )
             .await?,
-        );
+            |waba| &waba.id,
+        ));
         BusinessSnapshot::from_wire(&operation, node)
     }
 
@@ -348,7 +358,7 @@ impl MetaGateway for HttpGateway {
             .get(&operation, waba_id.as_str(), wire::WABA_FIELDS)
             .await?;
         let first = std::mem::replace(&mut node.phone_numbers, wire::Edge::whole(Vec::new()));
-        node.phone_numbers = wire::Edge::whole(
+        node.phone_numbers = wire::Edge::whole(unique_by_id(
             self.rest_of_edge(
                 &operation,
                 &format!("{waba_id}/phone_numbers"),
@@ -356,7 +366,8 @@ impl MetaGateway for HttpGateway {
                 first,
             )
             .await?,
-        );
+            |phone| &phone.id,
+        ));
         WabaSnapshot::from_wire(&operation, node)
     }
 

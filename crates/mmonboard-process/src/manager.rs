@@ -90,6 +90,8 @@ pub struct ProcessManager<S, C, G> {
     lease: Lease,
     lease_clock: Arc<dyn Clock>,
     role: RoleWatch,
+    /// A manager runs once at a time: two runs would share one lease holder's name.
+    running: std::sync::atomic::AtomicBool,
 }
 
 /// Where a process manager stands with the lease.
@@ -149,11 +151,12 @@ impl RoleWatch {
 }
 
 /// Marks the manager stopped however its run ends: returned, failed, panicked or dropped.
-struct StoppedOnDrop<'a>(&'a RoleWatch);
+struct StoppedOnDrop<'a>(&'a RoleWatch, &'a std::sync::atomic::AtomicBool);
 
 impl Drop for StoppedOnDrop<'_> {
     fn drop(&mut self) {
         self.0.set(ProcessRole::Stopped);
+        self.1.store(false, Ordering::SeqCst);
     }
 }
 
@@ -197,6 +200,7 @@ where
             lease: Lease::new(timers.pool(), holder),
             lease_clock: Arc::new(SystemClock),
             role: RoleWatch::default(),
+            running: std::sync::atomic::AtomicBool::new(false),
             service: OnboardingService::new(store.clone(), clock.clone(), domain.clone()),
             store,
             clock,
@@ -314,7 +318,12 @@ where
     /// resumes from its checkpoint and timers); Meta's failures never do: they become timers, then a recorded
     /// stall. The lease is released on the way out, whichever way that is.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ProcessError> {
-        let _stopped = StoppedOnDrop(&self.role);
+        if self.running.swap(true, Ordering::SeqCst) {
+            return Err(ProcessError::Corrupt(
+                "this process manager is running already: open another to run beside it".into(),
+            ));
+        }
+        let _stopped = StoppedOnDrop(&self.role, &self.running);
         self.role.set(ProcessRole::Starting);
         let outcome = self.follow(shutdown).await;
         self.role.set(ProcessRole::Stopped);

@@ -280,7 +280,8 @@ async fn a_portfolios_wabas_and_a_wabas_phone_numbers_are_read_across_every_page
         .on(
             "GET",
             &wabas_path,
-            [ok(json!({"data": [{"id": SHARED_WABA}], "paging": {"cursors": {"before": "b", "after": "QVFIUw2"}}}))],
+            // The edge changed between the reads: the second page repeats an entry of the first.
+            [ok(json!({"data": [{"id": OBO_WABA}, {"id": SHARED_WABA}], "paging": {"cursors": {"before": "b", "after": "QVFIUw2"}}}))],
         )
         .on("GET", &waba_path(OBO_WABA), [ok(first_waba)])
         .on(

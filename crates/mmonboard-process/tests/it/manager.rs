@@ -908,3 +908,38 @@ async fn replicas_opening_a_fresh_database_at_once_all_start() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_manager_runs_once_at_a_time() {
+    let fx = Fixture::new(false).await;
+    let manager = Arc::new(fx.manager().await);
+    let role = manager.role();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let manager = Arc::clone(&manager);
+        async move {
+            manager
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    role_becomes(&role, ProcessRole::Active, "the manager runs").await;
+    let again = manager.run(std::future::ready(())).await;
+    assert!(
+        again.is_err_and(|error| error.to_string().contains("running already")),
+        "a second run beside the first"
+    );
+    assert_eq!(role.get(), ProcessRole::Active);
+    let _ = stop.send(());
+    running
+        .await
+        .expect("joins")
+        .expect("the first run ends well");
+    // Once stopped, it may run again.
+    manager
+        .run(std::future::ready(()))
+        .await
+        .expect("runs again");
+}
