@@ -86,17 +86,22 @@ fn unsupported(world: &mut World, method: &Method, id: &str) -> Answer {
     )
 }
 
+/// Error 100, "Invalid parameter", naming what was wrong.
+fn invalid_parameter(world: &mut World, message: &str) -> Answer {
+    graph_error(
+        world,
+        StatusCode::BAD_REQUEST,
+        100,
+        None,
+        "OAuthException",
+        format!("(#100) Invalid parameter: {message}"),
+    )
+}
+
 fn refused(world: &mut World, method: &Method, id: &str, refusal: Refused) -> Answer {
     match refusal {
         Refused::NoSuchObject => unsupported(world, method, id),
-        Refused::InvalidParameter(message) => graph_error(
-            world,
-            StatusCode::BAD_REQUEST,
-            100,
-            None,
-            "OAuthException",
-            format!("(#100) Invalid parameter: {message}"),
-        ),
+        Refused::InvalidParameter(message) => invalid_parameter(world, &message),
         Refused::AlreadyInvited => graph_error(
             world,
             StatusCode::BAD_REQUEST,
@@ -268,14 +273,7 @@ fn dispatch(
             StatusCode::OK,
             to_value(&pages.page(id, edge, data, start, limit)),
         ),
-        Err(message) => graph_error(
-            world,
-            StatusCode::BAD_REQUEST,
-            100,
-            None,
-            "OAuthException",
-            format!("(#100) Invalid parameter: {message}"),
-        ),
+        Err(message) => invalid_parameter(world, &message),
     };
     match (method.as_str(), edge, rest.len()) {
         ("GET", None, 1) => {

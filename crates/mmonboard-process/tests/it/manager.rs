@@ -140,6 +140,21 @@ impl Fixture {
     }
 }
 
+/// Run `manager` on its own task until the returned sender fires; the task gives the manager back.
+fn spawn_run(manager: Manager) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Manager>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        manager
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("runs");
+        manager
+    });
+    (stop, running)
+}
+
 /// Await a condition with a deadline (real time): the manager runs on its own task.
 async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
@@ -245,19 +260,7 @@ async fn a_manager_stopped_in_the_middle_resumes_and_repeats_nothing() {
     fx.operator(OnboardingCommand::StartOnboarding {}).await;
 
     // First run: follows the log until the OBO transfer is requested, then stops.
-    let manager = fx.manager().await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = {
-        tokio::spawn(async move {
-            manager
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("runs");
-            manager
-        })
-    };
+    let (stop, running) = spawn_run(fx.manager().await);
     eventually("the OBO transfer requested", || async {
         fx.count("obo_migration_requested").await == 1
     })
@@ -276,16 +279,7 @@ async fn a_manager_stopped_in_the_middle_resumes_and_repeats_nothing() {
     fx.clock.advance(TimeDelta::minutes(1));
 
     // Second run, a new instance: the due timer fires, the flow goes on from the log.
-    let manager = fx.manager().await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        manager
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("runs");
-    });
+    let (stop, running) = spawn_run(fx.manager().await);
     eventually("the OBO WABA migrated", || async {
         fx.phase().await == Phase::ReviewingPermissions
     })
@@ -671,20 +665,6 @@ async fn leased_manager_with(
 
 async fn leased_manager(fx: &Fixture, lease_clock: &ManualClock) -> Manager {
     leased_manager_with(fx, lease_clock, LeaseOptions::default()).await
-}
-
-fn spawn_run(manager: Manager) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Manager>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        manager
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("runs");
-        manager
-    });
-    (stop, running)
 }
 
 async fn role_becomes(role: &RoleWatch, expected: ProcessRole, what: &str) {
