@@ -251,6 +251,27 @@ fn history_lists_every_event_with_its_transition() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `mmonboard history … | head -1`: the reader closes the pipe. Here its read end is closed before
+    // the process starts, so every write fails with a broken pipe, deterministically.
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mmonboard"))
+        .arg("--database")
+        .arg(workspace.database_url())
+        .args(["history", "--portfolio", PORTFOLIO])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("mmonboard runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "nothing to say on stderr: {stderr}");
+}
+
+#[test]
 fn verify_passes_on_an_intact_log_and_names_the_first_tampered_position() {
     let workspace = Workspace::new();
     up_to_terms(&workspace);
@@ -347,6 +368,33 @@ fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
     );
     let verify = workspace.run(&["verify"], "");
     assert_eq!(verify.code, 0, "{}", verify.stdout);
+
+    // Run again on the same log: the portfolios are onboarded once; their recorded history is shown.
+    let events = workspace.event_count();
+    let again = workspace.run(&["demo"], "");
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stdout
+            .contains("this log already holds 7 of these portfolios from an earlier run"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("7 of 7 portfolios ended as predicted"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("terms_signed                 meta-webhook"),
+        "the recorded history is shown: {}",
+        again.stdout
+    );
+    assert_eq!(workspace.event_count(), events, "nothing appended again");
 }
 
 #[test]

@@ -127,7 +127,7 @@ fn service(store: SqliteEventStore) -> OnboardingService<SqliteEventStore, Syste
 }
 
 fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -222,12 +222,12 @@ async fn state(
         print_json(&value)?;
     } else {
         if let Some(as_of) = as_of {
-            println!(
+            out!(
                 "as of {}",
                 as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
         }
-        print!("{}", state_text(&aggregate));
+        out_part!("{}", state_text(&aggregate));
     }
     service.into_store().close().await;
     Ok(exit::OK)
@@ -241,11 +241,15 @@ async fn history(database: &str, portfolio_id: &PortfolioId, as_json: bool) -> R
             entries.iter().map(history_entry_json).collect::<Vec<_>>()
         ))?;
     } else if entries.is_empty() {
-        println!("portfolio {portfolio_id} has no recorded events");
+        out!("portfolio {portfolio_id} has no recorded events");
     } else {
-        println!(
+        out!(
             "{:>8} {:>4}  {:<27} {:<16} {:<31} transition",
-            "position", "ver", "recorded at", "actor", "event"
+            "position",
+            "ver",
+            "recorded at",
+            "actor",
+            "event"
         );
         for entry in &entries {
             let recorded = &entry.logged.recorded;
@@ -254,7 +258,7 @@ async fn history(database: &str, portfolio_id: &PortfolioId, as_json: bool) -> R
             } else {
                 format!("{} -> {}", entry.phase_before, entry.phase_after)
             };
-            println!(
+            out!(
                 "{:>8} {:>4}  {:<27} {:<16} {:<31} {transition}",
                 recorded.global_position,
                 recorded.stream_version,
@@ -324,7 +328,7 @@ async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
                         )
                     })
                     .unwrap_or_default();
-                println!(
+                out!(
                     "log intact: {} in {}{head_text}",
                     counted(report.events_checked, "event"),
                     counted(report.streams_checked, "stream")
@@ -380,6 +384,27 @@ pub fn sample_scenarios() -> Result<Vec<Scenario>, String> {
         .collect()
 }
 
+/// The scenarios whose portfolio already has a history in the log at `database`, each with its first
+/// event's time; `Err` names a scenario whose business id is not a portfolio id.
+async fn earlier_run(
+    database: &str,
+    scenarios: &[Scenario],
+) -> Result<Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, String>, Failure> {
+    let store = open(database).await?;
+    let mut earlier = Vec::new();
+    for scenario in scenarios {
+        let portfolio = match PortfolioId::parse(&scenario.business.id) {
+            Ok(portfolio) => portfolio,
+            Err(error) => return Ok(Err(format!("scenario {}: {error}", scenario.name))),
+        };
+        let stream = mmonboard_app::codec::stream_id(&portfolio);
+        if let Some(first) = store.read_stream(&stream, 0).await?.first() {
+            earlier.push((scenario.name.clone(), first.recorded_at));
+        }
+    }
+    Ok(Ok(earlier))
+}
+
 async fn run_demo(
     database: &str,
     files: &[std::path::PathBuf],
@@ -400,18 +425,38 @@ async fn run_demo(
         }
         scenarios
     };
+    let earlier = match earlier_run(database, &scenarios).await? {
+        Ok(earlier) => earlier,
+        Err(message) => return invalid_input(&message),
+    };
     let flow = crate::flow::Flow::start(database, scenarios.clone(), time_factor)
         .await
         .map_err(|error| Failure::Meta(error.to_string()))?;
-    let start = flow.now();
-    println!("mmonboard demo on {database}");
-    println!(
+    // Offsets count from this run's start, or from an earlier run's first event when its history is replayed.
+    let run_start = flow.now();
+    let start = earlier
+        .iter()
+        .map(|(_, first)| *first)
+        .fold(run_start, std::cmp::min);
+    out!("mmonboard demo on {database}");
+    out!(
         "  Meta simulator {} and mmonboard {} (API, signed webhooks, process manager), over real HTTP",
-        flow.sim_base, flow.api_base
+        flow.sim_base,
+        flow.api_base
     );
-    println!(
-        "  time runs {time_factor}x faster: [+hh:mm:ss] is simulated time since the start; only the operator's own steps come from here\n"
+    out!(
+        "  time runs {time_factor}x faster: [+hh:mm:ss] is simulated time since the start; only the operator's own steps come from here"
     );
+    if !earlier.is_empty() {
+        let names: Vec<&str> = earlier.iter().map(|(name, _)| name.as_str()).collect();
+        out!(
+            "  this log already holds {} of these portfolios from an earlier run ({}): their recorded history is shown, not run again;\n  \
+             to watch them onboard again, remove that database or pass --database sqlite://another.db",
+            earlier.len(),
+            names.join(", "),
+        );
+    }
+    out!();
     let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let flow = std::sync::Arc::new(flow);
     let mut runs = tokio::task::JoinSet::new();
@@ -429,7 +474,7 @@ async fn run_demo(
                 } else {
                     format!("{} -> {}", step.from, step.to)
                 };
-                println!(
+                out!(
                     "[+{:02}:{:02}:{:02}] {name:<width$}  {:<28} {:<16} {arrow}",
                     seconds / 3600,
                     seconds / 60 % 60,
@@ -452,14 +497,16 @@ async fn run_demo(
         }
     }
     results.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    println!(
+    out!(
         "\n{:<width$}  {:<12} {:<12} result",
-        "scenario", "expected", "ended in"
+        "scenario",
+        "expected",
+        "ended in"
     );
     let mut failed = 0;
     for (scenario, outcome) in &results {
         match outcome {
-            Ok(state) => println!(
+            Ok(state) => out!(
                 "{:<width$}  {:<12} {:<12} as DOMAIN.md predicts",
                 scenario.name,
                 scenario.expect.phase,
@@ -467,37 +514,41 @@ async fn run_demo(
             ),
             Err(error) => {
                 failed += 1;
-                println!(
+                out!(
                     "{:<width$}  {:<12} {:<12} {error}",
-                    scenario.name, scenario.expect.phase, "-"
+                    scenario.name,
+                    scenario.expect.phase,
+                    "-"
                 );
             }
         }
     }
     let flow = std::sync::Arc::into_inner(flow)
         .ok_or_else(|| Failure::Meta("the demo's runs still hold the flow".into()))?;
-    let elapsed = flow.now() - start;
+    let elapsed = flow.now() - run_start;
     flow.shutdown()
         .await
         .map_err(|error| Failure::Meta(error.to_string()))?;
     let store = open(database).await?;
     let report = store.verify().await?;
-    println!(
+    out!(
         "\n{} of {} portfolios ended as predicted in {} simulated minutes.",
         results.len() - failed,
         results.len(),
         elapsed.num_minutes(),
     );
     if let Some(broken) = &report.first_break {
-        println!(
+        out!(
             "the log is broken at global position {}: {}",
-            broken.global_position, broken.reason
+            broken.global_position,
+            broken.reason
         );
         return Ok(exit::LOG_BROKEN);
     }
-    println!(
+    out!(
         "the log verifies: {} events in {} streams, hash chain intact.",
-        report.events_checked, report.streams_checked
+        report.events_checked,
+        report.streams_checked
     );
     Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
 }
@@ -512,7 +563,7 @@ async fn bench(as_json: bool, quick: bool) -> Result<u8, Failure> {
     if as_json {
         print_json(&report.to_json())?;
     } else {
-        print!("{}", report.to_table());
+        out_part!("{}", report.to_table());
     }
     Ok(exit::OK)
 }
@@ -731,7 +782,7 @@ async fn rebuild(database: &str, name: Option<&str>) -> Result<u8, Failure> {
         eprintln!();
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    out!(
         "rebuilt read_models (status, ad_accounts, templates): {projected} events in {seconds:.2} s ({:.0} events/s)",
         projected as f64 / seconds.max(1e-9)
     );
@@ -756,11 +807,14 @@ async fn projection_status(database: &str, as_json: bool) -> Result<u8, Failure>
             &json!({ "projections": [{ "name": mmonboard_projections::STATUS_PROJECTION, "head": head, "checkpoint": checkpoint, "lag": lag }] }),
         )?;
     } else {
-        println!(
+        out!(
             "{:<14} {:>10} {:>10} {:>8}",
-            "projection", "head", "checkpoint", "lag"
+            "projection",
+            "head",
+            "checkpoint",
+            "lag"
         );
-        println!(
+        out!(
             "{:<14} {head:>10} {checkpoint:>10} {lag:>8}",
             mmonboard_projections::STATUS_PROJECTION
         );

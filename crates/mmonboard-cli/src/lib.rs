@@ -2,6 +2,23 @@
 //! and calls `run`; everything a subcommand does lives here. Subcommand names, flags, JSON shapes and exit
 //! codes are a contract scripts rely on (docs/commands.md).
 
+/// `println!` for a reader that may go away first (`mmonboard history … | head`): see [`output::write_out`].
+macro_rules! out {
+    () => {
+        $crate::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a reader that may go away first: see [`output::write_out`].
+macro_rules! out_part {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!($($arg)*))
+    };
+}
+
 mod commands;
 pub mod flow;
 mod output;

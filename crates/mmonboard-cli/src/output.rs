@@ -3,6 +3,22 @@
 use mmonboard_domain::{Aggregate, Refusal};
 use serde_json::{Value, json};
 
+/// Writes to standard output. When the reader has gone (a closed pipe, as with `| head`), the command ends
+/// quietly with exit code 0, as Unix tools do, instead of panicking mid-output; any other failure to write
+/// (a full disk) ends it with exit code 1 and says why. Either way the log is untouched: every append is
+/// one transaction, committed or not, before its result is printed.
+pub fn write_out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(crate::exit::OK));
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(i32::from(crate::exit::FAILURE));
+    }
+}
+
 pub fn refusal_json(refusal: &Refusal) -> Value {
     json!({
         "outcome": "refused",
