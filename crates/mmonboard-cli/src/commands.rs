@@ -390,16 +390,20 @@ async fn earlier_run(
     database: &str,
     scenarios: &[Scenario],
 ) -> Result<Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, String>, Failure> {
+    // Every id is checked before the database is opened: invalid input opens nothing.
+    let mut portfolios = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        match PortfolioId::parse(&scenario.business.id) {
+            Ok(portfolio) => portfolios.push((scenario.name.clone(), portfolio)),
+            Err(error) => return Ok(Err(format!("scenario {}: {error}", scenario.name))),
+        }
+    }
     let store = open(database).await?;
     let mut earlier = Vec::new();
-    for scenario in scenarios {
-        let portfolio = match PortfolioId::parse(&scenario.business.id) {
-            Ok(portfolio) => portfolio,
-            Err(error) => return Ok(Err(format!("scenario {}: {error}", scenario.name))),
-        };
+    for (name, portfolio) in portfolios {
         let stream = mmonboard_app::codec::stream_id(&portfolio);
         if let Some(first) = store.read_stream(&stream, 0).await?.first() {
-            earlier.push((scenario.name.clone(), first.recorded_at));
+            earlier.push((name, first.recorded_at));
         }
     }
     Ok(Ok(earlier))

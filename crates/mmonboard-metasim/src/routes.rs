@@ -86,16 +86,21 @@ fn unsupported(world: &mut World, method: &Method, id: &str) -> Answer {
     )
 }
 
-/// Error 100, "Invalid parameter", naming what was wrong.
-fn invalid_parameter(world: &mut World, message: &str) -> Answer {
+/// Error 100, Meta's answer to a request it cannot take as asked; `message` follows the `(#100) `.
+fn error_100(world: &mut World, message: std::fmt::Arguments<'_>) -> Answer {
     graph_error(
         world,
         StatusCode::BAD_REQUEST,
         100,
         None,
         "OAuthException",
-        format!("(#100) Invalid parameter: {message}"),
+        format!("(#100) {message}"),
     )
+}
+
+/// Error 100, "Invalid parameter", naming what was wrong.
+fn invalid_parameter(world: &mut World, message: &str) -> Answer {
+    error_100(world, format_args!("Invalid parameter: {message}"))
 }
 
 fn refused(world: &mut World, method: &Method, id: &str, refusal: Refused) -> Answer {
@@ -405,13 +410,9 @@ impl Pages {
 }
 
 fn nonexisting_field(world: &mut World, field: &str) -> Answer {
-    graph_error(
+    error_100(
         world,
-        StatusCode::BAD_REQUEST,
-        100,
-        None,
-        "OAuthException",
-        format!("(#100) Tried accessing nonexisting field ({field}) on this node type"),
+        format_args!("Tried accessing nonexisting field ({field}) on this node type"),
     )
 }
 
