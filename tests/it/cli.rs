@@ -250,25 +250,50 @@ fn history_lists_every_event_with_its_transition() {
     );
 }
 
-#[test]
-fn a_reader_that_goes_away_ends_the_output_quietly() {
-    // `mmonboard history … | head -1`: the reader closes the pipe. Here its read end is closed before
-    // the process starts, so every write fails with a broken pipe, deterministically.
-    let workspace = Workspace::new();
-    up_to_terms(&workspace);
+/// Run `mmonboard --database <tmp> args...` with its standard output a pipe whose reader has already gone
+/// (as `… | head` after `head` exits): every write fails with a broken pipe, deterministically.
+fn run_into_a_closed_pipe(workspace: &Workspace, args: &[&str]) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_mmonboard"))
         .arg("--database")
         .arg(workspace.database_url())
-        .args(["history", "--portfolio", PORTFOLIO])
+        .args(args)
+        .stdin(std::process::Stdio::null())
         .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .output()
         .expect("mmonboard runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly_with_the_commands_own_exit_code() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let (code, stderr) = run_into_a_closed_pipe(&workspace, &["history", "--portfolio", PORTFOLIO]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.is_empty(), "nothing to say on stderr: {stderr}");
+
+    // A refused command still says so through its exit code, and appends nothing.
+    let before = workspace.event_count();
+    let command = workspace.path("refused.json");
+    std::fs::write(
+        &command,
+        r#"{"type":"accept_terms","accepted_by":"3002","role":"EMPLOYEE","terms_version":"2025-07"}"#,
+    )
+    .expect("command file written");
+    let command = command.display().to_string();
+    let (code, stderr) = run_into_a_closed_pipe(
+        &workspace,
+        &["exec", "--portfolio", PORTFOLIO, "--command-file", &command],
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("portfolio admin"), "{stderr}");
+    assert_eq!(workspace.event_count(), before);
 }
 
 #[test]

@@ -76,6 +76,8 @@ pub async fn run(cli: Cli) -> u8 {
         } => projection_status(&database, json).await,
     };
     match result {
+        // The command succeeded, but what it printed was lost: that is a failure too.
+        Ok(exit::OK) if crate::output::output_failed() => exit::FAILURE,
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");

@@ -3,20 +3,34 @@
 use mmonboard_domain::{Aggregate, Refusal};
 use serde_json::{Value, json};
 
-/// Writes to standard output. When the reader has gone (a closed pipe, as with `| head`), the command ends
-/// quietly with exit code 0, as Unix tools do, instead of panicking mid-output; any other failure to write
-/// (a full disk) ends it with exit code 1 and says why. Either way the log is untouched: every append is
-/// one transaction, committed or not, before its result is printed.
+/// Set once standard output cannot be written: later output is dropped.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set when it failed for another reason than a reader that went away.
+static STDOUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to standard output. When the reader has gone (a closed pipe, as with `| head`), the rest of the
+/// output is dropped without a word and the command ends as it would have, with its own exit code (a
+/// refused command still exits 3); any other failure to write (a full disk) is said once on stderr and
+/// turns a successful exit into 1 (see [`output_failed`]). Never a panic mid-output.
 pub fn write_out(text: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
-        if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(i32::from(crate::exit::OK));
-        }
-        eprintln!("error: cannot write to standard output: {error}");
-        std::process::exit(i32::from(crate::exit::FAILURE));
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
     }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush())
+        && !STDOUT_GONE.swap(true, Ordering::Relaxed)
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_FAILED.store(true, Ordering::Relaxed);
+        eprintln!("error: cannot write to standard output: {error}");
+    }
+}
+
+/// Whether output was lost for another reason than a reader that went away.
+pub fn output_failed() -> bool {
+    STDOUT_FAILED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub fn refusal_json(refusal: &Refusal) -> Value {
