@@ -1,48 +1,147 @@
 //! Tables kept beside the log in its database by other components (read models, the process manager's
-//! timers): a pool of their own, migrated with a migrations table of their own, so the log's migrations never
-//! see them and theirs never touch the log.
+//! timers and lease, subscription checkpoints, tokens): a pool of their own, migrated with a migrations table
+//! of their own, so the log's migrations never see them and theirs never touch the log. Each set ships one
+//! migration folder per backend; [`open_companion_tables`] picks the backend from the URL, as the log does.
+//!
+//! The pool is an enum of the two drivers' pools rather than a trait object: each seam above matches on it
+//! once per method and runs that backend's SQL, which keeps the SQL of each backend in one module per seam
+//! and keeps every caller of the seam free of driver types.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-/// Open a pool on the log's database at `url` and run `migrator` with `migrations_table`.
-pub async fn open_companion_tables(
-    url: &str,
-    mut migrator: Migrator,
-    migrations_table: &'static str,
-    synchronous: SqliteSynchronous,
-    max_connections: u32,
-) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(url)?
-        .busy_timeout(Duration::from_secs(5))
-        .synchronous(synchronous);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(max_connections)
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await?;
-    migrator.dangerous_set_table_name(migrations_table);
-    // `run_direct` (what `run` calls: all pending migrations, none skipped) on one connection: `run` goes
-    // through `Acquire`, whose higher-ranked bounds make the future not `Send`, so it could not be called
-    // inside a spawned task.
-    //
-    // sqlx takes no lock around SQLite migrations: two processes opening one database at once may both find a
-    // migration pending and both apply it; the loser fails (its table or column exists already) with its
-    // transaction rolled back. Looking again then finds it applied. A migration that is wrong fails every time.
-    let mut connection = pool.acquire().await?;
-    let mut attempt = 1;
-    loop {
-        match migrator.run_direct(None, &mut *connection, false).await {
-            Ok(()) => break,
-            Err(_) if attempt < MIGRATION_ATTEMPTS => attempt += 1,
-            Err(error) => return Err(sqlx::Error::Migrate(Box::new(error))),
+use crate::backend::Backend;
+use crate::error::StoreError;
+
+/// One set of companion tables: its migrations, one folder per backend, and its own migrations table.
+pub struct CompanionTables {
+    /// The set's own migrations table: persisted, never renamed.
+    pub migrations_table: &'static str,
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
+/// How a companion pool is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct CompanionOptions {
+    pub max_connections: u32,
+    /// SQLite only: `synchronous=FULL` (a commit survives a power cut) rather than `NORMAL`. PostgreSQL
+    /// commits durably as the server is configured (`synchronous_commit`).
+    pub durable: bool,
+}
+
+impl Default for CompanionOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 2,
+            durable: true,
         }
     }
-    drop(connection);
-    Ok(pool)
+}
+
+/// A pool on the log's database for one set of companion tables.
+#[derive(Clone, Debug)]
+pub enum CompanionPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl CompanionPool {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Opens a pool on the log's database at `url` (either backend) and runs the set's migrations.
+pub async fn open_companion_tables(
+    url: &str,
+    tables: CompanionTables,
+    options: CompanionOptions,
+) -> Result<CompanionPool, StoreError> {
+    let CompanionTables {
+        migrations_table,
+        sqlite,
+        postgres,
+    } = tables;
+    match Backend::of_url(url)? {
+        Backend::Sqlite => {
+            let synchronous = if options.durable {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            };
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
+                .busy_timeout(Duration::from_secs(5))
+                .synchronous(synchronous);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .test_before_acquire(false)
+                .connect_with(connect)
+                .await?;
+            let mut connection = pool.acquire().await?;
+            migrate(sqlite, migrations_table, &mut *connection).await?;
+            drop(connection);
+            Ok(CompanionPool::Sqlite(pool))
+        }
+        Backend::Postgres => {
+            let connect = PgConnectOptions::from_str(url).map_err(|error| {
+                StoreError::Invalid(format!(
+                    "bad PostgreSQL URL: {}",
+                    crate::backend::redact_url(url, &error)
+                ))
+            })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .test_before_acquire(false)
+                .connect_with(connect)
+                .await?;
+            let mut connection = pool.acquire().await?;
+            migrate(postgres, migrations_table, &mut *connection).await?;
+            drop(connection);
+            Ok(CompanionPool::Postgres(pool))
+        }
+    }
+}
+
+/// Runs every pending migration of `migrator` with `migrations_table`, on one connection.
+///
+/// `run_direct` (what `run` calls: all pending migrations, none skipped) on one connection: `run` goes
+/// through `Acquire`, whose higher-ranked bounds make the future not `Send`, so it could not be called inside
+/// a spawned task.
+///
+/// sqlx takes no lock around SQLite migrations: two processes opening one database at once may both find a
+/// migration pending and both apply it; the loser fails (its table or column exists already) with its
+/// transaction rolled back. Looking again then finds it applied. A migration that is wrong fails every time.
+/// On PostgreSQL sqlx serialises migrators with an advisory lock, so the retry never matters there.
+pub(crate) async fn migrate<C: Migrate + Send>(
+    mut migrator: Migrator,
+    migrations_table: &'static str,
+    connection: &mut C,
+) -> Result<(), StoreError> {
+    migrator.dangerous_set_table_name(migrations_table);
+    let mut attempt = 1;
+    loop {
+        match migrator.run_direct(None, connection, false).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < MIGRATION_ATTEMPTS => attempt += 1,
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// How many times migrating is tried when another process may be migrating the same database.

@@ -3,19 +3,25 @@
 //! [`EventStore`] trait hides the backend so the embedded SQLite log ([`SqliteEventStore`], the
 //! default) and a later PostgreSQL log are interchangeable and pass one conformance suite.
 
+mod backend;
 mod companion;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
 mod hash;
+mod log;
 mod model;
 mod sqlite;
 mod store;
 pub mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use companion::open_companion_tables;
+pub use backend::{Backend, SUPPORTED_URLS, redact as redact_database_url};
+pub use companion::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 pub use error::{AppendError, InvalidStreamId, StoreError};
 pub use hash::{GENESIS_HASH, chain_hash};
+pub use log::{EventLog, LogOptions};
 pub use model::{
     AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, MAX_STREAM_ID_CHARS,
     NewEvent, RecordedEvent, StreamId, VerifyReport,

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use mmonboard_domain::ids::PortfolioId;
-use mmonboard_eventlog::open_companion_tables;
+use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
+use sqlx::sqlite::SqlitePool;
 
 use crate::ProcessError;
 
@@ -47,12 +47,22 @@ impl TimerStore {
         // FULL: a timer is a promise to come back; losing one to a power cut would stall a flow.
         let pool = open_companion_tables(
             url,
-            sqlx::migrate!("./migrations"),
-            MIGRATIONS_TABLE,
-            SqliteSynchronous::Full,
-            2,
+            CompanionTables {
+                migrations_table: MIGRATIONS_TABLE,
+                sqlite: sqlx::migrate!("./migrations/sqlite"),
+                postgres: sqlx::migrate!("./migrations/postgres"),
+            },
+            CompanionOptions {
+                max_connections: 2,
+                durable: true,
+            },
         )
         .await?;
+        let CompanionPool::Sqlite(pool) = pool else {
+            return Err(ProcessError::Corrupt(
+                "process tables on PostgreSQL are not wired yet".into(),
+            ));
+        };
         Ok(Self { pool })
     }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use mmonboard_domain::eligibility::WabaIneligibility;
 use mmonboard_domain::machine::{OboMigration, WabaRouting};
 use mmonboard_domain::{Aggregate, DomainConfig};
-use mmonboard_eventlog::open_companion_tables;
+use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 use serde::Serialize;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, Sqlite, Transaction};
@@ -179,12 +179,23 @@ impl ReadModels {
         // to a power cut is projected again from the checkpoint before it.
         let pool = open_companion_tables(
             url,
-            sqlx::migrate!("./migrations"),
-            MIGRATIONS_TABLE,
-            sqlx::sqlite::SqliteSynchronous::Normal,
-            4,
+            CompanionTables {
+                migrations_table: MIGRATIONS_TABLE,
+                sqlite: sqlx::migrate!("./migrations/sqlite"),
+                postgres: sqlx::migrate!("./migrations/postgres"),
+            },
+            CompanionOptions {
+                max_connections: 4,
+                durable: false,
+            },
         )
         .await?;
+        let CompanionPool::Sqlite(pool) = pool else {
+            return Err(ProjectionError::Corrupt {
+                global_position: 0,
+                reason: "read models on PostgreSQL are not wired yet".into(),
+            });
+        };
         Ok(Self { pool })
     }
 

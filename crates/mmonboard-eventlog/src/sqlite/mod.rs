@@ -240,7 +240,7 @@ async fn connect_and_migrate(
     };
     // `run_direct` (what `run` calls: all pending migrations, none skipped) rather than `run`: `run` goes through `Acquire`, whose higher-ranked bounds make this
     // future not `Send`, so `open` could not be called inside a spawned task.
-    match sqlx::migrate!("./migrations")
+    match sqlx::migrate!("./migrations/sqlite")
         .run_direct(None, &mut connection, false)
         .await
     {

@@ -1,0 +1,123 @@
+//! The log as the layers above see it: one type whatever the backend, opened from a URL whose scheme picks
+//! the backend. An enum rather than a generic parameter or a trait object: the [`EventStore`] trait's
+//! methods return `impl Future`, so it cannot be a trait object, and a generic parameter would spread a
+//! backend choice through every type above (service, projector, process manager, server state) that is
+//! made once, at start-up, from a URL. Matching once per method here keeps every call site plain.
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::error::{AppendError, StoreError};
+use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
+use crate::sqlite::{SqliteEventStore, SqliteOptions};
+use crate::store::EventStore;
+use crate::subscription::HeadWatch;
+
+/// How the log is opened, per backend.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub sqlite: SqliteOptions,
+}
+
+/// The event log on either backend.
+pub enum EventLog {
+    Sqlite(SqliteEventStore),
+}
+
+impl EventLog {
+    /// Opens (creating and migrating it if missing) the log at `url`: `sqlite://…` or `postgres://…`.
+    pub async fn open(url: &str, options: &LogOptions) -> Result<Self, StoreError> {
+        match Backend::of_url(url)? {
+            Backend::Sqlite => Ok(Self::Sqlite(
+                SqliteEventStore::open(url, options.sqlite.clone()).await?,
+            )),
+            Backend::Postgres => Err(StoreError::Invalid(
+                "the PostgreSQL event log is not available in this build".to_owned(),
+            )),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Stops accepting appends, waits for the ones already sent to commit, and closes every connection.
+    pub async fn close(self) {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+        }
+    }
+
+    /// Write transactions committed by this process so far (group commit makes it grow slower than appends).
+    pub fn committed_batches(&self) -> u64 {
+        match self {
+            Self::Sqlite(store) => store.committed_batches(),
+        }
+    }
+}
+
+impl HeadWatch for EventLog {
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        match self {
+            Self::Sqlite(store) => store.watch_head(),
+        }
+    }
+}
+
+impl EventStore for EventLog {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        match self {
+            Self::Sqlite(store) => store.append(request).await,
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.read_stream(stream_id, from_version).await,
+        }
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.read_all(after_position, limit).await,
+        }
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.stream_version(stream_id).await,
+        }
+    }
+
+    async fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.find_command(command_id).await,
+        }
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.head_position().await,
+        }
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.verify().await,
+        }
+    }
+}
