@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mmonboard_app::SystemClock;
-use mmonboard_eventlog::SqliteEventStore;
+use mmonboard_eventlog::EventLog;
 use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -23,10 +23,7 @@ pub(crate) struct RebuildRun {
 }
 
 /// Empty the read models and project the whole log again.
-pub(crate) async fn rebuild(
-    store: &Arc<SqliteEventStore>,
-    url: &str,
-) -> Result<RebuildRun, BenchError> {
+pub(crate) async fn rebuild(store: &Arc<EventLog>, url: &str) -> Result<RebuildRun, BenchError> {
     let read_models = ReadModels::open(url)
         .await
         .map_err(|error| BenchError::Workload(error.to_string()))?;
@@ -101,8 +98,7 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
     // Follow the live stream from the current head.
     let head = {
         use mmonboard_eventlog::EventStore;
-        let store =
-            SqliteEventStore::open(url, mmonboard_eventlog::SqliteOptions::default()).await?;
+        let store = EventLog::open(url, &mmonboard_eventlog::LogOptions::default()).await?;
         let head = store.head_position().await?;
         store.close().await;
         head

@@ -14,9 +14,7 @@ use mmonboard_domain::facts::{
 };
 use mmonboard_domain::ids::*;
 use mmonboard_domain::{Aggregate, Decider, DomainConfig, OnboardingCommand, OnboardingEvent};
-use mmonboard_eventlog::{
-    AppendRequest, EventMetadata, EventStore, ExpectedVersion, SqliteEventStore,
-};
+use mmonboard_eventlog::{AppendRequest, EventLog, EventMetadata, EventStore, ExpectedVersion};
 use uuid::Uuid;
 
 use crate::BenchError;
@@ -145,7 +143,7 @@ pub(crate) fn history(number: u64, uses: usize) -> Result<Vec<OnboardingEvent>, 
 
 /// Append a history to its (new) stream in requests of at most `chunk` events.
 pub(crate) async fn append_history(
-    store: &SqliteEventStore,
+    store: &EventLog,
     number: u64,
     events: &[OnboardingEvent],
     chunk: usize,
@@ -178,7 +176,7 @@ pub(crate) async fn append_history(
 }
 
 /// Grow the log to at least `target` events with many portfolios of ~20 events each, appended concurrently.
-pub(crate) async fn fill_log(store: &Arc<SqliteEventStore>, target: u64) -> Result<(), BenchError> {
+pub(crate) async fn fill_log(store: &Arc<EventLog>, target: u64) -> Result<(), BenchError> {
     const USES_PER_PORTFOLIO: usize = 11;
     let mut number = 10_000_000;
     while store.head_position().await? < target {

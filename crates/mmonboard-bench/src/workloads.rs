@@ -9,18 +9,18 @@ use std::time::Instant;
 use mmonboard_app::codec::{decode, stream_id};
 use mmonboard_app::{CommandContext, OnboardingService, SystemClock};
 use mmonboard_domain::OnboardingEvent;
-use mmonboard_eventlog::{EventStore, SqliteEventStore, SqliteOptions, StreamId};
+use mmonboard_eventlog::{EventLog, EventStore, LogOptions, StreamId};
 
 use crate::BenchError;
 use crate::seed::{self, portfolio_id};
 
-type Service = OnboardingService<Arc<SqliteEventStore>, SystemClock>;
+type Service = OnboardingService<Arc<EventLog>, SystemClock>;
 
-pub(crate) async fn open(url: &str) -> Result<SqliteEventStore, BenchError> {
-    Ok(SqliteEventStore::open(url, SqliteOptions::default()).await?)
+pub(crate) async fn open(url: &str) -> Result<EventLog, BenchError> {
+    Ok(EventLog::open(url, &LogOptions::default()).await?)
 }
 
-fn service(store: &Arc<SqliteEventStore>) -> Service {
+fn service(store: &Arc<EventLog>) -> Service {
     OnboardingService::new(Arc::clone(store), SystemClock, seed::config())
 }
 
@@ -53,7 +53,7 @@ pub(crate) struct CommandRun {
 
 /// `portfolios` onboardings of 8 commands each, shared out among `clients` concurrent tasks.
 pub(crate) async fn commands(
-    store: &Arc<SqliteEventStore>,
+    store: &Arc<EventLog>,
     portfolios: usize,
     clients: usize,
     first_number: u64,
@@ -110,7 +110,7 @@ pub(crate) struct RehydrateRun {
 
 /// Load one long stream (read, decode, fold) several times with a cold service.
 pub(crate) async fn rehydrate(
-    store: &Arc<SqliteEventStore>,
+    store: &Arc<EventLog>,
     events: usize,
 ) -> Result<RehydrateRun, BenchError> {
     const NUMBER: u64 = 5_000_000;
@@ -200,7 +200,7 @@ fn anonymous_mib() -> f64 {
 }
 
 /// Page through the whole log in global order, decode every event and fold it into a projection.
-pub(crate) async fn replay(store: &Arc<SqliteEventStore>) -> Result<ReplayRun, BenchError> {
+pub(crate) async fn replay(store: &Arc<EventLog>) -> Result<ReplayRun, BenchError> {
     const PAGE: usize = 1_000;
     let head = store.head_position().await?;
     let checkpoints: Vec<u64> = [1, 2, 3, 4]
@@ -294,7 +294,7 @@ async fn hammer(
 
 /// Check that exactly `expected` events landed after `before`, with contiguous versions.
 async fn check_none_lost(
-    store: &SqliteEventStore,
+    store: &EventLog,
     number: u64,
     before: u64,
     expected: u64,
@@ -317,7 +317,7 @@ async fn check_none_lost(
 
 /// `writers` tasks of one process append to one portfolio at once.
 pub(crate) async fn one_stream(
-    store: &Arc<SqliteEventStore>,
+    store: &Arc<EventLog>,
     writers: usize,
     per_writer: usize,
 ) -> Result<OneStreamRun, BenchError> {
@@ -337,7 +337,7 @@ pub(crate) async fn one_stream(
 
 /// The same, split over two stores on one file, as two processes would: conflicts are real and retried.
 pub(crate) async fn one_stream_two_stores(
-    store: &Arc<SqliteEventStore>,
+    store: &Arc<EventLog>,
     url: &str,
     writers: usize,
     per_writer: usize,

@@ -7,7 +7,7 @@ use std::path::Path;
 use mmonboard_app::{AppError, Clock, CommandContext, OnboardingService, SystemClock};
 use mmonboard_domain::ids::PortfolioId;
 use mmonboard_domain::{DomainConfig, OnboardingCommand};
-use mmonboard_eventlog::{EventStore, SqliteEventStore, SqliteOptions};
+use mmonboard_eventlog::{EventLog, EventStore, LogOptions};
 use mmonboard_metasim::Scenario;
 use serde_json::json;
 
@@ -115,8 +115,8 @@ enum Failure {
     },
 }
 
-async fn open(url: &str) -> Result<SqliteEventStore, Failure> {
-    SqliteEventStore::open(url, SqliteOptions::default())
+async fn open(url: &str) -> Result<EventLog, Failure> {
+    EventLog::open(url, &LogOptions::default())
         .await
         .map_err(|source| Failure::Open {
             url: url.to_owned(),
@@ -124,7 +124,7 @@ async fn open(url: &str) -> Result<SqliteEventStore, Failure> {
         })
 }
 
-fn service(store: SqliteEventStore) -> OnboardingService<SqliteEventStore, SystemClock> {
+fn service(store: EventLog) -> OnboardingService<EventLog, SystemClock> {
     OnboardingService::new(store, SystemClock, DomainConfig::default())
 }
 

@@ -79,15 +79,7 @@ pub async fn open_companion_tables(
     } = tables;
     match Backend::of_url(url)? {
         Backend::Sqlite => {
-            let synchronous = if options.durable {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            };
-            let connect = SqliteConnectOptions::from_str(url)
-                .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
-                .busy_timeout(Duration::from_secs(5))
-                .synchronous(synchronous);
+            let connect = sqlite_options(url, options.durable)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .test_before_acquire(false)
@@ -118,6 +110,29 @@ pub async fn open_companion_tables(
     }
 }
 
+/// How a companion connection to a SQLite log is made: the log's file (never created here: the log creates
+/// it), a bounded wait for the write lock, and the durability asked for.
+pub(crate) fn sqlite_options(url: &str, durable: bool) -> Result<SqliteConnectOptions, StoreError> {
+    let synchronous = if durable {
+        SqliteSynchronous::Full
+    } else {
+        SqliteSynchronous::Normal
+    };
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
+        .busy_timeout(Duration::from_secs(5))
+        .synchronous(synchronous))
+}
+
+pub(crate) fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url).map_err(|error| {
+        StoreError::Invalid(format!(
+            "bad PostgreSQL URL {}",
+            crate::backend::redact_url(url, &error)
+        ))
+    })
+}
+
 /// Runs every pending migration of `migrator` with `migrations_table`, on one connection.
 ///
 /// `run_direct` (what `run` calls: all pending migrations, none skipped) on one connection: `run` goes
@@ -146,3 +161,29 @@ pub(crate) async fn migrate<C: Migrate + Send>(
 
 /// How many times migrating is tried when another process may be migrating the same database.
 const MIGRATION_ATTEMPTS: u32 = 5;
+
+/// Runs `$body` with the statement `$statement` of the pool's backend and the backend's pool: `sql::sqlite::
+/// $statement` or `sql::postgres::$statement`, resolved where the macro is called (each seam keeps its SQL in
+/// a `sql` module with one submodule per backend). The body is expanded once per backend, so it may use the
+/// driver's own types; what it returns must be the same type for both.
+///
+/// ```text
+/// let removed = on_backend!(&self.pool, REMOVE_TIMER => |statement, pool| {
+///     sqlx::query(statement).bind(id).execute(pool).await?.rows_affected()
+/// });
+/// ```
+#[macro_export]
+macro_rules! on_backend {
+    ($pool:expr, $statement:ident => |$sql:ident, $backend_pool:ident| $body:expr) => {
+        match $pool {
+            $crate::CompanionPool::Sqlite($backend_pool) => {
+                let $sql = sql::sqlite::$statement;
+                $body
+            }
+            $crate::CompanionPool::Postgres($backend_pool) => {
+                let $sql = sql::postgres::$statement;
+                $body
+            }
+        }
+    };
+}

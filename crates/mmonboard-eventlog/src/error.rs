@@ -31,9 +31,13 @@ pub enum StoreError {
     #[error("the event log is busy: no write lock within {waited:?}")]
     Busy { waited: Duration },
     #[error("event log database error: {0}")]
-    Database(Arc<sqlx::Error>),
+    Database(DatabaseError),
+    /// The disk (or a quota) is full: the transaction was rolled back, nothing was written. Retrying once
+    /// space is back succeeds.
+    #[error("the event log's storage is full: {0}")]
+    StorageFull(DatabaseError),
     #[error("event log migration failed: {0}")]
-    Migration(Arc<sqlx::migrate::MigrateError>),
+    Migration(DatabaseError),
     /// Stored data that this crate could not have written.
     #[error("the event log is corrupt at global position {global_position}: {reason}")]
     Corrupt {
@@ -53,13 +57,65 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Database(Arc::new(error))
+        match error {
+            sqlx::Error::Migrate(error) => Self::from(*error),
+            error if is_storage_full(&error) => {
+                Self::StorageFull(DatabaseError::new(error.to_string()))
+            }
+            error => Self::Database(DatabaseError::new(error.to_string())),
+        }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
-        Self::Migration(Arc::new(error))
+        Self::Migration(DatabaseError::new(error.to_string()))
+    }
+}
+
+/// SQLite's `SQLITE_FULL` (primary code 13), PostgreSQL's `disk_full` (SQLSTATE 53100), or the operating
+/// system's ENOSPC.
+fn is_storage_full(error: &sqlx::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    match error {
+        sqlx::Error::Database(database) => {
+            let code = database.code().unwrap_or_default();
+            if database
+                .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                code.parse::<i32>().is_ok_and(|code| code & 0xff == 13)
+            } else {
+                code == "53100"
+            }
+        }
+        sqlx::Error::Io(io) => io.raw_os_error() == Some(ENOSPC),
+        _ => false,
+    }
+}
+
+/// What the database driver said, as text: the layers above the storage layer never see a driver's types,
+/// so a backend can change without changing their error handling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseError {
+    message: Arc<str>,
+}
+
+impl DatabaseError {
+    pub(crate) fn new(message: String) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

@@ -4,6 +4,7 @@
 //! default) and a later PostgreSQL log are interchangeable and pass one conformance suite.
 
 mod backend;
+mod checkpoints;
 mod companion;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -18,8 +19,9 @@ pub mod subscription;
 pub mod testing;
 
 pub use backend::{Backend, SUPPORTED_URLS, redact as redact_database_url};
+pub use checkpoints::Checkpoints;
 pub use companion::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
-pub use error::{AppendError, InvalidStreamId, StoreError};
+pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
 pub use hash::{GENESIS_HASH, chain_hash};
 pub use log::{EventLog, LogOptions};
 pub use model::{
@@ -28,6 +30,4 @@ pub use model::{
 };
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
-pub use subscription::{
-    DurableSubscription, HeadWatch, SqliteCheckpoints, Subscription, SubscriptionOptions,
-};
+pub use subscription::{DurableSubscription, HeadWatch, Subscription, SubscriptionOptions};

@@ -7,17 +7,15 @@
 //! for the store's head to move (its own commits wake it at once) or for the poll interval (appends by other
 //! processes). Delivery is at least once: what was read but not acknowledged is read again after a restart.
 //!
-//! This relies on the store's promise that `read_all` never returns position n+1 before n is visible. SQLite
-//! assigns positions under its write lock in commit order; a PostgreSQL store must only expose positions below
-//! its oldest in-flight transaction to keep it.
+//! This relies on the store's promise that `read_all` never returns position n+1 before n is visible. Both
+//! backends assign positions under a write lock held until the commit, so positions become visible in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use sqlx::{ConnectOptions, SqliteConnection};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
+use crate::checkpoints::Checkpoints;
 use crate::error::StoreError;
 use crate::model::RecordedEvent;
 use crate::sqlite::SqliteEventStore;
@@ -117,61 +115,11 @@ impl<S: EventStore + HeadWatch> Subscription<S> {
     }
 }
 
-/// Durable positions of named subscribers, in the log's own database.
-pub struct SqliteCheckpoints {
-    connection: Mutex<SqliteConnection>,
-}
-
-impl SqliteCheckpoints {
-    /// Opens the checkpoints of the log at `url` (the log must have been opened once, to migrate it).
-    pub async fn open(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
-        use std::str::FromStr;
-        let connection = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
-            .busy_timeout(busy_timeout)
-            .connect()
-            .await?;
-        Ok(Self {
-            connection: Mutex::new(connection),
-        })
-    }
-
-    /// The saved position of `name`, 0 when it never saved one.
-    pub async fn load(&self, name: &str) -> Result<u64, StoreError> {
-        let mut connection = self.connection.lock().await;
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM subscription_checkpoints WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&mut *connection)
-                .await?;
-        Ok(position
-            .and_then(|position| u64::try_from(position).ok())
-            .unwrap_or(0))
-    }
-
-    /// Remember that `name` is done with everything up to `position`.
-    pub async fn save(&self, name: &str, position: u64) -> Result<(), StoreError> {
-        let position = i64::try_from(position)
-            .map_err(|_| StoreError::Invalid(format!("position {position} is out of range")))?;
-        let mut connection = self.connection.lock().await;
-        sqlx::query(
-            "INSERT INTO subscription_checkpoints (name, position, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(position)
-        .bind(Utc::now().timestamp_micros())
-        .execute(&mut *connection)
-        .await?;
-        Ok(())
-    }
-}
-
 /// A named subscriber that resumes from its durable checkpoint: read a batch, handle it, `acknowledge`.
 pub struct DurableSubscription<S> {
     name: String,
     subscription: Subscription<S>,
-    checkpoints: Arc<SqliteCheckpoints>,
+    checkpoints: Arc<Checkpoints>,
     acknowledged: u64,
 }
 
@@ -179,7 +127,7 @@ impl<S: EventStore + HeadWatch> DurableSubscription<S> {
     /// Resume `name` after its last acknowledged position.
     pub async fn resume(
         store: S,
-        checkpoints: Arc<SqliteCheckpoints>,
+        checkpoints: Arc<Checkpoints>,
         name: impl Into<String>,
         options: SubscriptionOptions,
     ) -> Result<Self, StoreError> {

@@ -1,4 +1,4 @@
-//! One active process manager per database (table `process_lease`).
+//! One active process manager per database (table `process_lease`, on either backend).
 //!
 //! Every `serve` replica runs a process manager, but only the holder of the lease follows the log and calls
 //! Meta; the others stand by and try for it every [`LeaseOptions::renew_every`]. The holder renews its lease at
@@ -15,10 +15,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use mmonboard_eventlog::{CompanionPool, on_backend};
 
-use crate::ProcessError;
+use crate::sql;
+use crate::{ProcessError, from_micros, micros};
 
 /// The lease's row: one process manager per log.
 const LEASE: &str = "process_manager";
@@ -69,24 +69,29 @@ pub struct LeaseHolder {
     pub acquired_at: DateTime<Utc>,
 }
 
-/// The lease table, for one would-be holder.
+/// One named lease (a row of `process_lease`), for one would-be holder, on either backend.
 #[derive(Clone)]
 pub struct Lease {
-    pool: SqlitePool,
+    pool: CompanionPool,
+    name: &'static str,
     holder: String,
 }
 
-fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-fn from_micros(value: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(value).unwrap_or(DateTime::<Utc>::MIN_UTC)
+/// A `process_lease` row as stored.
+#[derive(sqlx::FromRow)]
+struct LeaseRecord {
+    holder: String,
+    expires_at: i64,
+    acquired_at: i64,
 }
 
 impl Lease {
-    pub(crate) fn new(pool: SqlitePool, holder: String) -> Self {
-        Self { pool, holder }
+    pub(crate) fn new(pool: CompanionPool, holder: String) -> Self {
+        Self {
+            pool,
+            name: LEASE,
+            holder,
+        }
     }
 
     /// This instance's name in the lease table.
@@ -98,43 +103,47 @@ impl Lease {
     /// taken only when free, lapsed, or already ours: one statement, so two instances never both win.
     pub async fn try_hold(&self, now: DateTime<Utc>, ttl: Duration) -> Result<bool, ProcessError> {
         let expires_at = now + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
-        let result = sqlx::query(
-            "INSERT INTO process_lease (name, holder, expires_at, acquired_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
-             acquired_at = CASE WHEN process_lease.holder = excluded.holder \
-                                THEN process_lease.acquired_at ELSE excluded.acquired_at END \
-             WHERE process_lease.holder = excluded.holder OR process_lease.expires_at <= ?4",
-        )
-        .bind(LEASE)
-        .bind(&self.holder)
-        .bind(micros(expires_at))
-        .bind(micros(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let affected = on_backend!(&self.pool, HOLD_LEASE => |statement, pool| {
+            sqlx::query(statement)
+                .bind(self.name)
+                .bind(&self.holder)
+                .bind(micros(expires_at))
+                .bind(micros(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected == 1)
     }
 
     /// Give the lease up (at shutdown), if this instance holds it, so that a standby takes over at once.
     pub async fn release(&self) -> Result<(), ProcessError> {
-        sqlx::query("DELETE FROM process_lease WHERE name = ? AND holder = ?")
-            .bind(LEASE)
-            .bind(&self.holder)
-            .execute(&self.pool)
-            .await?;
+        on_backend!(&self.pool, RELEASE_LEASE => |statement, pool| {
+            sqlx::query(statement)
+                .bind(self.name)
+                .bind(&self.holder)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// The current holder, whether or not its lease has lapsed.
     pub async fn current(&self) -> Result<Option<LeaseHolder>, ProcessError> {
-        let row =
-            sqlx::query("SELECT holder, expires_at, acquired_at FROM process_lease WHERE name = ?")
-                .bind(LEASE)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|row| LeaseHolder {
-            holder: row.get("holder"),
-            expires_at: from_micros(row.get("expires_at")),
-            acquired_at: from_micros(row.get("acquired_at")),
-        }))
+        let record: Option<LeaseRecord> = on_backend!(&self.pool, CURRENT_LEASE => |statement, pool| {
+            sqlx::query_as(statement)
+                .bind(self.name)
+                .fetch_optional(pool)
+                .await?
+        });
+        record
+            .map(|record| {
+                Ok(LeaseHolder {
+                    holder: record.holder,
+                    expires_at: from_micros("process_lease", "expires_at", record.expires_at)?,
+                    acquired_at: from_micros("process_lease", "acquired_at", record.acquired_at)?,
+                })
+            })
+            .transpose()
     }
 }

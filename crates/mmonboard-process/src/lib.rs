@@ -7,6 +7,7 @@
 mod lease;
 mod manager;
 mod plan;
+mod sql;
 mod timers;
 
 pub use lease::{Lease, LeaseHolder, LeaseOptions};
@@ -22,9 +23,26 @@ pub enum ProcessError {
     App(#[from] mmonboard_app::AppError),
     #[error(transparent)]
     Store(#[from] mmonboard_eventlog::StoreError),
-    /// Includes a failed migration of the timers table (`sqlx::Error::Migrate`).
-    #[error("process timers: {0}")]
-    Database(#[from] sqlx::Error),
     #[error("process manager: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for ProcessError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+pub(crate) fn micros(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// A stored time this crate could not have written is corruption, not a default.
+pub(crate) fn from_micros(
+    table: &str,
+    column: &str,
+    value: i64,
+) -> Result<chrono::DateTime<chrono::Utc>, ProcessError> {
+    chrono::DateTime::from_timestamp_micros(value)
+        .ok_or_else(|| ProcessError::Corrupt(format!("{table}: {column} = {value} is not a time")))
 }

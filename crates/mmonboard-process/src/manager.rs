@@ -33,7 +33,7 @@ use mmonboard_domain::ids::{MetaRequestId, PortfolioId, Reason, StepName};
 use mmonboard_domain::machine::WabaRouting;
 use mmonboard_domain::{Aggregate, DomainConfig, MirroredAdAccount, OnboardingCommand};
 use mmonboard_eventlog::{
-    DurableSubscription, EventStore, HeadWatch, SqliteCheckpoints, SubscriptionOptions,
+    Checkpoints, DurableSubscription, EventStore, HeadWatch, SubscriptionOptions,
 };
 use mmonboard_meta::{MetaError, MetaGateway, TermsRequestOutcome, portfolio_facts};
 
@@ -83,7 +83,7 @@ pub struct ProcessManager<S, C, G> {
     clock: C,
     gateway: Arc<G>,
     timers: TimerStore,
-    checkpoints: Arc<SqliteCheckpoints>,
+    checkpoints: Arc<Checkpoints>,
     domain: DomainConfig,
     config: ProcessConfig,
     options: ProcessOptions,
@@ -189,15 +189,14 @@ where
     ) -> Result<Self, ProcessError> {
         options.lease.validate().map_err(ProcessError::Corrupt)?;
         let timers = TimerStore::open(database_url).await?;
-        let checkpoints =
-            Arc::new(SqliteCheckpoints::open(database_url, Duration::from_secs(5)).await?);
+        let checkpoints = Arc::new(Checkpoints::open(database_url).await?);
         let holder = format!(
             "pid{}-{}",
             std::process::id(),
             uuid::Uuid::now_v7().simple()
         );
         Ok(Self {
-            lease: Lease::new(timers.pool(), holder),
+            lease: timers.lease(holder),
             lease_clock: Arc::new(SystemClock),
             role: RoleWatch::default(),
             running: std::sync::atomic::AtomicBool::new(false),

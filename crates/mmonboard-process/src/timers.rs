@@ -1,12 +1,14 @@
-//! Durable timers in the log's database (table `process_timers`, migrated with its own migrations table).
+//! Durable timers in the log's database (table `process_timers`, migrated with its own migrations table), on
+//! either backend; the statements are in `sql.rs`.
 
 use chrono::{DateTime, Utc};
 use mmonboard_domain::ids::PortfolioId;
-use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use mmonboard_eventlog::{
+    CompanionOptions, CompanionPool, CompanionTables, on_backend, open_companion_tables,
+};
 
-use crate::ProcessError;
+use crate::sql;
+use crate::{ProcessError, from_micros, micros};
 
 const MIGRATIONS_TABLE: &str = "_mmonboard_process_migrations";
 
@@ -27,24 +29,29 @@ pub struct Timer {
     pub stall_recorded: bool,
 }
 
-/// The timers table.
+/// The timers table, on either backend.
 #[derive(Clone)]
 pub struct TimerStore {
-    pool: SqlitePool,
+    pool: CompanionPool,
 }
 
-fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-fn from_micros(value: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(value).unwrap_or(DateTime::<Utc>::MIN_UTC)
+/// A `process_timers` row as stored.
+#[derive(sqlx::FromRow)]
+struct TimerRecord {
+    portfolio_id: String,
+    step_key: String,
+    due_at: i64,
+    attempts: i64,
+    last_error: Option<String>,
+    waiting_since: Option<i64>,
+    polls: i64,
+    stall_recorded: bool,
 }
 
 impl TimerStore {
-    /// Opens the timers in the log's database at `url` and migrates them.
+    /// Opens the timers in the log's database at `url` and migrates them (with the lease beside them).
     pub async fn open(url: &str) -> Result<Self, ProcessError> {
-        // FULL: a timer is a promise to come back; losing one to a power cut would stall a flow.
+        // Durable: a timer is a promise to come back; losing one to a power cut would stall a flow.
         let pool = open_companion_tables(
             url,
             CompanionTables {
@@ -58,17 +65,12 @@ impl TimerStore {
             },
         )
         .await?;
-        let CompanionPool::Sqlite(pool) = pool else {
-            return Err(ProcessError::Corrupt(
-                "process tables on PostgreSQL are not wired yet".into(),
-            ));
-        };
         Ok(Self { pool })
     }
 
-    /// The pool of the process manager's tables (the lease lives beside the timers).
-    pub(crate) fn pool(&self) -> SqlitePool {
-        self.pool.clone()
+    /// The process manager's lease, held as `holder`, in the same tables.
+    pub fn lease(&self, holder: impl Into<String>) -> crate::Lease {
+        crate::Lease::new(self.pool.clone(), holder.into())
     }
 
     pub async fn close(&self) {
@@ -77,26 +79,22 @@ impl TimerStore {
 
     /// Set (or move) the deadline of one step.
     pub async fn set(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), ProcessError> {
-        sqlx::query(
-            "INSERT INTO process_timers \
-             (portfolio_id, step_key, due_at, attempts, last_error, updated_at, waiting_since, polls, stall_recorded) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (portfolio_id, step_key) DO UPDATE SET due_at = excluded.due_at, \
-             attempts = excluded.attempts, last_error = excluded.last_error, updated_at = excluded.updated_at, \
-             waiting_since = excluded.waiting_since, polls = excluded.polls, \
-             stall_recorded = excluded.stall_recorded",
-        )
-        .bind(timer.portfolio_id.as_str())
-        .bind(&timer.step_key)
-        .bind(micros(timer.due_at))
-        .bind(i64::from(timer.attempts))
-        .bind(timer.last_error.as_deref())
-        .bind(micros(now))
-        .bind(timer.waiting_since.map(micros))
-        .bind(i64::from(timer.polls))
-        .bind(timer.stall_recorded)
-        .execute(&self.pool)
-        .await?;
+        let attempts = i64::from(timer.attempts);
+        let polls = i64::from(timer.polls);
+        on_backend!(&self.pool, SET_TIMER => |statement, pool| {
+            sqlx::query(statement)
+                .bind(timer.portfolio_id.as_str())
+                .bind(&timer.step_key)
+                .bind(micros(timer.due_at))
+                .bind(attempts)
+                .bind(timer.last_error.as_deref())
+                .bind(micros(now))
+                .bind(timer.waiting_since.map(micros))
+                .bind(polls)
+                .bind(timer.stall_recorded)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -105,11 +103,13 @@ impl TimerStore {
         portfolio_id: &PortfolioId,
         step_key: &str,
     ) -> Result<(), ProcessError> {
-        sqlx::query("DELETE FROM process_timers WHERE portfolio_id = ? AND step_key = ?")
-            .bind(portfolio_id.as_str())
-            .bind(step_key)
-            .execute(&self.pool)
-            .await?;
+        on_backend!(&self.pool, REMOVE_TIMER => |statement, pool| {
+            sqlx::query(statement)
+                .bind(portfolio_id.as_str())
+                .bind(step_key)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -118,54 +118,60 @@ impl TimerStore {
         &self,
         portfolio_id: &PortfolioId,
     ) -> Result<Vec<Timer>, ProcessError> {
-        let rows =
-            sqlx::query("SELECT * FROM process_timers WHERE portfolio_id = ? ORDER BY step_key")
+        let records: Vec<TimerRecord> = on_backend!(&self.pool, TIMERS_OF_PORTFOLIO => |statement, pool| {
+            sqlx::query_as(statement)
                 .bind(portfolio_id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(timer_of).collect()
+                .fetch_all(pool)
+                .await?
+        });
+        records.into_iter().map(timer_of).collect()
     }
 
     /// The portfolios with a timer due at `now`.
     pub async fn due(&self, now: DateTime<Utc>) -> Result<Vec<PortfolioId>, ProcessError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT portfolio_id FROM process_timers WHERE due_at <= ? ORDER BY portfolio_id",
-        )
-        .bind(micros(now))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|id| {
-                PortfolioId::parse(id)
-                    .map_err(|error| ProcessError::Corrupt(format!("process_timers: {error}")))
-            })
-            .collect()
+        let ids: Vec<String> = on_backend!(&self.pool, DUE_PORTFOLIOS => |statement, pool| {
+            sqlx::query_scalar(statement)
+                .bind(micros(now))
+                .fetch_all(pool)
+                .await?
+        });
+        ids.iter().map(|id| portfolio_id(id)).collect()
     }
 
     /// Every pending timer, soonest first: for status screens and tests.
     pub async fn all(&self) -> Result<Vec<Timer>, ProcessError> {
-        let rows =
-            sqlx::query("SELECT * FROM process_timers ORDER BY due_at, portfolio_id, step_key")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(timer_of).collect()
+        let records: Vec<TimerRecord> = on_backend!(&self.pool, ALL_TIMERS => |statement, pool| {
+            sqlx::query_as(statement).fetch_all(pool).await?
+        });
+        records.into_iter().map(timer_of).collect()
     }
 }
 
-fn timer_of(row: &sqlx::sqlite::SqliteRow) -> Result<Timer, ProcessError> {
-    let portfolio_id: String = row.try_get("portfolio_id")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    let polls: i64 = row.try_get("polls")?;
-    let waiting_since: Option<i64> = row.try_get("waiting_since")?;
+fn portfolio_id(id: &str) -> Result<PortfolioId, ProcessError> {
+    PortfolioId::parse(id)
+        .map_err(|error| ProcessError::Corrupt(format!("process_timers: {error}")))
+}
+
+fn counter(column: &str, value: i64) -> Result<u32, ProcessError> {
+    u32::try_from(value).map_err(|_| {
+        ProcessError::Corrupt(format!(
+            "process_timers: {column} = {value} is out of range"
+        ))
+    })
+}
+
+fn timer_of(record: TimerRecord) -> Result<Timer, ProcessError> {
     Ok(Timer {
-        portfolio_id: PortfolioId::parse(&portfolio_id)
-            .map_err(|error| ProcessError::Corrupt(format!("process_timers: {error}")))?,
-        step_key: row.try_get("step_key")?,
-        due_at: from_micros(row.try_get("due_at")?),
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        last_error: row.try_get("last_error")?,
-        waiting_since: waiting_since.map(from_micros),
-        polls: u32::try_from(polls).unwrap_or(u32::MAX),
-        stall_recorded: row.try_get("stall_recorded")?,
+        portfolio_id: portfolio_id(&record.portfolio_id)?,
+        step_key: record.step_key,
+        due_at: from_micros("process_timers", "due_at", record.due_at)?,
+        attempts: counter("attempts", record.attempts)?,
+        last_error: record.last_error,
+        waiting_since: record
+            .waiting_since
+            .map(|micros| from_micros("process_timers", "waiting_since", micros))
+            .transpose()?,
+        polls: counter("polls", record.polls)?,
+        stall_recorded: record.stall_recorded,
     })
 }

@@ -9,6 +9,7 @@
 
 mod projector;
 mod read_models;
+mod storage;
 
 pub use projector::{Projector, ProjectorOptions, STATUS_PROJECTION};
 pub use read_models::{
@@ -19,12 +20,18 @@ pub use read_models::{
 pub enum ProjectionError {
     #[error(transparent)]
     Store(#[from] mmonboard_eventlog::StoreError),
-    /// Includes a failed migration of the read model tables (`sqlx::Error::Migrate`).
-    #[error("read model database: {0}")]
-    Database(#[from] sqlx::Error),
+    /// A stored row this crate could not have written (a time out of range, a malformed list).
+    #[error("read model table {table} holds a corrupt row: {reason}")]
+    CorruptRow { table: String, reason: String },
     #[error("event {global_position} cannot be projected: {reason}")]
     Corrupt {
         global_position: u64,
         reason: String,
     },
+}
+
+impl From<sqlx::Error> for ProjectionError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
 }

@@ -7,12 +7,10 @@ use std::sync::Arc;
 use mmonboard_app::codec::{decode, portfolio_of};
 use mmonboard_domain::Aggregate;
 use mmonboard_domain::ids::PortfolioId;
-use mmonboard_eventlog::{
-    EventStore, RecordedEvent, SqliteEventStore, Subscription, SubscriptionOptions,
-};
+use mmonboard_eventlog::{EventLog, EventStore, RecordedEvent, Subscription, SubscriptionOptions};
 
 use crate::ProjectionError;
-use crate::read_models::ReadModels;
+use crate::read_models::{PortfolioRows, ReadModels};
 
 /// The checkpoint name of the read models this projector keeps. Persisted: never rename.
 pub const STATUS_PROJECTION: &str = "read_models";
@@ -36,18 +34,14 @@ impl Default for ProjectorOptions {
 }
 
 pub struct Projector {
-    store: Arc<SqliteEventStore>,
+    store: Arc<EventLog>,
     read_models: ReadModels,
     options: ProjectorOptions,
     cache: HashMap<PortfolioId, Aggregate>,
 }
 
 impl Projector {
-    pub fn new(
-        store: Arc<SqliteEventStore>,
-        read_models: ReadModels,
-        options: ProjectorOptions,
-    ) -> Self {
+    pub fn new(store: Arc<EventLog>, read_models: ReadModels, options: ProjectorOptions) -> Self {
         Self {
             store,
             read_models,
@@ -146,15 +140,14 @@ impl Projector {
             }
             touched.insert(portfolio_id, (aggregate, last_position));
         }
-        let mut transaction = self.read_models.begin().await?;
-        let rows: Vec<(&Aggregate, u64)> = touched
+        let states: Vec<(&Aggregate, u64)> = touched
             .values()
             .map(|(aggregate, last)| (aggregate, *last))
             .collect();
-        ReadModels::write_portfolios(&mut transaction, &rows).await?;
-        ReadModels::save_checkpoint(&mut transaction, STATUS_PROJECTION, last.global_position)
+        let rows = PortfolioRows::of(&states);
+        self.read_models
+            .write(&rows, STATUS_PROJECTION, last.global_position)
             .await?;
-        transaction.commit().await?;
         for (portfolio_id, (aggregate, _)) in touched {
             self.remember(portfolio_id, aggregate);
         }

@@ -1,4 +1,5 @@
-//! The read model tables: written by the projector, queried by anyone.
+//! The read model tables: written by the projector, queried by anyone. The rows are computed here from each
+//! portfolio's folded state, whatever the backend; `storage::{sqlite, postgres}` hold each backend's SQL.
 
 use chrono::{DateTime, Utc};
 use mmonboard_domain::eligibility::WabaIneligibility;
@@ -6,10 +7,9 @@ use mmonboard_domain::machine::{OboMigration, WabaRouting};
 use mmonboard_domain::{Aggregate, DomainConfig};
 use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 use serde::Serialize;
-use sqlx::sqlite::SqlitePool;
-use sqlx::{Row, Sqlite, Transaction};
 
 use crate::ProjectionError;
+use crate::storage::{postgres, sqlite};
 
 /// The read models' own migrations table, so they migrate independently of the log.
 const MIGRATIONS_TABLE: &str = "_mmonboard_read_model_migrations";
@@ -84,18 +84,6 @@ impl TemplateRow {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
-}
-
-fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
-
-fn time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
-
 fn routing_status(routing: &WabaRouting) -> &'static str {
     match routing {
         WabaRouting::NotOnboarded => "not_onboarded",
@@ -166,17 +154,88 @@ fn blockers(aggregate: &Aggregate) -> Vec<Blocker> {
     blockers
 }
 
-/// The read model tables of one database.
+/// The stage's stable name, as the API spells it (its serde name).
+fn stage_name(stage: mmonboard_domain::Stage) -> String {
+    match serde_json::to_value(stage) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{stage:?}"),
+    }
+}
+
+/// The rows of the portfolios one projector batch touched, computed from their folded states.
+#[derive(Debug, Default)]
+pub(crate) struct PortfolioRows {
+    /// Every touched portfolio: its ad account and template rows are replaced by those below.
+    pub portfolio_ids: Vec<String>,
+    pub statuses: Vec<StatusRow>,
+    pub ad_accounts: Vec<AdAccountRow>,
+    pub templates: Vec<TemplateRow>,
+}
+
+impl PortfolioRows {
+    /// The rows of each `(state, position of its last event in the batch)`.
+    pub(crate) fn of(portfolios: &[(&Aggregate, u64)]) -> Self {
+        let mut rows = Self::default();
+        for (aggregate, last_position) in portfolios {
+            let portfolio_id = aggregate.portfolio_id().as_str().to_owned();
+            let data = aggregate.data();
+            let phase = aggregate.phase();
+            rows.portfolio_ids.push(portfolio_id.clone());
+            rows.statuses.push(StatusRow {
+                portfolio_id: portfolio_id.clone(),
+                phase: phase.as_str().to_owned(),
+                stage: stage_name(phase.stage()),
+                next_action: phase.next_action().to_owned(),
+                blocked_by: blockers(aggregate),
+                version: aggregate.version(),
+                started_at: data.started_at,
+                updated_at: aggregate.last_event_at(),
+                last_position: *last_position,
+            });
+            if let Some(connected_at) = data.connected_at {
+                for (waba_id, record) in &data.wabas {
+                    let Some(ad_account_id) = &record.ad_account_id else {
+                        continue;
+                    };
+                    rows.ad_accounts.push(AdAccountRow {
+                        portfolio_id: portfolio_id.clone(),
+                        waba_id: waba_id.as_str().to_owned(),
+                        ad_account_id: ad_account_id.as_str().to_owned(),
+                        created_at: connected_at,
+                        status: routing_status(&record.routing).to_owned(),
+                    });
+                }
+            }
+            for (template_id, template) in &data.templates {
+                rows.templates.push(TemplateRow {
+                    portfolio_id: portfolio_id.clone(),
+                    template_id: template_id.as_str().to_owned(),
+                    waba_id: template.waba_id.as_str().to_owned(),
+                    name: template.name.as_str().to_owned(),
+                    language: template.language.as_str().to_owned(),
+                    category: template.category.as_str().to_owned(),
+                    changed_at: template.changed_at,
+                    sync_window_ends_at: template.sync_window_ends_at,
+                    mirror_synced_at: template.mirror_synced_at,
+                    last_activity_at: template.last_activity_at,
+                });
+            }
+        }
+        rows
+    }
+}
+
+/// The read model tables of one database, on either backend.
 #[derive(Clone)]
 pub struct ReadModels {
-    pool: SqlitePool,
+    pool: CompanionPool,
 }
 
 impl ReadModels {
     /// Opens the read models in the log's database at `url` and migrates them.
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
-        // NORMAL, not FULL: read models are derived, and rows and checkpoint commit together, so a commit lost
-        // to a power cut is projected again from the checkpoint before it.
+        // Not durable on SQLite (NORMAL, not FULL): read models are derived, and rows and checkpoint commit
+        // together, so a commit lost to a power cut is projected again from the checkpoint before it.
         let pool = open_companion_tables(
             url,
             CompanionTables {
@@ -190,12 +249,6 @@ impl ReadModels {
             },
         )
         .await?;
-        let CompanionPool::Sqlite(pool) = pool else {
-            return Err(ProjectionError::Corrupt {
-                global_position: 0,
-                reason: "read models on PostgreSQL are not wired yet".into(),
-            });
-        };
         Ok(Self { pool })
     }
 
@@ -203,160 +256,34 @@ impl ReadModels {
         self.pool.close().await;
     }
 
-    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>, ProjectionError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// Rewrite every row of these portfolios from their states: one statement per table for the whole batch
-    /// (rows travel as JSON arrays that SQLite unpacks), not one per row.
-    pub(crate) async fn write_portfolios(
-        transaction: &mut Transaction<'static, Sqlite>,
-        portfolios: &[(&Aggregate, u64)],
-    ) -> Result<(), ProjectionError> {
-        if portfolios.is_empty() {
-            return Ok(());
-        }
-        let mut ids = Vec::with_capacity(portfolios.len());
-        let mut statuses = Vec::with_capacity(portfolios.len());
-        let mut accounts = Vec::new();
-        let mut templates = Vec::new();
-        for (aggregate, last_position) in portfolios {
-            let portfolio_id = aggregate.portfolio_id().as_str();
-            let data = aggregate.data();
-            let phase = aggregate.phase();
-            ids.push(portfolio_id);
-            statuses.push(serde_json::json!([
-                portfolio_id,
-                phase.as_str(),
-                serde_json::to_value(phase.stage()).unwrap_or_default(),
-                phase.next_action(),
-                serde_json::to_string(&blockers(aggregate)).unwrap_or_else(|_| "[]".into()),
-                aggregate.version(),
-                data.started_at.map(micros),
-                aggregate.last_event_at().map(micros),
-                last_position,
-            ]));
-            if let Some(connected_at) = data.connected_at {
-                for (waba_id, record) in &data.wabas {
-                    let Some(ad_account_id) = &record.ad_account_id else {
-                        continue;
-                    };
-                    accounts.push(serde_json::json!([
-                        portfolio_id,
-                        waba_id.as_str(),
-                        ad_account_id.as_str(),
-                        micros(connected_at),
-                        routing_status(&record.routing),
-                    ]));
-                }
-            }
-            for (template_id, template) in &data.templates {
-                templates.push(serde_json::json!([
-                    portfolio_id,
-                    template_id.as_str(),
-                    template.waba_id.as_str(),
-                    template.name.as_str(),
-                    template.language.as_str(),
-                    template.category.as_str(),
-                    micros(template.changed_at),
-                    micros(template.sync_window_ends_at),
-                    template.mirror_synced_at.map(micros),
-                    micros(template.last_activity_at),
-                ]));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO read_onboarding_status \
-             (portfolio_id, phase, stage, next_action, blocked_by, version, started_at, updated_at, last_position) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-             value ->> 7, value ->> 8 FROM json_each(?) WHERE true \
-             ON CONFLICT (portfolio_id) DO UPDATE SET phase = excluded.phase, stage = excluded.stage, \
-             next_action = excluded.next_action, blocked_by = excluded.blocked_by, version = excluded.version, \
-             started_at = excluded.started_at, updated_at = excluded.updated_at, last_position = excluded.last_position",
-        )
-        .bind(to_json(&statuses))
-        .execute(&mut **transaction)
-        .await?;
-        let ids = to_json(&ids);
-        sqlx::query(
-            "DELETE FROM read_ad_accounts WHERE portfolio_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&ids)
-        .execute(&mut **transaction)
-        .await?;
-        sqlx::query(
-            "DELETE FROM read_templates WHERE portfolio_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&ids)
-        .execute(&mut **transaction)
-        .await?;
-        if !accounts.is_empty() {
-            sqlx::query(
-                "INSERT INTO read_ad_accounts (portfolio_id, waba_id, ad_account_id, created_at, status) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
-            )
-            .bind(to_json(&accounts))
-            .execute(&mut **transaction)
-            .await?;
-        }
-        if !templates.is_empty() {
-            sqlx::query(
-                "INSERT INTO read_templates (portfolio_id, template_id, waba_id, name, language, category, changed_at, \
-                 sync_window_ends_at, mirror_synced_at, last_activity_at) SELECT value ->> 0, value ->> 1, \
-                 value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
-                 FROM json_each(?)",
-            )
-            .bind(to_json(&templates))
-            .execute(&mut **transaction)
-            .await?;
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn save_checkpoint(
-        transaction: &mut Transaction<'static, Sqlite>,
+    /// Replace the touched portfolios' rows and move the projection's checkpoint to `position`, in one
+    /// transaction: the read models never reflect events their checkpoint does not cover, or the reverse.
+    pub(crate) async fn write(
+        &self,
+        rows: &PortfolioRows,
         name: &str,
         position: u64,
     ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "INSERT INTO read_model_checkpoints (name, position, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(position as i64)
-        .bind(Utc::now().timestamp_micros())
-        .execute(&mut **transaction)
-        .await?;
-        Ok(())
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::write(pool, rows, name, position).await,
+            CompanionPool::Postgres(pool) => postgres::write(pool, rows, name, position).await,
+        }
     }
 
     /// Empty every read model and reset the checkpoint, in one transaction.
     pub(crate) async fn clear(&self, name: &str) -> Result<(), ProjectionError> {
-        let mut transaction = self.begin().await?;
-        for table in [
-            "read_onboarding_status",
-            "read_ad_accounts",
-            "read_templates",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .execute(&mut *transaction)
-                .await?;
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::clear(pool, name).await,
+            CompanionPool::Postgres(pool) => postgres::clear(pool, name).await,
         }
-        Self::save_checkpoint(&mut transaction, name, 0).await?;
-        transaction.commit().await?;
-        Ok(())
     }
 
     /// The position the projection `name` has processed up to (0: nothing yet).
     pub async fn checkpoint(&self, name: &str) -> Result<u64, ProjectionError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM read_model_checkpoints WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(position
-            .and_then(|position| u64::try_from(position).ok())
-            .unwrap_or(0))
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::checkpoint(pool, name).await,
+            CompanionPool::Postgres(pool) => postgres::checkpoint(pool, name).await,
+        }
     }
 
     /// The portfolio a WABA with a mirrored ad account belongs to (for webhooks that name only the WABA).
@@ -364,88 +291,41 @@ impl ReadModels {
         &self,
         waba_id: &str,
     ) -> Result<Option<String>, ProjectionError> {
-        Ok(sqlx::query_scalar(
-            "SELECT portfolio_id FROM read_ad_accounts WHERE waba_id = ? ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(waba_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::portfolio_of_waba(pool, waba_id).await,
+            CompanionPool::Postgres(pool) => postgres::portfolio_of_waba(pool, waba_id).await,
+        }
     }
 
     pub async fn status(&self, portfolio_id: &str) -> Result<Option<StatusRow>, ProjectionError> {
-        let row = sqlx::query("SELECT * FROM read_onboarding_status WHERE portfolio_id = ?")
-            .bind(portfolio_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| status_row(&row)).transpose()
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::status(pool, portfolio_id).await,
+            CompanionPool::Postgres(pool) => postgres::status(pool, portfolio_id).await,
+        }
     }
 
     /// Every portfolio's status, in portfolio id order.
     pub async fn statuses(&self) -> Result<Vec<StatusRow>, ProjectionError> {
-        let rows = sqlx::query("SELECT * FROM read_onboarding_status ORDER BY portfolio_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(status_row).collect()
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::statuses(pool).await,
+            CompanionPool::Postgres(pool) => postgres::statuses(pool).await,
+        }
     }
 
     pub async fn ad_accounts(
         &self,
         portfolio_id: &str,
     ) -> Result<Vec<AdAccountRow>, ProjectionError> {
-        let rows =
-            sqlx::query("SELECT * FROM read_ad_accounts WHERE portfolio_id = ? ORDER BY waba_id")
-                .bind(portfolio_id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AdAccountRow {
-                    portfolio_id: row.try_get("portfolio_id")?,
-                    waba_id: row.try_get("waba_id")?,
-                    ad_account_id: row.try_get("ad_account_id")?,
-                    created_at: time(row.try_get("created_at")?),
-                    status: row.try_get("status")?,
-                })
-            })
-            .collect()
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::ad_accounts(pool, portfolio_id).await,
+            CompanionPool::Postgres(pool) => postgres::ad_accounts(pool, portfolio_id).await,
+        }
     }
 
     pub async fn templates(&self, portfolio_id: &str) -> Result<Vec<TemplateRow>, ProjectionError> {
-        let rows =
-            sqlx::query("SELECT * FROM read_templates WHERE portfolio_id = ? ORDER BY template_id")
-                .bind(portfolio_id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TemplateRow {
-                    portfolio_id: row.try_get("portfolio_id")?,
-                    template_id: row.try_get("template_id")?,
-                    waba_id: row.try_get("waba_id")?,
-                    name: row.try_get("name")?,
-                    language: row.try_get("language")?,
-                    category: row.try_get("category")?,
-                    changed_at: time(row.try_get("changed_at")?),
-                    sync_window_ends_at: time(row.try_get("sync_window_ends_at")?),
-                    mirror_synced_at: row.try_get::<Option<i64>, _>("mirror_synced_at")?.map(time),
-                    last_activity_at: time(row.try_get("last_activity_at")?),
-                })
-            })
-            .collect()
+        match &self.pool {
+            CompanionPool::Sqlite(pool) => sqlite::templates(pool, portfolio_id).await,
+            CompanionPool::Postgres(pool) => postgres::templates(pool, portfolio_id).await,
+        }
     }
-}
-
-fn status_row(row: &sqlx::sqlite::SqliteRow) -> Result<StatusRow, ProjectionError> {
-    let blocked_by: String = row.try_get("blocked_by")?;
-    Ok(StatusRow {
-        portfolio_id: row.try_get("portfolio_id")?,
-        phase: row.try_get("phase")?,
-        stage: row.try_get("stage")?,
-        next_action: row.try_get("next_action")?,
-        blocked_by: serde_json::from_str(&blocked_by).unwrap_or_default(),
-        version: u64::try_from(row.try_get::<i64, _>("version")?).unwrap_or_default(),
-        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(time),
-        updated_at: row.try_get::<Option<i64>, _>("updated_at")?.map(time),
-        last_position: u64::try_from(row.try_get::<i64, _>("last_position")?).unwrap_or_default(),
-    })
 }

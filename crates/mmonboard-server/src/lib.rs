@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use mmonboard_app::{Clock, OnboardingService};
 use mmonboard_domain::DomainConfig;
-use mmonboard_eventlog::{SqliteEventStore, SqliteOptions};
+use mmonboard_eventlog::{EventLog, LogOptions};
 use mmonboard_meta::{HttpGateway, MetaGateway};
 use mmonboard_process::{ProcessConfig, ProcessManager, ProcessOptions};
 use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
@@ -30,8 +30,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Everything the handlers share.
 pub(crate) struct AppState<C> {
-    pub service: OnboardingService<Arc<SqliteEventStore>, C>,
-    pub store: Arc<SqliteEventStore>,
+    pub service: OnboardingService<Arc<EventLog>, C>,
+    pub store: Arc<EventLog>,
     pub read_models: ReadModels,
     pub config: DomainConfig,
     pub metrics: metrics::Metrics,
@@ -95,7 +95,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let database_url = database_url.as_str();
-    let store = Arc::new(SqliteEventStore::open(database_url, SqliteOptions::default()).await?);
+    let store = Arc::new(EventLog::open(database_url, &LogOptions::default()).await?);
     let read_models = ReadModels::open(database_url).await?;
     let config = DomainConfig::default();
     let (stop, stopped) = watch::channel(false);

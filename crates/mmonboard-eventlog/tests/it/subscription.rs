@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
 use mmonboard_eventlog::{
-    DurableSubscription, ExpectedVersion, SqliteCheckpoints, SqliteEventStore, Subscription,
+    Checkpoints, DurableSubscription, ExpectedVersion, SqliteEventStore, Subscription,
     SubscriptionOptions,
 };
 
@@ -79,11 +79,7 @@ async fn a_subscriber_resumes_after_its_checkpoint_and_gets_unacknowledged_event
     let log = TempLog::new();
     let store = Arc::new(log.open_fast().await);
     append_many(&store, 30).await;
-    let checkpoints = Arc::new(
-        SqliteCheckpoints::open(&log.url(), Duration::from_secs(5))
-            .await
-            .expect("opens"),
-    );
+    let checkpoints = Arc::new(Checkpoints::open(&log.url()).await.expect("opens"));
     let options = SubscriptionOptions {
         page_size: 10,
         ..SubscriptionOptions::default()

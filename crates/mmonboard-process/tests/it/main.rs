@@ -4,3 +4,4 @@
 
 mod fake;
 mod manager;
+mod storage;

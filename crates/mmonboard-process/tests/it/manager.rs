@@ -7,7 +7,7 @@ use mmonboard_domain::facts::{AccountStatus, WabaOnboardingStatus};
 use mmonboard_domain::ids::{BusinessName, UserId, WebsiteUrl};
 use mmonboard_domain::machine::WabaRouting;
 use mmonboard_domain::{DomainConfig, OnboardingCommand, OnboardingEvent, Phase};
-use mmonboard_eventlog::{SqliteEventStore, SqliteOptions};
+use mmonboard_eventlog::{EventLog, LogOptions};
 use mmonboard_process::{
     ACTOR, LeaseOptions, ProcessConfig, ProcessManager, ProcessOptions, ProcessRole, RoleWatch,
 };
@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::fake::{FakeMeta, complete_obo, html_failure, portfolio};
 
-type Store = Arc<SqliteEventStore>;
+type Store = Arc<EventLog>;
 type Manager = ProcessManager<Store, ManualClock, FakeMeta>;
 
 fn start_time() -> DateTime<Utc> {
@@ -37,7 +37,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("log.db").display());
         let store = Arc::new(
-            SqliteEventStore::open(&url, SqliteOptions::default())
+            EventLog::open(&url, &LogOptions::default())
                 .await
                 .expect("the log opens"),
         );

@@ -10,17 +10,17 @@ use mmonboard_domain::ids::PortfolioId;
 use mmonboard_domain::testing::ModelState;
 use mmonboard_domain::testing::strategies::{command_for, time_step};
 use mmonboard_domain::{DomainConfig, OnboardingCommand};
-use mmonboard_eventlog::{SqliteEventStore, SqliteOptions};
+use mmonboard_eventlog::{EventLog, LogOptions};
 use mmonboard_projections::{Projector, ProjectorOptions, ReadModels, TemplateSyncStatus};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-type Service = OnboardingService<Arc<SqliteEventStore>, ManualClock>;
+type Service = OnboardingService<Arc<EventLog>, ManualClock>;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Arc<SqliteEventStore>,
+    store: Arc<EventLog>,
     url: String,
     clock: ManualClock,
     service: Service,
@@ -37,7 +37,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("log.db").display());
         let store = Arc::new(
-            SqliteEventStore::open(&url, SqliteOptions::default())
+            EventLog::open(&url, &LogOptions::default())
                 .await
                 .expect("opens"),
         );

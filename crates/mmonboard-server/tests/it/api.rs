@@ -232,12 +232,10 @@ async fn a_graceful_shutdown_loses_nothing_that_was_acknowledged() {
         acknowledged += 1;
     }
     let _files = app.shutdown().await; // keeps the database's directory alive
-    let store = mmonboard_eventlog::SqliteEventStore::open(
-        &url,
-        mmonboard_eventlog::SqliteOptions::default(),
-    )
-    .await
-    .expect("the log reopens");
+    let store =
+        mmonboard_eventlog::EventLog::open(&url, &mmonboard_eventlog::LogOptions::default())
+            .await
+            .expect("the log reopens");
     use mmonboard_eventlog::EventStore;
     assert_eq!(store.head_position().await.expect("head"), acknowledged);
     assert!(

@@ -1,0 +1,221 @@
+//! The process manager's storage seam (timers and lease), one conformance suite run on both backends: what the
+//! manager relies on must hold on SQLite and on PostgreSQL alike.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use mmonboard_domain::ids::PortfolioId;
+use mmonboard_eventlog::testing::TestDatabase;
+use mmonboard_eventlog::{EventLog, LogOptions, backend_tests};
+use mmonboard_process::{Timer, TimerStore};
+
+/// The tables live beside the log, which creates the database: open it first, as `serve` does.
+async fn open_timers(database: &TestDatabase) -> TimerStore {
+    let log = EventLog::open(database.url(), &LogOptions::default())
+        .await
+        .expect("the log opens");
+    log.close().await;
+    TimerStore::open(database.url()).await.expect("timers open")
+}
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+        .single()
+        .expect("a valid time")
+        + TimeDelta::minutes(minute)
+}
+
+fn portfolio(id: &str) -> PortfolioId {
+    PortfolioId::parse(id).expect("a valid portfolio id")
+}
+
+fn timer(portfolio_id: &str, step_key: &str, due_minute: i64) -> Timer {
+    Timer {
+        portfolio_id: portfolio(portfolio_id),
+        step_key: step_key.to_owned(),
+        due_at: at(due_minute),
+        attempts: 0,
+        last_error: None,
+        waiting_since: None,
+        polls: 0,
+        stall_recorded: false,
+    }
+}
+
+async fn timers_are_set_moved_listed_and_removed(database: &TestDatabase) {
+    let timers = open_timers(database).await;
+    assert!(timers.all().await.expect("all").is_empty());
+
+    timers
+        .set(&timer("1000000001", "complete_sync", 15), at(0))
+        .await
+        .expect("set");
+    timers
+        .set(&timer("1000000001", "check_eligibility", 5), at(0))
+        .await
+        .expect("set");
+    timers
+        .set(&timer("1000000002", "connect", 1), at(0))
+        .await
+        .expect("set");
+
+    // Moving a timer replaces it, with every field.
+    let moved = Timer {
+        attempts: 3,
+        last_error: Some("Meta answered 503: ünavailable".to_owned()),
+        waiting_since: Some(at(2)),
+        polls: 7,
+        stall_recorded: true,
+        ..timer("1000000001", "complete_sync", 20)
+    };
+    timers.set(&moved, at(1)).await.expect("move");
+
+    let of_first = timers
+        .of_portfolio(&portfolio("1000000001"))
+        .await
+        .expect("of_portfolio");
+    assert_eq!(
+        of_first,
+        vec![timer("1000000001", "check_eligibility", 5), moved.clone()],
+        "one portfolio's timers in step order, every field as set"
+    );
+
+    let all = timers.all().await.expect("all");
+    let order: Vec<(&str, &str)> = all
+        .iter()
+        .map(|timer| (timer.portfolio_id.as_str(), timer.step_key.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("1000000002", "connect"),
+            ("1000000001", "check_eligibility"),
+            ("1000000001", "complete_sync"),
+        ],
+        "soonest first"
+    );
+
+    assert_eq!(
+        timers.due(at(0)).await.expect("due"),
+        Vec::<PortfolioId>::new()
+    );
+    assert_eq!(
+        timers.due(at(5)).await.expect("due"),
+        vec![portfolio("1000000001"), portfolio("1000000002")],
+        "a timer due exactly now is due; each portfolio once"
+    );
+
+    timers
+        .remove(&portfolio("1000000001"), "check_eligibility")
+        .await
+        .expect("remove");
+    timers
+        .remove(&portfolio("1000000001"), "no_such_step")
+        .await
+        .expect("removing what is not there is no error");
+    assert_eq!(
+        timers.due(at(5)).await.expect("due"),
+        vec![portfolio("1000000002")]
+    );
+
+    // Reopening (a restart) finds the timers as left.
+    timers.close().await;
+    let reopened = TimerStore::open(database.url())
+        .await
+        .expect("timers reopen");
+    assert_eq!(reopened.all().await.expect("all").len(), 2);
+    reopened.close().await;
+}
+
+async fn one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(database: &TestDatabase) {
+    let timers = open_timers(database).await;
+    let first = timers.lease("instance-a");
+    let second = timers.lease("instance-b");
+    let ttl = Duration::from_secs(15);
+
+    assert_eq!(first.current().await.expect("current"), None);
+    assert!(
+        first.try_hold(at(0), ttl).await.expect("hold"),
+        "a free lease is taken"
+    );
+    assert!(
+        !second.try_hold(at(0), ttl).await.expect("hold"),
+        "a held lease is not taken"
+    );
+    // Renewing keeps the first acquisition time and moves the expiry.
+    let renewed_at = at(0) + TimeDelta::seconds(5);
+    assert!(first.try_hold(renewed_at, ttl).await.expect("renew"));
+    let holder = first.current().await.expect("current").expect("a holder");
+    assert_eq!(holder.holder, "instance-a");
+    assert_eq!(holder.acquired_at, at(0));
+    assert_eq!(holder.expires_at, renewed_at + TimeDelta::seconds(15));
+
+    // Lapsed: the standby takes it, and the old holder can no longer renew.
+    let lapsed = renewed_at + TimeDelta::seconds(15);
+    assert!(second.try_hold(lapsed, ttl).await.expect("take over"));
+    assert!(!first.try_hold(lapsed, ttl).await.expect("renew"));
+    let holder = second.current().await.expect("current").expect("a holder");
+    assert_eq!(
+        (holder.holder.as_str(), holder.acquired_at),
+        ("instance-b", lapsed)
+    );
+
+    // Releasing is only the holder's: a stranger's release changes nothing.
+    first.release().await.expect("release by a non-holder");
+    assert_eq!(
+        second
+            .current()
+            .await
+            .expect("current")
+            .map(|holder| holder.holder),
+        Some("instance-b".to_owned())
+    );
+    second.release().await.expect("release");
+    assert_eq!(second.current().await.expect("current"), None);
+    assert!(
+        first
+            .try_hold(lapsed, ttl)
+            .await
+            .expect("hold after release")
+    );
+    timers.close().await;
+}
+
+/// Many would-be holders racing for one free lease: exactly one wins.
+async fn racing_holders_never_both_win(database: &TestDatabase) {
+    let timers = open_timers(database).await;
+    let ttl = Duration::from_secs(15);
+    for round in 0..10_i64 {
+        let now = at(round);
+        let contenders: Vec<_> = (0..8)
+            .map(|index| {
+                let lease = timers.lease(format!("round-{round}-instance-{index}"));
+                tokio::spawn(async move { lease.try_hold(now, ttl).await.expect("hold") })
+            })
+            .collect();
+        let mut winners = 0;
+        for contender in contenders {
+            if contender.await.expect("contender task") {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one holder");
+        // Let the lease lapse before the next round.
+        let holder = timers
+            .lease("nobody")
+            .current()
+            .await
+            .expect("current")
+            .expect("a holder");
+        assert_eq!(holder.expires_at, now + TimeDelta::seconds(15));
+        let lease = timers.lease(holder.holder);
+        lease.release().await.expect("release");
+    }
+    timers.close().await;
+}
+
+backend_tests!(
+    timers_are_set_moved_listed_and_removed,
+    one_holder_at_a_time_and_a_lapsed_lease_is_taken_over,
+    racing_holders_never_both_win,
+);
