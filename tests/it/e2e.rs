@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mmonboard_cli::flow::{Flow, Transition};
+use mmonboard_eventlog::testing::{TestBackend, TestDatabase};
 use serde_json::{Value, json};
 
 /// Simulated time runs this many times faster: a 15-minute window takes 1.5 s.
@@ -21,18 +22,22 @@ fn scenario(name: &str) -> mmonboard_metasim::Scenario {
 }
 
 struct Run {
-    _dir: tempfile::TempDir,
     flow: Flow,
+    // Dropped after the flow (fields drop in order): the database outlives every connection to it.
+    _database: TestDatabase,
 }
 
-async fn start(scenario: &mmonboard_metasim::Scenario) -> Run {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+/// The simulator and a server on a fresh database of `backend`; `None` when that backend is skipped here.
+async fn start(scenario: &mmonboard_metasim::Scenario, backend: TestBackend) -> Option<Run> {
+    let database = TestDatabase::on(backend).await?;
     // One entry a page: every edge the flow reads runs over more than one page, as a large portfolio's would.
-    let flow = Flow::start_paged(&url, vec![scenario.clone()], TIME_FACTOR, 1)
+    let flow = Flow::start_paged(database.url(), vec![scenario.clone()], TIME_FACTOR, 1)
         .await
         .expect("the simulator and the server start");
-    Run { _dir: dir, flow }
+    Some(Run {
+        flow,
+        _database: database,
+    })
 }
 
 fn ignore(_: &Transition) {}
@@ -63,13 +68,14 @@ async fn assert_nothing_done_twice(flow: &Flow, portfolio: &str) {
         );
     }
     let requests = flow.sim.requests();
-    let posts = |suffix: &str| {
-        requests
-            .iter()
-            .filter(|request| request.method == "POST" && request.path.ends_with(suffix))
-            .count()
-    };
-    assert!(posts("/onboard_partners_to_mm_lite") <= 1, "{requests:?}");
+    let terms_requests: Vec<_> = requests
+        .iter()
+        .filter(|request| {
+            request.method == "POST"
+                && request.path == format!("/{portfolio}/onboard_partners_to_mm_lite")
+        })
+        .collect();
+    assert!(terms_requests.len() <= 1, "{terms_requests:?}");
     let mut obo: BTreeMap<&str, usize> = BTreeMap::new();
     for request in &requests {
         if request.method == "POST" && request.path.ends_with("/set_obo_mobility_intent") {
@@ -79,9 +85,9 @@ async fn assert_nothing_done_twice(flow: &Flow, portfolio: &str) {
     assert!(obo.values().all(|count| *count == 1), "{obo:?}");
 }
 
-async fn run_scenario(name: &str) -> (Run, Value) {
+async fn run_scenario(name: &str, backend: TestBackend) -> Option<(Run, Value)> {
     let scenario = scenario(name);
-    let run = start(&scenario).await;
+    let run = start(&scenario, backend).await?;
     let state = run
         .flow
         .onboard(&scenario, DEADLINE, &mut ignore)
@@ -93,7 +99,7 @@ async fn run_scenario(name: &str) -> (Run, Value) {
         "{name}: {state}"
     );
     assert_nothing_done_twice(&run.flow, &scenario.business.id).await;
-    (run, state)
+    Some((run, state))
 }
 
 async fn actors(flow: &Flow, portfolio: &str) -> BTreeMap<String, String> {
@@ -113,9 +119,10 @@ async fn actors(flow: &Flow, portfolio: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn happy_path_goes_live_with_every_fact_from_meta() {
-    let (run, state) = run_scenario("happy_path").await;
+async fn happy_path_goes_live_with_every_fact_from_meta(backend: TestBackend) {
+    let Some((run, state)) = run_scenario("happy_path", backend).await else {
+        return;
+    };
     let actors = actors(&run.flow, "4100000001").await;
     for (event, actor) in [
         ("eligibility_checked", "process-manager"),
@@ -152,9 +159,10 @@ async fn happy_path_goes_live_with_every_fact_from_meta() {
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_obo_waba_is_transferred_once_then_the_portfolio_goes_live() {
-    let (run, state) = run_scenario("obo_waba").await;
+async fn an_obo_waba_is_transferred_once_then_the_portfolio_goes_live(backend: TestBackend) {
+    let Some((run, state)) = run_scenario("obo_waba", backend).await else {
+        return;
+    };
     assert_eq!(
         state["wabas"]["4210000001"]["obo_migration"]["status"], "completed",
         "{state}"
@@ -170,9 +178,10 @@ async fn an_obo_waba_is_transferred_once_then_the_portfolio_goes_live() {
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsupported_country_ends_ineligible_and_nothing_is_asked_of_meta() {
-    let (run, state) = run_scenario("unsupported_country").await;
+async fn an_unsupported_country_ends_ineligible_and_nothing_is_asked_of_meta(backend: TestBackend) {
+    let Some((run, state)) = run_scenario("unsupported_country", backend).await else {
+        return;
+    };
     let reasons = state["eligibility"]["verdict"]["portfolio_reasons"].to_string();
     assert!(reasons.contains("CU"), "{reasons}");
     assert!(
@@ -185,9 +194,10 @@ async fn an_unsupported_country_ends_ineligible_and_nothing_is_asked_of_meta() {
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restricted_waba_makes_the_portfolio_ineligible() {
-    let (run, state) = run_scenario("restricted_waba").await;
+async fn a_restricted_waba_makes_the_portfolio_ineligible(backend: TestBackend) {
+    let Some((run, state)) = run_scenario("restricted_waba", backend).await else {
+        return;
+    };
     let reasons = state["wabas"]["4410000001"]["verdict"]["reasons"].to_string();
     assert!(
         reasons.contains("RESTRICTED") || reasons.contains("restricted"),
@@ -196,17 +206,21 @@ async fn a_restricted_waba_makes_the_portfolio_ineligible() {
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_business_app_number_makes_the_portfolio_ineligible() {
-    let (run, state) = run_scenario("business_app_number").await;
+async fn a_business_app_number_makes_the_portfolio_ineligible(backend: TestBackend) {
+    let Some((run, state)) = run_scenario("business_app_number", backend).await else {
+        return;
+    };
     let reasons = state["wabas"]["4510000001"]["verdict"]["reasons"].to_string();
     assert!(reasons.to_lowercase().contains("business_app"), "{reasons}");
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes() {
-    let (run, state) = run_scenario("restriction_after_enablement").await;
+async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes(
+    backend: TestBackend,
+) {
+    let Some((run, state)) = run_scenario("restriction_after_enablement", backend).await else {
+        return;
+    };
     let history = run.flow.history("4600000001").await.expect("history");
     let position = |type_name: &str| {
         history
@@ -231,9 +245,12 @@ async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_invitation_is_recorded_as_already_invited_and_the_flow_goes_on() {
-    let (run, _) = run_scenario("duplicate_invitation").await;
+async fn a_duplicate_invitation_is_recorded_as_already_invited_and_the_flow_goes_on(
+    backend: TestBackend,
+) {
+    let Some((run, _)) = run_scenario("duplicate_invitation", backend).await else {
+        return;
+    };
     let history = run.flow.history("4700000001").await.expect("history");
     let requested = history
         .iter()
@@ -243,10 +260,11 @@ async fn a_duplicate_invitation_is_recorded_as_already_invited_and_the_flow_goes
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing() {
+async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing(backend: TestBackend) {
     let full = scenario("happy_path");
-    let mut run = start(&full).await;
+    let Some(mut run) = start(&full, backend).await else {
+        return;
+    };
 
     // First, only as far as the terms request.
     let mut partial = full.clone();
@@ -329,10 +347,13 @@ async fn role(flow: &Flow, base: &str) -> Option<String> {
     }
 }
 
-#[tokio::test]
-async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_over() {
+async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_over(
+    backend: TestBackend,
+) {
     let full = scenario("happy_path");
-    let mut run = start(&full).await;
+    let Some(mut run) = start(&full, backend).await else {
+        return;
+    };
     assert_eq!(
         role(&run.flow, &run.flow.api_base).await.as_deref(),
         Some("active")
@@ -387,3 +408,154 @@ async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_o
     }
     run.flow.shutdown().await.expect("stops cleanly");
 }
+
+/// The happy path's portfolio as the `n`th of many: every id moved to a range of its own (ids keep their kind
+/// digit, so a business, its WABA, phone, templates and admin stay distinct).
+fn happy_path_copy(n: usize) -> mmonboard_metasim::Scenario {
+    let text = include_str!("../../scenarios/happy_path.json");
+    let value: Value = serde_json::from_str(text).expect("the sample parses");
+    fn renumber(value: &mut Value, n: usize) {
+        match value {
+            Value::String(text) if text.len() == 10 && text.starts_with("41") => {
+                *text = format!("6{n:02}{}", &text[2..]);
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| renumber(item, n)),
+            Value::Object(fields) => fields.values_mut().for_each(|item| renumber(item, n)),
+            _ => {}
+        }
+    }
+    let mut value = value;
+    renumber(&mut value, n);
+    value["name"] = json!(format!("happy_path_{n}"));
+    mmonboard_metasim::Scenario::from_json(&value.to_string()).expect("the copy parses")
+}
+
+/// Two instances on one database take 50 concurrent flows, the operator's commands split between them: every
+/// portfolio goes live, each step once, the log verifies with positions 1..N in order, and one process manager
+/// is active throughout.
+async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
+    const PORTFOLIOS: usize = 50;
+    let scenarios: Vec<_> = (1..=PORTFOLIOS).map(happy_path_copy).collect();
+    let Some(database) = TestDatabase::on(backend).await else {
+        return;
+    };
+    let flow = Flow::start_paged(database.url(), scenarios.clone(), TIME_FACTOR, 100)
+        .await
+        .expect("the simulator and the server start");
+    let mut flow = flow;
+    let replica = flow
+        .start_replica()
+        .await
+        .expect("a second instance starts");
+    let first = flow.api_base.clone();
+    let flows = scenarios.iter().enumerate().map(|(index, scenario)| {
+        let (flow, base) = (&flow, if index % 2 == 0 { &first } else { &replica });
+        async move {
+            flow.onboard_via(base, scenario, DEADLINE, &mut ignore)
+                .await
+                .unwrap_or_else(|error| panic!("{}: {error}", scenario.name))
+        }
+    });
+    let roles = async {
+        // One process manager active at every look while the flows run.
+        let mut looks = 0;
+        loop {
+            let (a, b) = (role(&flow, &first).await, role(&flow, &replica).await);
+            assert_eq!(
+                [a.as_deref(), b.as_deref()],
+                [Some("active"), Some("standby")],
+                "exactly one active process manager"
+            );
+            looks += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if looks > 10_000 {
+                break;
+            }
+        }
+    };
+    let states = tokio::select! {
+        states = futures_util::future::join_all(flows) => states,
+        () = roles => unreachable!("the role checks end only with the flows"),
+    };
+    for (scenario, state) in scenarios.iter().zip(&states) {
+        assert_eq!(state["phase"], "live", "{}: {state}", scenario.name);
+        assert_nothing_done_twice(&flow, &scenario.business.id).await;
+    }
+    // Every event, read through the second instance in pages: positions 1..N, in order, none skipped.
+    let mut positions = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = reqwest::get(format!("{replica}/v1/events?after={after}&limit=1000"))
+            .await
+            .expect("events answer")
+            .json()
+            .await
+            .expect("events json");
+        let events = page["events"].as_array().expect("a page of events");
+        if events.is_empty() {
+            break;
+        }
+        positions.extend(
+            events
+                .iter()
+                .map(|event| event["sequence"].as_u64().expect("a sequence")),
+        );
+        after = page["next_after"].as_u64().expect("next_after");
+    }
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>());
+    flow.shutdown().await.expect("stops cleanly");
+    let log = mmonboard_eventlog::EventLog::open(database.url(), &Default::default())
+        .await
+        .expect("the log opens");
+    let report = mmonboard_eventlog::EventStore::verify(&log)
+        .await
+        .expect("verify runs");
+    assert!(report.is_intact(), "{report:?}");
+    let head = report.head.map(|(position, _)| position).unwrap_or(0);
+    assert_eq!(
+        report.events_checked, head,
+        "positions 1..{head}, none missing"
+    );
+    assert_eq!(
+        head,
+        positions.len() as u64,
+        "the events served are the whole log"
+    );
+    log.close().await;
+}
+
+/// Every scenario on both backends: `sqlite::<test>` and `postgres::<test>`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::TestBackend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::TestBackend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    happy_path_goes_live_with_every_fact_from_meta,
+    an_obo_waba_is_transferred_once_then_the_portfolio_goes_live,
+    an_unsupported_country_ends_ineligible_and_nothing_is_asked_of_meta,
+    a_restricted_waba_makes_the_portfolio_ineligible,
+    a_business_app_number_makes_the_portfolio_ineligible,
+    a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes,
+    a_duplicate_invitation_is_recorded_as_already_invited_and_the_flow_goes_on,
+    a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing,
+    two_instances_on_one_database_take_each_step_once_and_a_standby_takes_over,
+    two_instances_take_fifty_concurrent_flows,
+);

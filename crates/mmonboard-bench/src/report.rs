@@ -11,6 +11,8 @@ pub enum Target {
     RatioAtLeast(f64),
     /// The figure itself must be at most this.
     AtMost(f64),
+    /// The figure itself must be at least this.
+    AtLeast(f64),
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ impl Row {
         match self.target? {
             Target::RatioAtLeast(minimum) => self.ratio().map(|ratio| ratio >= minimum),
             Target::AtMost(maximum) => Some(self.figure <= maximum),
+            Target::AtLeast(minimum) => Some(self.figure >= minimum),
         }
     }
 
@@ -89,6 +92,7 @@ impl Row {
         match self.target {
             Some(Target::RatioAtLeast(minimum)) => format!("ratio >= {minimum:.2}"),
             Some(Target::AtMost(maximum)) => format!("<= {maximum} {}", self.unit),
+            Some(Target::AtLeast(minimum)) => format!(">= {minimum} {}", self.unit),
             None => String::new(),
         }
     }

@@ -48,7 +48,7 @@ pub async fn run(cli: Cli) -> u8 {
             scenarios,
             time_factor,
         } => run_demo(&database, &scenarios, time_factor).await,
-        Command::Bench { json, quick } => bench(json, quick).await,
+        Command::Bench { json, quick } => bench(&database, json, quick).await,
         Command::Serve {
             listen,
             meta_base_url,
@@ -119,7 +119,7 @@ async fn open(url: &str) -> Result<EventLog, Failure> {
     EventLog::open(url, &LogOptions::default())
         .await
         .map_err(|source| Failure::Open {
-            url: url.to_owned(),
+            url: mmonboard_eventlog::redact_database_url(url),
             source,
         })
 }
@@ -559,9 +559,16 @@ async fn run_demo(
     Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
 }
 
-async fn bench(as_json: bool, quick: bool) -> Result<u8, Failure> {
+async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure> {
+    // The bench never touches the log `--database` names: on SQLite it runs on a temporary file; on
+    // PostgreSQL in a temporary database it creates on that server and drops afterwards.
+    let postgres_server = match mmonboard_eventlog::Backend::of_url(database)? {
+        mmonboard_eventlog::Backend::Sqlite => None,
+        mmonboard_eventlog::Backend::Postgres => Some(database.to_owned()),
+    };
     let options = mmonboard_bench::BenchOptions {
         scale: if quick { 0.1 } else { 1.0 },
+        postgres_server,
     };
     let report = mmonboard_bench::run(options, |line| eprintln!("{line}"))
         .await

@@ -298,16 +298,14 @@ impl Flow {
 
     async fn post_command(
         &self,
+        api_base: &str,
         portfolio: &str,
         key: &str,
         command: Value,
     ) -> Result<(u16, Value), FlowError> {
         let response = self
             .client
-            .post(format!(
-                "{}/v1/portfolios/{portfolio}/commands",
-                self.api_base
-            ))
+            .post(format!("{api_base}/v1/portfolios/{portfolio}/commands"))
             .header("Idempotency-Key", key)
             .header("X-Actor", "operator")
             .json(&command)
@@ -318,8 +316,16 @@ impl Flow {
     }
 
     /// The operator's step; accepted, or refused because the portfolio already moved on (a repeat after a restart).
-    async fn operator(&self, portfolio: &str, key: &str, command: Value) -> Result<(), FlowError> {
-        let (status, body) = self.post_command(portfolio, key, command.clone()).await?;
+    async fn operator(
+        &self,
+        api_base: &str,
+        portfolio: &str,
+        key: &str,
+        command: Value,
+    ) -> Result<(), FlowError> {
+        let (status, body) = self
+            .post_command(api_base, portfolio, key, command.clone())
+            .await?;
         if matches!(status, 200 | 201 | 409 | 422) {
             Ok(())
         } else {
@@ -373,9 +379,23 @@ impl Flow {
         deadline: Duration,
         on_transition: &mut (dyn FnMut(&Transition) + Send),
     ) -> Result<Value, FlowError> {
+        self.onboard_via(&self.api_base, scenario, deadline, on_transition)
+            .await
+    }
+
+    /// `onboard`, with the operator's commands sent to the instance at `api_base` (one of several sharing the
+    /// database); the flow's progress is read from the first.
+    pub async fn onboard_via(
+        &self,
+        api_base: &str,
+        scenario: &Scenario,
+        deadline: Duration,
+        on_transition: &mut (dyn FnMut(&Transition) + Send),
+    ) -> Result<Value, FlowError> {
         let portfolio = scenario.business.id.clone();
         let started = tokio::time::Instant::now();
         self.operator(
+            api_base,
             &portfolio,
             "operator-start",
             json!({"type": "start_onboarding"}),
@@ -393,6 +413,7 @@ impl Flow {
             match phase.as_str() {
                 "reviewing_permissions" => {
                     self.operator(
+                        api_base,
                         &portfolio,
                         "operator-review",
                         json!({"type": "review_permissions", "reviewed_by": OPERATOR}),
@@ -415,6 +436,7 @@ impl Flow {
                         ))
                     })?;
                     self.operator(
+                        api_base,
                         &portfolio,
                         "operator-business-info",
                         json!({"type": "submit_business_info", "business_name": business.name, "website": website}),

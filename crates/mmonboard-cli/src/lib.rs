@@ -44,6 +44,16 @@ pub mod exit {
     pub const LOG_BROKEN: u8 = 4;
 }
 
+/// A database URL whose scheme names a supported backend (checked before anything is opened).
+fn parse_database_url(value: &str) -> Result<String, String> {
+    mmonboard_eventlog::Backend::of_url(value)
+        .map(|_| value.to_owned())
+        .map_err(|error| match error {
+            mmonboard_eventlog::StoreError::Invalid(message) => message,
+            other => other.to_string(),
+        })
+}
+
 /// The default database: an SQLite file in the working directory, created and migrated on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mmonboard.db";
 
@@ -54,8 +64,15 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://mmonboard.db";
     about = "Onboard Meta business portfolios to the Marketing Messages API for WhatsApp, as an immutable, replayable history"
 )]
 pub struct Cli {
-    /// Where the event log lives.
-    #[arg(long, global = true, env = "MMONBOARD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// Where the event log lives: sqlite://PATH (the default, created on first use) or
+    /// postgres://USER@HOST[:PORT]/DATABASE (several instances may share one).
+    #[arg(
+        long,
+        global = true,
+        env = "MMONBOARD_DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        value_parser = parse_database_url
+    )]
     pub database: String,
 
     #[command(subcommand)]
