@@ -6,6 +6,9 @@ use mmonboard_domain::eligibility::WabaIneligibility;
 use mmonboard_domain::machine::{OboMigration, WabaRouting};
 use mmonboard_domain::{Aggregate, DomainConfig};
 use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 
 use crate::ProjectionError;
@@ -229,6 +232,8 @@ impl PortfolioRows {
 #[derive(Clone)]
 pub struct ReadModels {
     pool: CompanionPool,
+    /// Test support: fail the next write after its rows, before its checkpoint (a crash mid-transaction).
+    fail_next_write: Arc<AtomicBool>,
 }
 
 impl ReadModels {
@@ -249,7 +254,17 @@ impl ReadModels {
             },
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            fail_next_write: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Test support: the next batch written fails after its rows and before its checkpoint, as a crash there
+    /// would, so tests can show that rows and checkpoint commit together and a redelivery changes nothing.
+    #[doc(hidden)]
+    pub fn fail_next_write_before_checkpoint(&self) {
+        self.fail_next_write.store(true, Ordering::SeqCst);
     }
 
     pub async fn close(&self) {
@@ -264,9 +279,12 @@ impl ReadModels {
         name: &str,
         position: u64,
     ) -> Result<(), ProjectionError> {
+        let fail = self.fail_next_write.swap(false, Ordering::SeqCst);
         match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::write(pool, rows, name, position).await,
-            CompanionPool::Postgres(pool) => postgres::write(pool, rows, name, position).await,
+            CompanionPool::Sqlite(pool) => sqlite::write(pool, rows, name, position, fail).await,
+            CompanionPool::Postgres(pool) => {
+                postgres::write(pool, rows, name, position, fail).await
+            }
         }
     }
 

@@ -52,6 +52,7 @@ pub(crate) async fn write(
     rows: &PortfolioRows,
     name: &str,
     up_to: u64,
+    fail_before_checkpoint: bool,
 ) -> Result<(), ProjectionError> {
     let up_to = position(up_to)?;
     let statuses: Vec<serde_json::Value> = rows
@@ -129,6 +130,13 @@ pub(crate) async fn write(
             .bind(json(&serde_json::Value::Array(templates)))
             .execute(&mut *transaction)
             .await?;
+    }
+    if fail_before_checkpoint {
+        // Dropping the transaction rolls the rows back, as a crash before the COMMIT would.
+        return Err(super::corrupt(
+            "read_model_checkpoints",
+            "injected failure between the rows and the checkpoint".to_owned(),
+        ));
     }
     sqlx::query(SAVE_CHECKPOINT)
         .bind(name)

@@ -10,6 +10,7 @@ use mmonboard_domain::ids::PortfolioId;
 use mmonboard_domain::testing::ModelState;
 use mmonboard_domain::testing::strategies::{command_for, time_step};
 use mmonboard_domain::{DomainConfig, OnboardingCommand};
+use mmonboard_eventlog::testing::{TestBackend, TestDatabase};
 use mmonboard_eventlog::{EventLog, LogOptions};
 use mmonboard_projections::{Projector, ProjectorOptions, ReadModels, TemplateSyncStatus};
 use proptest::prelude::*;
@@ -19,11 +20,12 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 type Service = OnboardingService<Arc<EventLog>, ManualClock>;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     store: Arc<EventLog>,
     url: String,
     clock: ManualClock,
     service: Service,
+    // Last: the database outlives every connection to it.
+    _database: TestDatabase,
 }
 
 fn start() -> DateTime<Utc> {
@@ -33,9 +35,10 @@ fn start() -> DateTime<Utc> {
 }
 
 impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    /// A fresh log on `backend` (`None` when that backend is skipped here).
+    async fn new(backend: TestBackend) -> Option<Self> {
+        let database = TestDatabase::on(backend).await?;
+        let url = database.url().to_owned();
         let store = Arc::new(
             EventLog::open(&url, &LogOptions::default())
                 .await
@@ -44,13 +47,13 @@ impl Fixture {
         let clock = ManualClock::starting_at(start());
         let service =
             OnboardingService::new(Arc::clone(&store), clock.clone(), DomainConfig::default());
-        Self {
-            _dir: dir,
+        Some(Self {
             store,
             url,
             clock,
             service,
-        }
+            _database: database,
+        })
     }
 
     async fn projector(&self, page_size: usize) -> Projector {
@@ -126,7 +129,7 @@ proptest! {
     #[test]
     fn rebuild_equals_incremental(seed in any::<u8>(), chunks in 1usize..6, page_size in 1usize..50) {
         runtime().block_on(async {
-            let fixture = Fixture::new().await;
+            let fixture = Fixture::new(TestBackend::Sqlite).await.expect("SQLite is always there");
             let mut projector = fixture.projector(page_size).await;
             for chunk in 0..chunks {
                 fixture.random_history(seed.wrapping_add(chunk as u8), 20).await;
@@ -195,9 +198,10 @@ async fn take_live(fixture: &Fixture, portfolio: &str) {
         .expect("accepted");
 }
 
-#[tokio::test]
-async fn the_read_models_say_where_a_live_portfolio_stands() {
-    let fixture = Fixture::new().await;
+async fn the_read_models_say_where_a_live_portfolio_stands(backend: TestBackend) {
+    let Some(fixture) = Fixture::new(backend).await else {
+        return;
+    };
     take_live(&fixture, "4444").await;
     let mut projector = fixture.projector(100).await;
     assert_eq!(projector.lag().await.expect("lag"), 9);
@@ -237,9 +241,10 @@ async fn the_read_models_say_where_a_live_portfolio_stands() {
     assert!(read_models.status("9999").await.expect("query").is_none());
 }
 
-#[tokio::test]
-async fn a_projector_that_crashed_resumes_from_its_checkpoint() {
-    let fixture = Fixture::new().await;
+async fn a_projector_that_crashed_resumes_from_its_checkpoint(backend: TestBackend) {
+    let Some(fixture) = Fixture::new(backend).await else {
+        return;
+    };
     fixture.random_history(9, 60).await;
     let mut first = fixture.projector(7).await;
     // Project some pages, then "crash": the in-memory cache is lost, the committed checkpoint stays.
@@ -265,9 +270,10 @@ async fn a_projector_that_crashed_resumes_from_its_checkpoint() {
     assert_eq!(dump(rebuilt.read_models()).await, resumed);
 }
 
-#[tokio::test]
-async fn a_running_projector_follows_new_events() {
-    let fixture = Fixture::new().await;
+async fn a_running_projector_follows_new_events(backend: TestBackend) {
+    let Some(fixture) = Fixture::new(backend).await else {
+        return;
+    };
     let mut projector = fixture.projector(100).await;
     let read_models = projector.read_models().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -297,9 +303,10 @@ async fn a_running_projector_follows_new_events() {
     running.await.expect("the projector stopped cleanly");
 }
 
-#[tokio::test]
-async fn a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds_the_portfolio() {
-    let fixture = Fixture::new().await;
+async fn a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds_the_portfolio(backend: TestBackend) {
+    let Some(fixture) = Fixture::new(backend).await else {
+        return;
+    };
     take_live(&fixture, "4445").await;
     let portfolio = PortfolioId::parse("4445").expect("valid");
     let execute = |json: serde_json::Value| {
@@ -366,3 +373,78 @@ async fn a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds
         None
     );
 }
+
+/// A crash in the middle of a page, after the rows and before the checkpoint: neither is committed, and the
+/// resumed projector, redelivered the same events, ends exactly where a rebuild does.
+async fn a_crash_between_the_rows_and_the_checkpoint_commits_neither(backend: TestBackend) {
+    let Some(fixture) = Fixture::new(backend).await else {
+        return;
+    };
+    fixture.random_history(21, 45).await;
+    let mut first = fixture.projector(10).await;
+    first.catch_up(|_, _| {}).await.expect("projects");
+    let before = dump(first.read_models()).await;
+    let checkpoint = first
+        .read_models()
+        .checkpoint(mmonboard_projections::STATUS_PROJECTION)
+        .await
+        .expect("checkpoint");
+
+    fixture.random_history(22, 30).await;
+    first.read_models().fail_next_write_before_checkpoint();
+    let crashed = first.catch_up(|_, _| {}).await;
+    assert!(crashed.is_err(), "the injected failure surfaces");
+    assert_eq!(
+        dump(first.read_models()).await,
+        before,
+        "the rows of the failed batch were rolled back with it"
+    );
+    assert_eq!(
+        first
+            .read_models()
+            .checkpoint(mmonboard_projections::STATUS_PROJECTION)
+            .await
+            .expect("checkpoint"),
+        checkpoint,
+        "the checkpoint did not move"
+    );
+    drop(first);
+
+    let mut resumed = fixture.projector(10).await;
+    resumed.catch_up(|_, _| {}).await.expect("resumes");
+    let mut rebuilt = fixture.projector(1_000).await;
+    rebuilt.rebuild(|_, _| {}).await.expect("rebuilds");
+    assert_eq!(dump(resumed.read_models()).await, dump(rebuilt.read_models()).await);
+    assert_eq!(resumed.lag().await.expect("lag"), 0);
+}
+
+/// Each test on a fresh SQLite file and a fresh PostgreSQL database: `sqlite::<test>`, `postgres::<test>`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::TestBackend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::TestBackend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    the_read_models_say_where_a_live_portfolio_stands,
+    a_projector_that_crashed_resumes_from_its_checkpoint,
+    a_running_projector_follows_new_events,
+    a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds_the_portfolio,
+    a_crash_between_the_rows_and_the_checkpoint_commits_neither,
+);
