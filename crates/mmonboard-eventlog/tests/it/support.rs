@@ -142,3 +142,11 @@ macro_rules! current_thread_backend_tests {
     };
 }
 pub(crate) use current_thread_backend_tests;
+
+/// Closes a log shared with tasks that have all finished.
+pub async fn close_shared(log: std::sync::Arc<EventLog>) {
+    match std::sync::Arc::try_unwrap(log) {
+        Ok(log) => log.close().await,
+        Err(_) => panic!("the log is still shared when the test ends"),
+    }
+}
