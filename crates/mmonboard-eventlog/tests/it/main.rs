@@ -9,6 +9,7 @@ mod conformance;
 mod crash;
 mod large;
 mod open;
+mod skip;
 mod subscription;
 mod support;
 mod tamper;
