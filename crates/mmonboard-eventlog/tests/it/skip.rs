@@ -48,7 +48,7 @@ fn random_hold() -> CommitHold {
 }
 
 async fn no_subscriber_skips_an_event_while_commits_finish_out_of_order(database: &TestDatabase) {
-    assert!(TOTAL_EVENTS >= 10_000);
+    const { assert!(TOTAL_EVENTS >= 10_000) };
     let mut options = fast_options();
     options.sqlite.busy_timeout = Duration::from_secs(60);
     options.postgres.lock_timeout = Duration::from_secs(60);
