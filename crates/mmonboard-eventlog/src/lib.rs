@@ -1,7 +1,7 @@
 //! The append-only, hash-chained, tamper-evident event log of mmonboard. It stores opaque JSON
 //! payloads with a type name and schema version and knows nothing of the domain; the
 //! [`EventStore`] trait hides the backend so the embedded SQLite log ([`SqliteEventStore`], the
-//! default) and a later PostgreSQL log are interchangeable and pass one conformance suite.
+//! default) and the PostgreSQL log ([`PgEventStore`], for several instances on one store) are interchangeable and pass one conformance suite.
 
 mod backend;
 mod checkpoints;
@@ -10,8 +10,10 @@ mod companion;
 pub mod conformance;
 mod error;
 mod hash;
+mod hooks;
 mod log;
 mod model;
+mod postgres;
 mod sqlite;
 mod store;
 pub mod subscription;
@@ -23,11 +25,14 @@ pub use checkpoints::Checkpoints;
 pub use companion::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
 pub use hash::{GENESIS_HASH, chain_hash};
+#[doc(hidden)]
+pub use hooks::CommitHold;
 pub use log::{EventLog, LogOptions};
 pub use model::{
     AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, MAX_STREAM_ID_CHARS,
     NewEvent, RecordedEvent, StreamId, VerifyReport,
 };
+pub use postgres::{PgEventStore, PgOptions};
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
 pub use subscription::{DurableSubscription, HeadWatch, Subscription, SubscriptionOptions};

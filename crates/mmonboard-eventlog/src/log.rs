@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::backend::Backend;
 use crate::error::{AppendError, StoreError};
 use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
+use crate::postgres::{PgEventStore, PgOptions};
 use crate::sqlite::{SqliteEventStore, SqliteOptions};
 use crate::store::EventStore;
 use crate::subscription::HeadWatch;
@@ -18,11 +19,13 @@ use crate::subscription::HeadWatch;
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     pub sqlite: SqliteOptions,
+    pub postgres: PgOptions,
 }
 
 /// The event log on either backend.
 pub enum EventLog {
     Sqlite(SqliteEventStore),
+    Postgres(PgEventStore),
 }
 
 impl EventLog {
@@ -32,8 +35,8 @@ impl EventLog {
             Backend::Sqlite => Ok(Self::Sqlite(
                 SqliteEventStore::open(url, options.sqlite.clone()).await?,
             )),
-            Backend::Postgres => Err(StoreError::Invalid(
-                "the PostgreSQL event log is not available in this build".to_owned(),
+            Backend::Postgres => Ok(Self::Postgres(
+                PgEventStore::open(url, options.postgres.clone()).await?,
             )),
         }
     }
@@ -41,6 +44,7 @@ impl EventLog {
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
         }
     }
 
@@ -48,6 +52,7 @@ impl EventLog {
     pub async fn close(self) {
         match self {
             Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
         }
     }
 
@@ -55,6 +60,7 @@ impl EventLog {
     pub fn committed_batches(&self) -> u64 {
         match self {
             Self::Sqlite(store) => store.committed_batches(),
+            Self::Postgres(store) => store.committed_batches(),
         }
     }
 }
@@ -63,6 +69,7 @@ impl HeadWatch for EventLog {
     fn watch_head(&self) -> watch::Receiver<u64> {
         match self {
             Self::Sqlite(store) => store.watch_head(),
+            Self::Postgres(store) => store.watch_head(),
         }
     }
 }
@@ -71,6 +78,7 @@ impl EventStore for EventLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         match self {
             Self::Sqlite(store) => store.append(request).await,
+            Self::Postgres(store) => store.append(request).await,
         }
     }
 
@@ -81,6 +89,7 @@ impl EventStore for EventLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         match self {
             Self::Sqlite(store) => store.read_stream(stream_id, from_version).await,
+            Self::Postgres(store) => store.read_stream(stream_id, from_version).await,
         }
     }
 
@@ -91,12 +100,14 @@ impl EventStore for EventLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         match self {
             Self::Sqlite(store) => store.read_all(after_position, limit).await,
+            Self::Postgres(store) => store.read_all(after_position, limit).await,
         }
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         match self {
             Self::Sqlite(store) => store.stream_version(stream_id).await,
+            Self::Postgres(store) => store.stream_version(stream_id).await,
         }
     }
 
@@ -106,18 +117,21 @@ impl EventStore for EventLog {
     ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
         match self {
             Self::Sqlite(store) => store.find_command(command_id).await,
+            Self::Postgres(store) => store.find_command(command_id).await,
         }
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         match self {
             Self::Sqlite(store) => store.head_position().await,
+            Self::Postgres(store) => store.head_position().await,
         }
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         match self {
             Self::Sqlite(store) => store.verify().await,
+            Self::Postgres(store) => store.verify().await,
         }
     }
 }

@@ -21,10 +21,12 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::error::{AppendError, StoreError};
+use crate::hooks::CommitHold;
 use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
 use crate::store::{ChainVerifier, EventStore};
 use decode::ChunkDecoder;
-use writer::{AppendJob, PreparedAppend, Writer};
+pub(crate) use writer::PreparedAppend;
+use writer::{AppendJob, Writer};
 
 /// Events per fetched row: large enough that the per-query cost vanishes, small enough to bound
 /// one row to about a megabyte.
@@ -69,6 +71,9 @@ pub struct SqliteOptions {
     /// Bytes of the database file each connection maps into memory (SQLite `mmap_size`), so
     /// pages outside the cache are read without a system call each; 0 disables it.
     pub mmap_size: u64,
+    /// Test-only: holds each batch's transaction open between its insert and its COMMIT.
+    #[doc(hidden)]
+    pub hold_commit: Option<CommitHold>,
 }
 
 impl Default for SqliteOptions {
@@ -80,6 +85,7 @@ impl Default for SqliteOptions {
             max_batch: 256,
             read_cache_kib: 64 * 1024,
             mmap_size: 1 << 30,
+            hold_commit: None,
         }
     }
 }
@@ -147,6 +153,7 @@ impl SqliteEventStore {
             max_batch: options.max_batch,
             commits: Arc::clone(&commits),
             head: Arc::clone(&head),
+            hold_commit: options.hold_commit,
         };
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {
@@ -417,8 +424,8 @@ impl EventStore for SqliteEventStore {
 }
 
 /// Checks a request and turns it into what the writer stores, so the writer spends its time
-/// only on the database.
-fn prepare(request: AppendRequest) -> Result<PreparedAppend, StoreError> {
+/// only on the database. Shared with the PostgreSQL store: both accept exactly the same requests.
+pub(crate) fn prepare(request: AppendRequest) -> Result<PreparedAppend, StoreError> {
     if request.command_id != request.metadata.command_id {
         return Err(StoreError::Invalid(format!(
             "command id {} differs from the metadata's command id {}",

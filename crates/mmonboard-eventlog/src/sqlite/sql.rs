@@ -67,20 +67,30 @@ pub(crate) const BEGIN_AND_LOOKUP: &str = "BEGIN IMMEDIATE; \
        (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = value), NULL \
        FROM json_each(?2)";
 
+// The inserts of the group commit's second round trip, without and with the COMMIT.
+macro_rules! insert_rows {
+    () => {
+        "INSERT INTO events (global_position, stream_id, \
+         stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+         SELECT e ->> 0, e ->> 1, e ->> 2, e ->> 3, e ->> 4, e ->> 5, e ->> 6, e ->> 7, e ->> 8, \
+           unhex(e ->> 9) \
+         FROM (SELECT value AS e FROM json_each(?1)); \
+         INSERT INTO commands (command_id, stream_id, first_position, event_count, recorded_at) \
+         SELECT c ->> 0, c ->> 1, c ->> 2, c ->> 3, c ->> 4 \
+         FROM (SELECT value AS c FROM json_each(?2));"
+    };
+}
+
 /// Group commit, second round trip: insert the decided events (`?1`, a JSON array of
 /// `[global_position, stream_id, stream_version, event_id, event_type, schema_version, payload,
 /// metadata, recorded_at, hex(hash)]`) and commands (`?2`, `[command_id, stream_id,
 /// first_position, event_count, recorded_at]`), then commit. SQLite stops at the first failing
 /// statement, so a failed insert never reaches the COMMIT.
-pub(crate) const INSERT_AND_COMMIT: &str = "INSERT INTO events (global_position, stream_id, \
-     stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
-     SELECT e ->> 0, e ->> 1, e ->> 2, e ->> 3, e ->> 4, e ->> 5, e ->> 6, e ->> 7, e ->> 8, \
-       unhex(e ->> 9) \
-     FROM (SELECT value AS e FROM json_each(?1)); \
-     INSERT INTO commands (command_id, stream_id, first_position, event_count, recorded_at) \
-     SELECT c ->> 0, c ->> 1, c ->> 2, c ->> 3, c ->> 4 \
-     FROM (SELECT value AS c FROM json_each(?2)); \
-     COMMIT";
+pub(crate) const INSERT_AND_COMMIT: &str = concat!(insert_rows!(), " COMMIT");
+
+/// The inserts of [`INSERT_AND_COMMIT`] without its COMMIT, for the test-only hook that holds a
+/// commit open.
+pub(crate) const INSERT_ROWS: &str = insert_rows!();
 
 // The careful path: one request at a time under its own savepoint, used when a batch's bulk
 // insert hit a constraint, to find the guilty request and refuse it alone.

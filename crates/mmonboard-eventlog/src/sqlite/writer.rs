@@ -22,6 +22,7 @@ use super::sql;
 use super::{read_command_events, to_i64};
 use crate::error::{AppendError, StoreError};
 use crate::hash::{CanonicalEvent, GENESIS_HASH};
+use crate::hooks::CommitHold;
 use crate::model::{
     AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
@@ -96,6 +97,8 @@ pub(crate) struct Writer {
     pub commits: Arc<AtomicU64>,
     /// The log's head as this writer last committed it: subscribers wait on it instead of polling.
     pub head: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Test-only: when set, the insert and the COMMIT go as two statements with this wait between.
+    pub hold_commit: Option<CommitHold>,
 }
 
 impl Writer {
@@ -183,13 +186,28 @@ impl Writer {
             json_array(&decided.event_rows),
             json_array(&decided.command_rows),
         ) {
-            (Ok(events), Ok(commands)) => {
-                sqlx::query(sql::INSERT_AND_COMMIT)
-                    .bind(events)
-                    .bind(commands)
-                    .execute(&mut self.connection)
-                    .await
-            }
+            (Ok(events), Ok(commands)) => match &self.hold_commit {
+                None => {
+                    sqlx::query(sql::INSERT_AND_COMMIT)
+                        .bind(events)
+                        .bind(commands)
+                        .execute(&mut self.connection)
+                        .await
+                }
+                Some(hold) => {
+                    let inserted = sqlx::query(sql::INSERT_ROWS)
+                        .bind(events)
+                        .bind(commands)
+                        .execute(&mut self.connection)
+                        .await;
+                    if inserted.is_ok() {
+                        hold.wait().await;
+                        sqlx::query(sql::COMMIT).execute(&mut self.connection).await
+                    } else {
+                        inserted
+                    }
+                }
+            },
             (Err(error), _) | (_, Err(error)) => {
                 self.rollback().await;
                 return FastOutcome::Failed(error);

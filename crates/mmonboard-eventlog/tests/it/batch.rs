@@ -1,17 +1,29 @@
-//! Group commit: concurrent appends share one transaction, yet each request succeeds or fails
-//! on its own, as if the batch's requests had run one after another.
+//! Group commit, on each backend: concurrent appends share one transaction, yet each request succeeds
+//! or fails on its own, as if the batch's requests had run one after another.
 
 use mmonboard_eventlog::conformance::{append_ok, assert_conflict, events, request, unique_stream};
 use mmonboard_eventlog::{AppendError, AppendOutcome, EventStore, ExpectedVersion, StoreError};
 
-use crate::support::TempLog;
+use mmonboard_eventlog::testing::{TestBackend, TestDatabase};
+
+use crate::support::{current_thread_backend_tests, execute_raw, open_log_with};
+
+/// Durable options: group commit is about sharing the durable commit.
+async fn open(database: &TestDatabase) -> mmonboard_eventlog::EventLog {
+    open_log_with(database, &mmonboard_eventlog::LogOptions::default()).await
+}
+
+current_thread_backend_tests!(
+    one_batch_serializes_requests_on_the_same_stream,
+    a_failing_request_is_rolled_back_alone,
+    malformed_requests_are_refused,
+    a_constraint_hit_by_the_insert_refuses_that_request_alone,
+);
 
 /// On the current-thread runtime, `join!` sends every request before the writer task can
 /// run, so they all land in one batch.
-#[tokio::test]
-async fn one_batch_serializes_requests_on_the_same_stream() {
-    let log = TempLog::new();
-    let store = log.open().await;
+async fn one_batch_serializes_requests_on_the_same_stream(database: &TestDatabase) {
+    let store = open(database).await;
     let stream = unique_stream("batched");
     let other = unique_stream("batched-other");
     let commits_before = store.committed_batches();
@@ -41,10 +53,8 @@ async fn one_batch_serializes_requests_on_the_same_stream() {
 
 /// A request that fails inside the batch (a duplicate event id) is rolled back alone: the
 /// requests before and after it in the same transaction land, and it leaves no trace.
-#[tokio::test]
-async fn a_failing_request_is_rolled_back_alone() {
-    let log = TempLog::new();
-    let store = log.open().await;
+async fn a_failing_request_is_rolled_back_alone(database: &TestDatabase) {
+    let store = open(database).await;
     let seed = unique_stream("seed");
     let seeded = append_ok(&store, request(&seed, ExpectedVersion::NoStream, events(1))).await;
 
@@ -126,10 +136,8 @@ async fn a_failing_request_is_rolled_back_alone() {
 }
 
 /// Refused before reaching the writer: nothing is appended.
-#[tokio::test]
-async fn malformed_requests_are_refused() {
-    let log = TempLog::new();
-    let store = log.open().await;
+async fn malformed_requests_are_refused(database: &TestDatabase) {
+    let store = open(database).await;
     let stream = unique_stream("invalid");
 
     let mut not_json = request(&stream, ExpectedVersion::Any, events(2));
@@ -148,5 +156,68 @@ async fn malformed_requests_are_refused() {
         }
     }
     assert_eq!(store.head_position().await.expect("head"), 0);
+    store.close().await;
+}
+
+/// When the batch's insert itself hits a constraint (here one a test adds: no `Forbidden` events), the
+/// batch is redone one request per savepoint: the guilty request alone is refused, with nothing of it
+/// left, and the others land gap-free around it.
+async fn a_constraint_hit_by_the_insert_refuses_that_request_alone(database: &TestDatabase) {
+    let store = open(database).await;
+    let forbid = match database.backend() {
+        TestBackend::Sqlite => {
+            "CREATE TRIGGER test_forbidden BEFORE INSERT ON events WHEN NEW.event_type = 'Forbidden' \
+             BEGIN SELECT RAISE(ABORT, 'forbidden event type'); END"
+        }
+        TestBackend::Postgres => {
+            "ALTER TABLE events ADD CONSTRAINT test_forbidden CHECK (event_type <> 'Forbidden')"
+        }
+    };
+    execute_raw(database, forbid)
+        .await
+        .expect("the constraint is added");
+    let stream = unique_stream("careful");
+    let first = request(&stream, ExpectedVersion::NoStream, events(2));
+    let mut forbidden = request(&unique_stream("forbidden"), ExpectedVersion::Any, events(2));
+    forbidden.events[1].event_type = "Forbidden".to_owned();
+    let after = request(&stream, ExpectedVersion::Exact(2), events(1));
+    let commits_before = store.committed_batches();
+    let (first_result, forbidden_result, after_result) = tokio::join!(
+        store.append(first),
+        store.append(forbidden.clone()),
+        store.append(after),
+    );
+    assert_eq!(
+        store.committed_batches() - commits_before,
+        1,
+        "one transaction"
+    );
+    let first_events = first_result.expect("the first lands").into_events();
+    match forbidden_result {
+        Err(AppendError::Store(StoreError::Database(_))) => {}
+        other => panic!("expected the constraint's refusal, got {other:?}"),
+    }
+    let after_events = after_result.expect("the one after lands").into_events();
+    assert_eq!(
+        after_events[0].global_position,
+        first_events[1].global_position + 1,
+        "gap-free around the refused request"
+    );
+    assert_eq!(
+        store
+            .find_command(forbidden.command_id)
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        store
+            .stream_version(&forbidden.stream_id)
+            .await
+            .expect("version"),
+        0
+    );
+    assert_eq!(store.head_position().await.expect("head"), 3);
+    assert!(store.verify().await.expect("verify").is_intact());
     store.close().await;
 }

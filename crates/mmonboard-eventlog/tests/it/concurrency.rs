@@ -1,23 +1,29 @@
-//! Many writers on one stream, and two stores (as two processes would) on one file: no update
-//! is lost, versions stay contiguous, and the chain stays intact.
+//! Many writers on one stream, and two stores (as two processes would) on one database, on each backend:
+//! no update is lost, versions stay contiguous, and the chain stays intact.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use mmonboard_eventlog::conformance::{events, request, unique_stream};
+use mmonboard_eventlog::testing::TestDatabase;
 use mmonboard_eventlog::{
-    AppendError, AppendOutcome, EventStore, ExpectedVersion, SqliteEventStore, StreamId,
+    AppendError, AppendOutcome, EventLog, EventStore, ExpectedVersion, StreamId, backend_tests,
 };
 use uuid::Uuid;
 
-use crate::support::TempLog;
+use crate::support::{close_shared, open_log};
+
+backend_tests!(
+    eight_writers_on_one_stream_lose_nothing,
+    two_stores_on_one_database_lose_nothing,
+);
 
 /// Enough for any fair interleaving; a livelock would exhaust it and fail the test.
 const MAX_ATTEMPTS: usize = 100_000;
 
 /// Appends one event decided on the version just read, retrying on conflict as a command
 /// handler does; returns the event id.
-async fn append_with_retry(store: &SqliteEventStore, stream: &StreamId) -> Uuid {
+async fn append_with_retry(store: &EventLog, stream: &StreamId) -> Uuid {
     for _ in 0..MAX_ATTEMPTS {
         let version = store.stream_version(stream).await.expect("stream_version");
         let request = request(stream, ExpectedVersion::Exact(version), events(1));
@@ -34,7 +40,7 @@ async fn append_with_retry(store: &SqliteEventStore, stream: &StreamId) -> Uuid 
     panic!("no append landed in {MAX_ATTEMPTS} attempts");
 }
 
-async fn assert_contiguous(store: &SqliteEventStore, stream: &StreamId, appended: &HashSet<Uuid>) {
+async fn assert_contiguous(store: &EventLog, stream: &StreamId, appended: &HashSet<Uuid>) {
     let read = store.read_stream(stream, 0).await.expect("read_stream");
     let versions: Vec<u64> = read.iter().map(|event| event.stream_version).collect();
     let expected: Vec<u64> = (1..=appended.len() as u64).collect();
@@ -46,10 +52,8 @@ async fn assert_contiguous(store: &SqliteEventStore, stream: &StreamId, appended
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eight_writers_on_one_stream_lose_nothing() {
-    let log = TempLog::new();
-    let store = Arc::new(log.open_fast().await);
+async fn eight_writers_on_one_stream_lose_nothing(database: &TestDatabase) {
+    let store = Arc::new(open_log(database).await);
     let stream = unique_stream("contended");
     let mut writers = Vec::new();
     for _ in 0..8 {
@@ -75,13 +79,12 @@ async fn eight_writers_on_one_stream_lose_nothing() {
     let report = store.verify().await.expect("verify");
     assert_eq!(report.first_break, None);
     assert_eq!(report.events_checked, 1600);
+    close_shared(store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_stores_on_one_file_lose_nothing() {
-    let log = TempLog::new();
-    let first = Arc::new(log.open_fast().await);
-    let second = Arc::new(log.open_fast().await);
+async fn two_stores_on_one_database_lose_nothing(database: &TestDatabase) {
+    let first = Arc::new(open_log(database).await);
+    let second = Arc::new(open_log(database).await);
     let shared = unique_stream("shared");
     let mut writers = Vec::new();
     for writer in 0..8 {
@@ -118,4 +121,6 @@ async fn two_stores_on_one_file_lose_nothing() {
         assert_eq!(report.first_break, None);
         assert_eq!(report.events_checked, 640);
     }
+    close_shared(first).await;
+    close_shared(second).await;
 }

@@ -1,24 +1,25 @@
-//! The backend-agnostic suite, each check on a fresh SQLite log.
+//! The backend-agnostic suite, each check on a fresh log of each backend.
 
+use mmonboard_eventlog::backend_tests;
 use mmonboard_eventlog::conformance;
+use mmonboard_eventlog::testing::TestDatabase;
 
-use crate::support::TempLog;
+use crate::support::open_log;
 
-macro_rules! conformance_tests {
+macro_rules! conformance_checks {
     ($($check:ident),* $(,)?) => {
         $(
-            #[tokio::test]
-            async fn $check() {
-                let log = TempLog::new();
-                let store = log.open().await;
-                conformance::$check(&store).await;
-                store.close().await;
+            async fn $check(database: &TestDatabase) {
+                let log = open_log(database).await;
+                conformance::$check(&log).await;
+                log.close().await;
             }
         )*
+        backend_tests!($($check),*);
     };
 }
 
-conformance_tests!(
+conformance_checks!(
     append_and_read_round_trip,
     expected_versions,
     conflict_appends_nothing,
@@ -31,11 +32,11 @@ conformance_tests!(
 );
 
 /// The checks also hold one after another on a log that is not empty.
-#[tokio::test]
-async fn run_all_on_one_log() {
-    let log = TempLog::new();
-    let store = log.open().await;
-    conformance::run_all(&store).await;
-    conformance::run_all(&store).await;
-    store.close().await;
+async fn run_all_on_one_log(database: &TestDatabase) {
+    let log = open_log(database).await;
+    conformance::run_all(&log).await;
+    conformance::run_all(&log).await;
+    log.close().await;
 }
+
+backend_tests!(run_all_on_one_log);

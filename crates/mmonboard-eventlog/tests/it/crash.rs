@@ -1,17 +1,19 @@
-//! A process killed with SIGKILL in the middle of appending leaves whole commands or nothing: the log
+//! A process killed with SIGKILL in the middle of appending leaves whole commands or nothing, on each
+//! backend: the log
 //! verifies intact and every stream holds a whole number of its three-event commands. The test binary
 //! re-runs itself as the writer (`crash_writer_child`, which does nothing unless told to by the parent).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mmonboard_eventlog::testing::TestDatabase;
 use mmonboard_eventlog::{
-    AppendRequest, EventMetadata, EventStore, ExpectedVersion, NewEvent, SqliteEventStore,
-    SqliteOptions, StreamId,
+    AppendRequest, EventLog, EventMetadata, EventStore, ExpectedVersion, LogOptions, NewEvent,
+    StreamId, backend_tests,
 };
 use uuid::Uuid;
 
-use crate::support::TempLog;
+backend_tests!(a_writer_killed_mid_append_leaves_whole_commands_only);
 
 const CHILD_DATABASE: &str = "MMONBOARD_CRASH_CHILD_DATABASE";
 const EVENTS_PER_COMMAND: usize = 3;
@@ -51,7 +53,7 @@ async fn crash_writer_child() {
         return; // Run by the parent test only.
     };
     let store = std::sync::Arc::new(
-        SqliteEventStore::open(&url, SqliteOptions::default())
+        EventLog::open(&url, &LogOptions::default())
             .await
             .expect("opens"),
     );
@@ -75,21 +77,24 @@ async fn crash_writer_child() {
     }
 }
 
-#[tokio::test]
-async fn a_writer_killed_mid_append_leaves_whole_commands_only() {
-    let log = TempLog::new();
-    // Create the schema first so the child and this test agree on the file.
-    log.open().await.close().await;
+async fn a_writer_killed_mid_append_leaves_whole_commands_only(database: &TestDatabase) {
+    let open = || async {
+        EventLog::open(database.url(), &LogOptions::default())
+            .await
+            .expect("the log opens")
+    };
+    // Create the schema first so the child and this test agree on the database.
+    open().await.close().await;
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "crash::crash_writer_child", "--nocapture"])
-        .env(CHILD_DATABASE, log.url())
+        .env(CHILD_DATABASE, database.url())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("the writer starts");
 
     // Await a condition with a deadline: the child has committed a good number of events.
-    let observer = log.open().await;
+    let observer = open().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while observer.head_position().await.expect("head") < 600 {
         assert!(Instant::now() < deadline, "the writer never got going");
@@ -103,7 +108,7 @@ async fn a_writer_killed_mid_append_leaves_whole_commands_only() {
     child.kill().expect("SIGKILL delivered");
     child.wait().expect("the writer is gone");
 
-    let store = log.open().await;
+    let store = open().await;
     let report = store.verify().await.expect("verifies");
     assert!(
         report.first_break.is_none(),

@@ -1,6 +1,7 @@
-//! Integration tests of the event log, one binary: the shared conformance suite run against
-//! the SQLite store, plus what only SQLite has (processes sharing a file, its write lock,
-//! tampering with the file, group commit).
+//! Integration tests of the event log, one binary: the shared conformance suite and every
+//! backend-neutral promise (group commit, concurrency, crashes, tampering, the skip test) run on
+//! both backends, plus what only one backend has (SQLite's file lock and busy timeout,
+//! PostgreSQL's NOTIFY listener and cross-backend hashes).
 
 mod batch;
 mod busy;
@@ -9,6 +10,8 @@ mod conformance;
 mod crash;
 mod large;
 mod open;
+mod postgres;
+mod skip;
 mod subscription;
 mod support;
 mod tamper;

@@ -1,14 +1,24 @@
-//! Tampering with the file behind the log's back: the triggers refuse it, and when they are
-//! dropped first, verify finds the first broken place.
+//! Tampering behind the log's back, on each backend: the triggers refuse updates, deletes (and on
+//! PostgreSQL truncation), and when they are dropped or disabled first (as the file's owner or a
+//! superuser can), verify finds the first broken place.
 
 use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
-use mmonboard_eventlog::{EventStore, ExpectedVersion, SqliteEventStore};
+use mmonboard_eventlog::testing::{TestBackend, TestDatabase};
+use mmonboard_eventlog::{EventLog, EventStore, ExpectedVersion, backend_tests};
 
-use crate::support::{TempLog, execute};
+use crate::support::{execute_raw, open_log};
+
+backend_tests!(
+    the_triggers_refuse_updates_and_deletes,
+    an_edited_payload_breaks_the_chain_there,
+    a_deleted_event_is_reported_at_the_gap,
+    a_truncated_tail_is_reported,
+    a_renumbered_event_is_reported,
+);
 
 /// Ten events on two streams, positions 1..=10.
-async fn ten_events(log: &TempLog) -> SqliteEventStore {
-    let store = log.open_fast().await;
+async fn ten_events(database: &TestDatabase) -> EventLog {
+    let store = open_log(database).await;
     let first = unique_stream("tamper-a");
     let second = unique_stream("tamper-b");
     append_ok(
@@ -36,19 +46,34 @@ async fn ten_events(log: &TempLog) -> SqliteEventStore {
     store
 }
 
-#[tokio::test]
-async fn the_triggers_refuse_updates_and_deletes() {
-    let log = TempLog::new();
-    let store = ten_events(&log).await;
-    let mut raw = log.raw_connection().await;
-    for sql in [
+/// Runs `sql` with the append-only triggers out of the way: dropped on SQLite, disabled for the
+/// statement's transaction on PostgreSQL.
+async fn tamper(database: &TestDatabase, trigger: &str, sql: &str) {
+    let sql = match database.backend() {
+        TestBackend::Sqlite => format!("DROP TRIGGER {trigger}; {sql}"),
+        TestBackend::Postgres => format!(
+            "BEGIN; ALTER TABLE events DISABLE TRIGGER {trigger}; {sql}; \
+             ALTER TABLE events ENABLE TRIGGER {trigger}; COMMIT"
+        ),
+    };
+    execute_raw(database, &sql)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+}
+
+async fn the_triggers_refuse_updates_and_deletes(database: &TestDatabase) {
+    let store = ten_events(database).await;
+    let mut refused = vec![
         "UPDATE events SET payload = '{}' WHERE global_position = 3",
         "DELETE FROM events WHERE global_position = 10",
         "UPDATE commands SET event_count = 0",
         "DELETE FROM commands",
-    ] {
-        let error = sqlx::query(sql)
-            .execute(&mut raw)
+    ];
+    if database.backend() == TestBackend::Postgres {
+        refused.extend(["TRUNCATE events CASCADE", "TRUNCATE commands"]);
+    }
+    for sql in refused {
+        let error = execute_raw(database, sql)
             .await
             .expect_err("an append-only table refuses the change");
         assert!(
@@ -57,16 +82,15 @@ async fn the_triggers_refuse_updates_and_deletes() {
         );
     }
     assert!(store.verify().await.expect("verify").is_intact());
+    assert_eq!(store.head_position().await.expect("head"), 10);
+    store.close().await;
 }
 
-#[tokio::test]
-async fn an_edited_payload_breaks_the_chain_there() {
-    let log = TempLog::new();
-    let store = ten_events(&log).await;
-    let mut raw = log.raw_connection().await;
-    execute(&mut raw, "DROP TRIGGER events_no_update").await;
-    execute(
-        &mut raw,
+async fn an_edited_payload_breaks_the_chain_there(database: &TestDatabase) {
+    let store = ten_events(database).await;
+    tamper(
+        database,
+        "events_no_update",
         r#"UPDATE events SET payload = '{"n": 999}' WHERE global_position = 4"#,
     )
     .await;
@@ -79,15 +103,17 @@ async fn an_edited_payload_breaks_the_chain_there() {
         chain_break.reason
     );
     assert_eq!(report.head.map(|(position, _)| position), Some(3));
+    store.close().await;
 }
 
-#[tokio::test]
-async fn a_deleted_event_is_reported_at_the_gap() {
-    let log = TempLog::new();
-    let store = ten_events(&log).await;
-    let mut raw = log.raw_connection().await;
-    execute(&mut raw, "DROP TRIGGER events_no_delete").await;
-    execute(&mut raw, "DELETE FROM events WHERE global_position = 6").await;
+async fn a_deleted_event_is_reported_at_the_gap(database: &TestDatabase) {
+    let store = ten_events(database).await;
+    tamper(
+        database,
+        "events_no_delete",
+        "DELETE FROM events WHERE global_position = 6",
+    )
+    .await;
     let chain_break = store
         .verify()
         .await
@@ -96,15 +122,17 @@ async fn a_deleted_event_is_reported_at_the_gap() {
         .expect("a break");
     assert_eq!(chain_break.global_position, 6);
     assert!(chain_break.reason.contains("gap"), "{}", chain_break.reason);
+    store.close().await;
 }
 
-#[tokio::test]
-async fn a_truncated_tail_is_reported() {
-    let log = TempLog::new();
-    let store = ten_events(&log).await;
-    let mut raw = log.raw_connection().await;
-    execute(&mut raw, "DROP TRIGGER events_no_delete").await;
-    execute(&mut raw, "DELETE FROM events WHERE global_position >= 9").await;
+async fn a_truncated_tail_is_reported(database: &TestDatabase) {
+    let store = ten_events(database).await;
+    tamper(
+        database,
+        "events_no_delete",
+        "DELETE FROM events WHERE global_position >= 9",
+    )
+    .await;
     let chain_break = store
         .verify()
         .await
@@ -117,17 +145,15 @@ async fn a_truncated_tail_is_reported() {
         "{}",
         chain_break.reason
     );
+    store.close().await;
 }
 
-#[tokio::test]
-async fn a_renumbered_event_is_reported() {
-    let log = TempLog::new();
-    let store = ten_events(&log).await;
-    let mut raw = log.raw_connection().await;
-    execute(&mut raw, "DROP TRIGGER events_no_update").await;
+async fn a_renumbered_event_is_reported(database: &TestDatabase) {
+    let store = ten_events(database).await;
     // The last event of its stream (version 7) claims version 8.
-    execute(
-        &mut raw,
+    tamper(
+        database,
+        "events_no_update",
         "UPDATE events SET stream_version = 8 WHERE global_position = 9",
     )
     .await;
@@ -143,4 +169,5 @@ async fn a_renumbered_event_is_reported() {
         "{}",
         chain_break.reason
     );
+    store.close().await;
 }

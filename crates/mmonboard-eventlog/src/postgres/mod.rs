@@ -1,0 +1,548 @@
+//! The PostgreSQL event log, for several instances sharing one store. One writer task per store commits
+//! whatever appends are pending as one transaction (group commit, see [`writer`]); a pool serves reads;
+//! a listener task moves [`PgEventStore::watch_head`] when any process commits.
+//!
+//! **Readers never skip an event.** Positions come from no sequence: the writer opens each batch's
+//! transaction with `LOCK TABLE events IN EXCLUSIVE MODE`, held until its COMMIT, and only then reads the
+//! head, the stream versions and the known command ids (each statement of a READ COMMITTED transaction
+//! takes a fresh snapshot, so these see every commit made under the lock before). It numbers the events
+//! head + 1, head + 2, … and chains each hash over the hash of the event before it as committed. So the
+//! batch holding position n+1 can only take the lock after the batch holding n has committed: PostgreSQL
+//! makes a transaction visible before it releases its locks. Commit visibility order is therefore lock
+//! order is position order, and every snapshot a reader takes sees exactly positions 1..=k for some k:
+//! a reader that has seen n+1 has seen n, so paging `read_all` after the last position read (and
+//! checkpointing it) can never pass over an event that commits later. Readers never wait for the lock
+//! (EXCLUSIVE does not conflict with ACCESS SHARE); writers of several processes queue on it, which is the
+//! price of a gap-free total order, paid once per batch rather than per command.
+//!
+//! Wake-ups: each commit queues `NOTIFY mmonboard_events, '<head>'` inside its transaction, delivered only
+//! if it commits. A notification only says "look again": subscriptions also poll, so a lost or reordered
+//! notification (the listener reconnecting, say) delays a wake-up and never loses an event.
+
+mod sql;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::DateTime;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, PgConnection, Row};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::backend::redact_url;
+use crate::error::{AppendError, StoreError};
+use crate::hooks::CommitHold;
+use crate::model::{
+    AppendOutcome, AppendRequest, EventMetadata, RecordedEvent, StreamId, VerifyReport,
+};
+use crate::sqlite::prepare;
+use crate::store::{ChainVerifier, EventStore};
+use crate::subscription::HeadWatch;
+use writer::{AppendJob, Writer};
+
+/// Events per page of `verify`'s walk.
+const VERIFY_PAGE: i64 = 4096;
+
+/// How the PostgreSQL log is opened; [`Default`] suits a server.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections of the read pool.
+    pub read_connections: u32,
+    /// The most appends committed in one transaction.
+    pub max_batch: usize,
+    /// How long a batch waits for the log's write lock (held by another process's batch) before it fails
+    /// with [`StoreError::Busy`].
+    pub lock_timeout: Duration,
+    /// Test-only: holds each batch's transaction open between its insert and its COMMIT.
+    #[doc(hidden)]
+    pub hold_commit: Option<CommitHold>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            read_connections: 4,
+            max_batch: 256,
+            lock_timeout: Duration::from_secs(5),
+            hold_commit: None,
+        }
+    }
+}
+
+/// The PostgreSQL event log. Dropping it stops the writer once the appends already sent are committed;
+/// [`PgEventStore::close`] also waits for that.
+pub struct PgEventStore {
+    appends: mpsc::Sender<AppendJob>,
+    writer: JoinHandle<()>,
+    readers: PgPool,
+    listener: ListenerTask,
+    commits: Arc<AtomicU64>,
+    head: Arc<watch::Sender<u64>>,
+}
+
+impl PgEventStore {
+    /// Connects to the database at `url` (`postgres://…` or `postgresql://…`), migrates it (migrations
+    /// table `_sqlx_migrations`; sqlx serialises concurrent migrators with an advisory lock) and starts the
+    /// writer and the listener.
+    pub async fn open(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        if options.max_batch == 0 || options.read_connections == 0 {
+            return Err(StoreError::Invalid(
+                "max_batch and read_connections must be at least 1".to_owned(),
+            ));
+        }
+        let connect = PgConnectOptions::from_str(url).map_err(|error| {
+            StoreError::Invalid(format!("bad PostgreSQL URL: {}", redact_url(url, &error)))
+        })?;
+        let mut connection = writer::connect(&connect, options.lock_timeout).await?;
+        // `run_direct` (what `run` calls: all pending migrations, none skipped) on one connection: `run`
+        // goes through `Acquire`, whose higher-ranked bounds make this future not `Send`.
+        sqlx::migrate!("./migrations/postgres")
+            .run_direct(None, &mut connection, false)
+            .await?;
+
+        let readers = PgPoolOptions::new()
+            .max_connections(options.read_connections)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .connect_with(
+                connect
+                    .clone()
+                    .application_name("mmonboard-eventlog-reader"),
+            )
+            .await?;
+        let head = Arc::new(watch::Sender::new(0));
+        // Listening before the head is first read: a commit in between is then announced, not missed.
+        let listener = ListenerTask::start(&connect, readers.clone(), Arc::clone(&head)).await?;
+
+        let (appends, receiver) = mpsc::channel(options.max_batch.saturating_mul(2));
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            connection: Some(connection),
+            connect,
+            lock_timeout: options.lock_timeout,
+            max_batch: options.max_batch,
+            hold_commit: options.hold_commit,
+            commits: Arc::clone(&commits),
+            head: Arc::clone(&head),
+        };
+        let writer = tokio::spawn(writer.run(receiver));
+        let store = Self {
+            appends,
+            writer,
+            readers,
+            listener,
+            commits,
+            head,
+        };
+        let current_head = store.head_position().await?;
+        advance(&store.head, current_head);
+        Ok(store)
+    }
+
+    /// Stops accepting appends, waits until the writer has committed the ones already sent and closed its
+    /// connection, then stops the listener and closes the read pool.
+    pub async fn close(self) {
+        let Self {
+            appends,
+            writer,
+            readers,
+            listener,
+            ..
+        } = self;
+        drop(appends);
+        let _ = writer.await;
+        listener.stop().await;
+        readers.close().await;
+    }
+
+    /// Write transactions committed by this store so far; with many concurrent appenders it grows slower
+    /// than the number of appends (group commit).
+    pub fn committed_batches(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// The head position as this store last committed or heard of it: its own commits move it at once,
+    /// other processes' commits when their notification arrives.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// Appends waiting for the writer.
+    pub fn pending_appends(&self) -> usize {
+        self.appends.max_capacity() - self.appends.capacity()
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        self.readers.acquire().await.map_err(closed_or)
+    }
+}
+
+impl HeadWatch for PgEventStore {
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        PgEventStore::watch_head(self)
+    }
+}
+
+impl EventStore for PgEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let append = prepare(request)?;
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(AppendJob { append, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Ok(from) = i64::try_from(from_version) else {
+            return Ok(Vec::new());
+        };
+        let mut connection = self.reader().await?;
+        let query = sqlx::query(sql::READ_STREAM)
+            .bind(stream_id.as_str())
+            .bind(from);
+        collect_events(&mut connection, query, usize::MAX).await
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Ok(after) = i64::try_from(after_position) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.reader().await?;
+        read_all_on(&mut connection, after, limit).await
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
+        let mut connection = self.reader().await?;
+        let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
+            .bind(stream_id.as_str())
+            .fetch_one(&mut *connection)
+            .await?;
+        non_negative(version, 0)
+    }
+
+    async fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        let mut connection = self.reader().await?;
+        let row = sqlx::query(sql::FIND_COMMAND)
+            .bind(command_id.hyphenated().to_string())
+            .fetch_optional(&mut *connection)
+            .await?;
+        match row {
+            Some(row) => {
+                let events =
+                    read_command_events(&mut connection, row.try_get(0)?, row.try_get(1)?).await?;
+                Ok(Some(events))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        let mut connection = self.reader().await?;
+        head_position_on(&mut connection).await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut connection = self.reader().await?;
+        // Read first: a command row commits with its events, so every position it claims must be found
+        // by the walk that follows, however many appends land meanwhile.
+        let last_commanded: i64 = sqlx::query_scalar(sql::LAST_COMMANDED_POSITION)
+            .fetch_one(&mut *connection)
+            .await?;
+        let mut verifier = ChainVerifier::new();
+        let mut decoder = RowDecoder::default();
+        let mut after = 0_i64;
+        'pages: loop {
+            let mut rows = sqlx::query(sql::READ_ALL)
+                .bind(after)
+                .bind(VERIFY_PAGE)
+                .fetch(&mut *connection);
+            let mut count = 0;
+            while let Some(row) = rows.try_next().await? {
+                count += 1;
+                match decoder.decode(&row) {
+                    Ok((event, metadata)) => {
+                        verifier.check(&event, &metadata);
+                        after = to_i64(event.global_position)?;
+                    }
+                    Err(StoreError::Corrupt {
+                        global_position,
+                        reason,
+                    }) => {
+                        verifier.undecodable(global_position, reason);
+                        break 'pages;
+                    }
+                    Err(error) => return Err(error),
+                }
+                if verifier.is_broken() {
+                    break 'pages;
+                }
+            }
+            if count < VERIFY_PAGE {
+                break;
+            }
+        }
+        verifier.expect_last_position(u64::try_from(last_commanded).unwrap_or(0));
+        Ok(verifier.finish())
+    }
+}
+
+/// Moves the watched head forward (never back: notifications may arrive out of order).
+fn advance(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|current| {
+        let moved = position > *current;
+        *current = (*current).max(position);
+        moved
+    });
+}
+
+/// A closed pool means a closed store.
+fn closed_or(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::PoolClosed => StoreError::Closed,
+        error => error.into(),
+    }
+}
+
+async fn head_position_on(connection: &mut PgConnection) -> Result<u64, StoreError> {
+    let head: i64 = sqlx::query_scalar(sql::HEAD_POSITION)
+        .fetch_one(&mut *connection)
+        .await?;
+    non_negative(head, 0)
+}
+
+async fn read_all_on(
+    connection: &mut PgConnection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let query = sqlx::query(sql::READ_ALL)
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    collect_events(connection, query, limit).await
+}
+
+/// Runs an event query and decodes its rows as they arrive.
+async fn collect_events<'q>(
+    connection: &mut PgConnection,
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    expected: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut decoder = RowDecoder::default();
+    let mut events = Vec::with_capacity(expected.min(4096));
+    let mut rows = connection.fetch(query);
+    while let Some(row) = rows.try_next().await? {
+        events.push(decoder.decode(&row)?.0);
+    }
+    Ok(events)
+}
+
+/// The events of a command found in `commands`: they occupy consecutive positions.
+pub(crate) async fn read_command_events(
+    connection: &mut PgConnection,
+    first_position: Option<i64>,
+    event_count: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let Some(first_position) = first_position else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        global_position: u64::try_from(first_position).unwrap_or(0),
+        reason,
+    };
+    let count = usize::try_from(event_count)
+        .map_err(|_| corrupt(format!("a command records {event_count} events")))?;
+    let query = sqlx::query(sql::READ_RANGE)
+        .bind(first_position)
+        .bind(event_count);
+    let events = collect_events(connection, query, count).await?;
+    let contiguous = events
+        .iter()
+        .zip(first_position..)
+        .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
+    if events.len() != count || !contiguous {
+        return Err(corrupt(format!(
+            "a command's {count} events are not all at positions from {first_position} on"
+        )));
+    }
+    Ok(events)
+}
+
+/// Decodes event rows (columns as [`sql::READ_ALL`] selects them), keeping the last stream id and
+/// metadata seen: consecutive events usually share them (one stream, one command), and reusing them saves
+/// an allocation and a JSON parse per event.
+#[derive(Default)]
+struct RowDecoder {
+    last_stream: Option<StreamId>,
+    last_metadata: Option<(String, EventMetadata)>,
+}
+
+impl RowDecoder {
+    /// The event and its metadata text exactly as stored (which the chain hash covers).
+    fn decode(&mut self, row: &PgRow) -> Result<(RecordedEvent, String), StoreError> {
+        let position: i64 = row.try_get(0)?;
+        let global_position = non_negative(position, 0)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            global_position,
+            reason,
+        };
+        let stream_id: &str = row.try_get(1)?;
+        let stream_id = match &self.last_stream {
+            Some(last) if last.as_str() == stream_id => last.clone(),
+            _ => {
+                let parsed =
+                    StreamId::parse(stream_id).map_err(|error| corrupt(error.to_string()))?;
+                self.last_stream = Some(parsed.clone());
+                parsed
+            }
+        };
+        let stream_version: i64 = row.try_get(2)?;
+        let event_id: &[u8] = row.try_get(3)?;
+        let event_id = Uuid::from_slice(event_id)
+            .map_err(|_| corrupt("the event id is not 16 bytes".to_owned()))?;
+        let schema_version: i64 = row.try_get(5)?;
+        let schema_version = u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("bad schema version {schema_version}")))?;
+        let metadata_text: String = row.try_get(7)?;
+        let metadata = match &self.last_metadata {
+            Some((text, parsed)) if *text == metadata_text => parsed.clone(),
+            _ => {
+                let parsed: EventMetadata = serde_json::from_str(&metadata_text)
+                    .map_err(|error| corrupt(format!("unreadable metadata: {error}")))?;
+                self.last_metadata = Some((metadata_text.clone(), parsed.clone()));
+                parsed
+            }
+        };
+        let recorded_at: i64 = row.try_get(8)?;
+        let hash: &[u8] = row.try_get(9)?;
+        let event = RecordedEvent {
+            global_position,
+            stream_id,
+            stream_version: non_negative(stream_version, global_position)?,
+            event_id,
+            event_type: row.try_get(4)?,
+            schema_version,
+            payload: row.try_get(6)?,
+            metadata,
+            recorded_at: DateTime::from_timestamp_micros(recorded_at)
+                .ok_or_else(|| corrupt(format!("bad timestamp {recorded_at}")))?,
+            hash: <[u8; 32]>::try_from(hash)
+                .map_err(|_| corrupt("the hash is not 32 bytes".to_owned()))?,
+        };
+        Ok((event, metadata_text))
+    }
+}
+
+/// The task that turns other processes' notifications into head moves. It listens on a pool of its own
+/// (one connection), which `PgListener` reconnects through when the connection drops; after a reconnect
+/// it reads the head, since notifications sent meanwhile are gone. It ends when its pool is closed, or is
+/// aborted when the store is dropped.
+struct ListenerTask {
+    pool: PgPool,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ListenerTask {
+    async fn start(
+        connect: &PgConnectOptions,
+        readers: PgPool,
+        head: Arc<watch::Sender<u64>>,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_with(
+                connect
+                    .clone()
+                    .application_name("mmonboard-eventlog-listener"),
+            )
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(sql::CHANNEL).await?;
+        let task = tokio::spawn(listen(listener, readers, head));
+        Ok(Self {
+            pool,
+            task: Some(task),
+        })
+    }
+
+    async fn stop(mut self) {
+        self.pool.close().await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ListenerTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn listen(mut listener: PgListener, readers: PgPool, head: Arc<watch::Sender<u64>>) {
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                pause = Duration::from_millis(10);
+                // Anything unparsable still means "look again"; the poll finds it.
+                if let Ok(position) = notification.payload().parse::<u64>() {
+                    advance(&head, position);
+                }
+            }
+            Err(sqlx::Error::PoolClosed) => return,
+            // The connection dropped (`Ok(None)`: it was re-established at once) or could not be made
+            // (try again later, without spinning). Either way what was sent meanwhile is lost: look.
+            lost => {
+                if lost.is_err() {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                if let Ok(mut connection) = readers.acquire().await
+                    && let Ok(position) = head_position_on(&mut connection).await
+                {
+                    advance(&head, position);
+                }
+            }
+        }
+    }
+}
+
+fn non_negative(value: i64, global_position: u64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        global_position,
+        reason: format!("negative number {value} where a position or version belongs"),
+    })
+}
+
+/// Positions and versions are stored as signed 64-bit integers.
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Invalid(format!("{value} exceeds the largest storable position")))
+}

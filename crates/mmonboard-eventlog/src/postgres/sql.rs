@@ -1,0 +1,102 @@
+//! Every SQL statement of the PostgreSQL log, in one place (table and column names are persisted, see
+//! `migrations/postgres/0001_event_log.sql`: never rename one). Statements with parameters are prepared
+//! once per connection by sqlx and exchanged in the binary protocol; a batch's rows travel as one array
+//! per column, unpacked by `unnest`, so a group commit costs the same few round trips whatever its size.
+//! UUIDs are bound as text arrays and cast (the workspace builds sqlx without its `uuid` feature) and read
+//! back as their 16 bytes with `uuid_send`.
+
+/// The notification channel commits announce their new head on (payload: the head, in decimal).
+pub(crate) const CHANNEL: &str = "mmonboard_events";
+
+/// Opens the batch transaction and takes the log's write lock, held until COMMIT or ROLLBACK. EXCLUSIVE
+/// mode conflicts with itself and with every INSERT (ROW EXCLUSIVE), but not with readers (ACCESS SHARE):
+/// writers queue, readers never wait. Sent as one simple query (one round trip); the statements that
+/// follow start their READ COMMITTED snapshots after the lock is granted, so they see every commit made
+/// under it before.
+pub(crate) const BEGIN_AND_LOCK: &str =
+    "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE events IN EXCLUSIVE MODE";
+
+/// Everything a batch's decisions depend on, read under the lock. `$1`: command ids, `$2`: stream ids,
+/// `$3`: event ids. Rows are `(kind, key, a, b, hash)`: kind 0 is the head (a = position, hash), kind 1 a
+/// known command (key = its id, a = first_position, b = event_count), kind 2 a stream (key = its id,
+/// a = its version), kind 3 an event id already in the log (key = the id, a = its position).
+pub(crate) const LOOKUP: &str = "\
+    SELECT 0::int2, NULL::text, global_position, NULL::int8, hash \
+      FROM (SELECT global_position, hash FROM events ORDER BY global_position DESC LIMIT 1) head \
+    UNION ALL \
+    SELECT 1::int2, command_id::text, first_position, event_count, NULL::bytea FROM commands \
+      WHERE command_id = ANY($1::text[]::uuid[]) \
+    UNION ALL \
+    SELECT 2::int2, s, \
+      (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = s), NULL::int8, NULL::bytea \
+      FROM unnest($2::text[]) s \
+    UNION ALL \
+    SELECT 3::int2, event_id::text, global_position, NULL::int8, NULL::bytea FROM events \
+      WHERE event_id = ANY($3::text[]::uuid[])";
+
+/// Inserts the decided events (`$1`..`$10`, one array per column) and commands (`$11`..`$15`;
+/// first_position 0 stands for NULL) and queues the notification of the new head (`$16`), delivered by
+/// PostgreSQL only when the transaction commits. One statement: it fails or succeeds as a whole.
+pub(crate) const INSERT: &str = "\
+    WITH inserted_events AS ( \
+      INSERT INTO events (global_position, stream_id, stream_version, event_id, event_type, \
+        schema_version, payload, metadata, recorded_at, hash) \
+      SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[]::uuid[], $5::text[], \
+        $6::int8[], $7::text[], $8::text[], $9::int8[], $10::bytea[]) \
+    ), inserted_commands AS ( \
+      INSERT INTO commands (command_id, stream_id, first_position, event_count, recorded_at) \
+      SELECT c, s, NULLIF(f, 0), n, r FROM unnest($11::text[]::uuid[], $12::text[], $13::int8[], \
+        $14::int8[], $15::int8[]) AS t(c, s, f, n, r) \
+    ) \
+    SELECT pg_notify('mmonboard_events', $16)";
+
+pub(crate) const COMMIT: &str = "COMMIT";
+pub(crate) const ROLLBACK: &str = "ROLLBACK";
+
+// The careful path: one request at a time under its own savepoint, used when a batch's insert hit a
+// constraint, so only the guilty request is refused.
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT append_request";
+pub(crate) const RELEASE: &str = "RELEASE SAVEPOINT append_request";
+pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT append_request";
+
+/// The columns of an event as every read selects them, in the order [`super::decode_row`] reads them.
+macro_rules! event_columns {
+    () => {
+        "global_position, stream_id, stream_version, uuid_send(event_id), event_type, schema_version, \
+         payload, metadata, recorded_at, hash"
+    };
+}
+
+/// Up to `$2` events with a global position above `$1`, in global order.
+pub(crate) const READ_ALL: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+);
+
+/// The events of stream `$1` with a version above `$2`, in version order.
+pub(crate) const READ_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+);
+
+/// The events at positions `$1..$1+$2`, for a command found in `commands`.
+pub(crate) const READ_RANGE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE global_position >= $1 AND global_position < $1 + $2 ORDER BY global_position"
+);
+
+pub(crate) const HEAD_POSITION: &str = "SELECT COALESCE(MAX(global_position), 0) FROM events";
+
+pub(crate) const STREAM_VERSION: &str =
+    "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1";
+
+pub(crate) const FIND_COMMAND: &str =
+    "SELECT first_position, event_count FROM commands WHERE command_id = $1::text::uuid";
+
+/// The highest position any command claims to have written, to catch a truncated tail.
+pub(crate) const LAST_COMMANDED_POSITION: &str = "SELECT \
+     COALESCE(MAX(first_position + event_count - 1), 0)::int8 FROM commands \
+     WHERE first_position IS NOT NULL";

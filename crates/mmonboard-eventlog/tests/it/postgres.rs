@@ -1,0 +1,184 @@
+//! What only the PostgreSQL log has: the same events hash to the same chain as on SQLite (so a log moves
+//! between backends with its head hash), wake-ups by NOTIFY from other processes, a listener that
+//! survives losing its connection, and several processes migrating one fresh database at once.
+
+use std::time::Duration;
+
+use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
+use mmonboard_eventlog::testing::TestDatabase;
+use mmonboard_eventlog::{
+    EventStore, ExpectedVersion, PgEventStore, PgOptions, StoreError, Subscription,
+    SubscriptionOptions,
+};
+
+use crate::support::open_log;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn postgres() -> Option<TestDatabase> {
+    TestDatabase::postgres().await
+}
+
+/// Never polls within a test: anything it is woken for came from the head watch.
+fn no_polling() -> SubscriptionOptions {
+    SubscriptionOptions {
+        page_size: 100,
+        poll_interval: Duration::from_secs(3600),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_commands_give_the_same_chain_on_both_backends() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let sqlite = TestDatabase::sqlite();
+    let on_postgres = open_log(&database).await;
+    let on_sqlite = open_log(&sqlite).await;
+    let streams = [unique_stream("same-a"), unique_stream("same-b")];
+    for round in 0..6_u64 {
+        let stream = &streams[(round % 2) as usize];
+        let mut command = request(stream, ExpectedVersion::Any, events(round % 3));
+        command.metadata.actor = "an \"escaped\" actor ✓".to_owned();
+        if let Some(event) = command.events.first_mut() {
+            event.payload = "{ \"kept\" :  \"verbatim\",\n \"n\": [1,2] }".to_owned();
+        }
+        let from_postgres = on_postgres.append(command.clone()).await.expect("appends");
+        let from_sqlite = on_sqlite.append(command).await.expect("appends");
+        assert_eq!(
+            from_postgres, from_sqlite,
+            "same positions, versions and hashes"
+        );
+    }
+    let postgres_report = on_postgres.verify().await.expect("verify");
+    assert!(postgres_report.is_intact());
+    assert_eq!(postgres_report, on_sqlite.verify().await.expect("verify"));
+    assert_eq!(
+        on_postgres.read_all(0, 100).await.expect("read"),
+        on_sqlite.read_all(0, 100).await.expect("read")
+    );
+    on_postgres.close().await;
+    on_sqlite.close().await;
+    database.cleanup().await;
+    sqlite.cleanup().await;
+}
+
+/// Another store's commit (another process's, in production) wakes a subscriber that never polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_commit_wakes_a_subscriber_by_notify() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let ours = std::sync::Arc::new(open_log(&database).await);
+    let theirs = open_log(&database).await;
+    let mut subscription = Subscription::after(std::sync::Arc::clone(&ours), 0, no_polling());
+    let waiting = tokio::spawn(async move { subscription.next_batch().await.map(|b| b.len()) });
+    let stream = unique_stream("notified");
+    append_ok(
+        &theirs,
+        request(&stream, ExpectedVersion::NoStream, events(2)),
+    )
+    .await;
+    let delivered = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("woken before the deadline")
+        .expect("joined")
+        .expect("a batch");
+    assert!((1..=2).contains(&delivered));
+    theirs.close().await;
+    crate::support::close_shared(ours).await;
+    database.cleanup().await;
+}
+
+/// Killing the listener's connection loses the notifications sent meanwhile, not the wake-up: the
+/// listener reconnects and looks at the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_reconnects_after_losing_its_connection() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let ours = PgEventStore::open(database.url(), PgOptions::default())
+        .await
+        .expect("opens");
+    let theirs = open_log(&database).await;
+    let mut head = ours.watch_head();
+    let mut admin = database.postgres_connection().await.expect("a connection");
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'mmonboard-eventlog-listener') t",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminates");
+    assert!(terminated >= 1, "the listeners' connections were found");
+    let stream = unique_stream("after-reconnect");
+    append_ok(
+        &theirs,
+        request(&stream, ExpectedVersion::NoStream, events(3)),
+    )
+    .await;
+    tokio::time::timeout(DEADLINE, head.wait_for(|position| *position >= 3))
+        .await
+        .expect("the head moved before the deadline")
+        .expect("the store is open");
+    // And it goes on hearing later commits.
+    append_ok(
+        &theirs,
+        request(&stream, ExpectedVersion::Exact(3), events(1)),
+    )
+    .await;
+    tokio::time::timeout(DEADLINE, head.wait_for(|position| *position >= 4))
+        .await
+        .expect("the head moved before the deadline")
+        .expect("the store is open");
+    theirs.close().await;
+    ours.close().await;
+    database.cleanup().await;
+}
+
+/// Several processes starting at once on a fresh database: sqlx's migration lock lets one migrate, the
+/// others find it migrated, and all of them work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_fresh_database_all_work() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let (first, second, third) = tokio::join!(
+        open_log(&database),
+        open_log(&database),
+        open_log(&database)
+    );
+    let stream = unique_stream("all");
+    for (version, store) in [&first, &second, &third].into_iter().enumerate() {
+        append_ok(
+            store,
+            request(&stream, ExpectedVersion::Exact(version as u64), events(1)),
+        )
+        .await;
+    }
+    assert_eq!(third.stream_version(&stream).await.expect("version"), 3);
+    for store in [first, second, third] {
+        store.close().await;
+    }
+    database.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_urls_and_options_are_refused_with_the_reason() {
+    match PgEventStore::open("postgres://[::1", PgOptions::default()).await {
+        Err(StoreError::Invalid(message)) => {
+            assert!(message.contains("bad PostgreSQL URL"), "{message}")
+        }
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("a malformed URL opened"),
+    }
+    let options = PgOptions {
+        max_batch: 0,
+        ..PgOptions::default()
+    };
+    match PgEventStore::open("postgres://postgres@127.0.0.1/test", options).await {
+        Err(StoreError::Invalid(message)) => assert!(message.contains("max_batch"), "{message}"),
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("max_batch 0 was accepted"),
+    }
+}
