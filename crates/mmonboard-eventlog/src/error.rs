@@ -59,17 +59,18 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::Migrate(error) => Self::from(*error),
-            error if is_storage_full(&error) => {
-                Self::StorageFull(DatabaseError::new(error.to_string()))
-            }
-            error => Self::Database(DatabaseError::new(error.to_string())),
+            error if is_storage_full(&error) => Self::StorageFull(DatabaseError::of(&error)),
+            error => Self::Database(DatabaseError::of(&error)),
         }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
-        Self::Migration(DatabaseError::new(error.to_string()))
+        Self::Migration(DatabaseError {
+            message: error.to_string().into(),
+            server_refusal: false,
+        })
     }
 }
 
@@ -99,13 +100,22 @@ fn is_storage_full(error: &sqlx::Error) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseError {
     message: Arc<str>,
+    /// The database itself refused the statement (a constraint, a lock timeout): the connection is fine. Any
+    /// other failure (I/O, protocol, a closed connection) leaves the connection in an unknown state.
+    server_refusal: bool,
 }
 
 impl DatabaseError {
-    pub(crate) fn new(message: String) -> Self {
+    fn of(error: &sqlx::Error) -> Self {
         Self {
-            message: message.into(),
+            message: error.to_string().into(),
+            server_refusal: matches!(error, sqlx::Error::Database(_)),
         }
+    }
+
+    /// Whether the database refused the statement, as opposed to the connection failing.
+    pub(crate) fn is_server_refusal(&self) -> bool {
+        self.server_refusal
     }
 
     pub fn message(&self) -> &str {

@@ -171,7 +171,7 @@ fn lock_error(error: sqlx::Error, lock_timeout: Duration) -> StoreError {
 
 /// Whether the error leaves the connection in an unknown state (anything but the server's own refusal).
 fn breaks_connection(error: &StoreError) -> bool {
-    matches!(error, StoreError::Database(error) if !matches!(**error, sqlx::Error::Database(_)))
+    matches!(error, StoreError::Database(error) if !error.is_server_refusal())
 }
 
 async fn rollback(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
