@@ -5,6 +5,7 @@
 
 mod batch;
 mod busy;
+mod checkpoints;
 mod concurrency;
 mod conformance;
 mod crash;

@@ -303,7 +303,9 @@ async fn a_running_projector_follows_new_events(backend: TestBackend) {
     running.await.expect("the projector stopped cleanly");
 }
 
-async fn a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds_the_portfolio(backend: TestBackend) {
+async fn a_stall_blocks_the_status_until_the_next_event_and_the_waba_index_finds_the_portfolio(
+    backend: TestBackend,
+) {
     let Some(fixture) = Fixture::new(backend).await else {
         return;
     };
@@ -414,7 +416,10 @@ async fn a_crash_between_the_rows_and_the_checkpoint_commits_neither(backend: Te
     resumed.catch_up(|_, _| {}).await.expect("resumes");
     let mut rebuilt = fixture.projector(1_000).await;
     rebuilt.rebuild(|_, _| {}).await.expect("rebuilds");
-    assert_eq!(dump(resumed.read_models()).await, dump(rebuilt.read_models()).await);
+    assert_eq!(
+        dump(resumed.read_models()).await,
+        dump(rebuilt.read_models()).await
+    );
     assert_eq!(resumed.lag().await.expect("lag"), 0);
 }
 
