@@ -61,13 +61,21 @@ pub enum BenchError {
     Append(#[from] mmonboard_eventlog::AppendError),
     #[error("the application failed: {0}")]
     App(#[from] mmonboard_app::AppError),
+    /// The raw baselines talk to the database directly (that is what they measure); their driver's error
+    /// reaches callers as text only.
     #[error("the raw baseline failed: {0}")]
-    Raw(#[from] sqlx::Error),
+    Raw(String),
     #[error("a workload went wrong: {0}")]
     Workload(String),
 }
 
 /// Run every workload and baseline; `progress` receives one line per step.
+impl From<sqlx::Error> for BenchError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Raw(error.to_string())
+    }
+}
+
 pub async fn run(
     options: BenchOptions,
     mut progress: impl FnMut(&str),

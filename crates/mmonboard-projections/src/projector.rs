@@ -88,6 +88,16 @@ impl Projector {
         &mut self,
         keep_running: impl std::future::Future<Output = ()>,
     ) -> Result<(), ProjectionError> {
+        self.run_observed(keep_running, |_| {}).await
+    }
+
+    /// `run`, telling `on_batch` the checkpoint after each batch committed (a supervisor learns from it that
+    /// a restarted projector works again).
+    pub async fn run_observed(
+        &mut self,
+        keep_running: impl std::future::Future<Output = ()>,
+        mut on_batch: impl FnMut(u64),
+    ) -> Result<(), ProjectionError> {
         let position = self.read_models.checkpoint(STATUS_PROJECTION).await?;
         let options = SubscriptionOptions {
             page_size: self.options.page_size,
@@ -98,7 +108,13 @@ impl Projector {
         loop {
             tokio::select! {
                 () = &mut keep_running => return Ok(()),
-                batch = subscription.next_batch() => self.project(&batch?).await?,
+                batch = subscription.next_batch() => {
+                    let batch = batch?;
+                    self.project(&batch).await?;
+                    if let Some(last) = batch.last() {
+                        on_batch(last.global_position);
+                    }
+                }
             }
         }
     }

@@ -25,6 +25,17 @@ pub(crate) struct ApiError {
     pub message: String,
 }
 
+/// Seconds after which a retry may succeed, for the answers that mean "not now" (every 503 carries
+/// `Retry-After`): a busy log frees up fast, a full disk takes an operator.
+fn retry_after(status: StatusCode, code: &str) -> Option<u32> {
+    match (status, code) {
+        (StatusCode::SERVICE_UNAVAILABLE, "busy") => Some(1),
+        (StatusCode::SERVICE_UNAVAILABLE, "storage_full") => Some(30),
+        (StatusCode::SERVICE_UNAVAILABLE, _) => Some(5),
+        _ => None,
+    }
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
@@ -62,6 +73,16 @@ impl From<mmonboard_app::AppError> for ApiError {
                 code: "busy",
                 message: error.to_string(),
             },
+            // Nothing was written; once space is back the same request succeeds (with the same
+            // Idempotency-Key, at most once).
+            mmonboard_app::AppError::Store(mmonboard_eventlog::StoreError::StorageFull(_)) => {
+                tracing::error!(%error, "the log's storage is full");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "storage_full",
+                    message: error.to_string(),
+                }
+            }
             _ => Self::internal(error),
         }
     }
@@ -75,16 +96,25 @@ impl From<mmonboard_eventlog::StoreError> for ApiError {
 
 impl From<mmonboard_projections::ProjectionError> for ApiError {
     fn from(error: mmonboard_projections::ProjectionError) -> Self {
-        Self::internal(error)
+        match error {
+            mmonboard_projections::ProjectionError::Store(error) => Self::from(error),
+            error => Self::internal(error),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({ "code": self.code, "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = retry_after(self.status, self.code) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

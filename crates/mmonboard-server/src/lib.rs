@@ -7,6 +7,7 @@ mod cloudevents;
 mod error;
 mod metrics;
 mod routes;
+mod supervise;
 mod webhook;
 
 use std::future::Future;
@@ -36,10 +37,11 @@ pub(crate) struct AppState<C> {
     pub config: DomainConfig,
     pub metrics: metrics::Metrics,
     pub shutdown: watch::Receiver<bool>,
-    pub projector_running: AtomicBool,
+    /// The projector's supervisor: an error it restarts after makes the server degraded until it works again.
+    pub projector_health: supervise::TaskHealth,
     pub webhook: Option<WebhookConfig>,
-    /// Why the process manager stopped, if it failed: the server then reports not ready.
-    pub process_failure: std::sync::Mutex<Option<String>>,
+    /// The process manager's supervisor, likewise.
+    pub process_health: supervise::TaskHealth,
     /// Whether this instance's process manager holds the lease (set when one runs).
     pub process_role: std::sync::OnceLock<mmonboard_process::RoleWatch>,
 }
@@ -106,31 +108,45 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         config,
         metrics: metrics::Metrics::default(),
         shutdown: stopped.clone(),
-        projector_running: AtomicBool::new(true),
+        projector_health: supervise::TaskHealth::default(),
         webhook: options.webhook,
-        process_failure: std::sync::Mutex::new(None),
+        process_health: supervise::TaskHealth::default(),
         process_role: std::sync::OnceLock::new(),
     });
 
-    let mut projector = Projector::new(
+    let projector = Arc::new(tokio::sync::Mutex::new(Projector::new(
         Arc::clone(&store),
         read_models.clone(),
         ProjectorOptions::default(),
-    );
+    )));
     let projector_state = Arc::clone(&state);
-    let mut projector_stop = stopped.clone();
+    let projector_stop = stopped.clone();
     let projector = tokio::spawn(async move {
-        let outcome = projector
-            .run(async move {
-                while projector_stop.changed().await.is_ok() && !*projector_stop.borrow() {}
-            })
-            .await;
-        projector_state
-            .projector_running
-            .store(false, Ordering::SeqCst);
-        if let Err(error) = outcome {
-            tracing::error!(%error, "the projector stopped");
-        }
+        let progressed = Arc::new(AtomicBool::new(false));
+        supervise::supervise(
+            "projector",
+            &projector_state.projector_health,
+            projector_stop.clone(),
+            || progressed.load(Ordering::SeqCst),
+            || {
+                let (projector, progressed) = (Arc::clone(&projector), Arc::clone(&progressed));
+                let mut stop = projector_stop.clone();
+                progressed.store(false, Ordering::SeqCst);
+                async move {
+                    projector
+                        .lock()
+                        .await
+                        .run_observed(
+                            async move {
+                                let _ = stop.wait_for(|stopped| *stopped).await;
+                            },
+                            |_| progressed.store(true, Ordering::SeqCst),
+                        )
+                        .await
+                }
+            },
+        )
+        .await;
     });
 
     let process = match options.process {
@@ -146,32 +162,38 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
                 setup.options,
             )
             .await?;
+            let role = manager.role();
             let _ = state.process_role.set(manager.role());
-            let mut process_stop = stopped.clone();
+            let manager = Arc::new(manager);
+            let process_stop = stopped.clone();
             let process_state = Arc::clone(&state);
-            let running = tokio::spawn(async move {
-                let outcome = manager
-                    .run(async move {
-                        while process_stop.changed().await.is_ok() && !*process_stop.borrow() {}
-                    })
-                    .await;
-                manager.timers().close().await;
-                outcome
-            });
             Some(tokio::spawn(async move {
-                // A failure, or a panic, of the process manager makes the server not ready.
-                let failure = match running.await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(error)) => Some(error.to_string()),
-                    Err(error) => Some(format!("its task ended abnormally: {error}")),
-                };
-                if let Some(failure) = failure {
-                    tracing::error!(error = %failure, "the process manager stopped");
-                    *process_state
-                        .process_failure
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failure);
-                }
+                supervise::supervise(
+                    "process manager",
+                    &process_state.process_health,
+                    process_stop.clone(),
+                    // Back on the lease, as holder or standby: its storage answers again.
+                    || {
+                        matches!(
+                            role.get(),
+                            mmonboard_process::ProcessRole::Active
+                                | mmonboard_process::ProcessRole::Standby
+                        )
+                    },
+                    || {
+                        let manager = Arc::clone(&manager);
+                        let mut stop = process_stop.clone();
+                        async move {
+                            manager
+                                .run(async move {
+                                    let _ = stop.wait_for(|stopped| *stopped).await;
+                                })
+                                .await
+                        }
+                    },
+                )
+                .await;
+                manager.timers().close().await;
             }))
         }
     };

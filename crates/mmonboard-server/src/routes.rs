@@ -451,22 +451,15 @@ async fn event_stream<C: Clock + Clone>(
 }
 
 async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
-    let log = state.store.head_position().await;
-    let projector = state.projector_running.load(Ordering::SeqCst);
-    let process_failure = state
-        .process_failure
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    if let Some(error) = process_failure {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": format!("the process manager stopped: {error}") })),
-        )
-            .into_response();
-    }
-    match (log, projector) {
-        (Ok(head), true) => {
+    let degraded: Vec<String> = [
+        ("the projector", state.projector_health.failure()),
+        ("the process manager", state.process_health.failure()),
+    ]
+    .into_iter()
+    .filter_map(|(task, failure)| Some(format!("{task} is restarting after: {}", failure?)))
+    .collect();
+    match state.store.head_position().await {
+        Ok(head) if degraded.is_empty() => {
             let mut body = json!({ "status": "ready", "head": head });
             // A standby is ready: it serves the API, and takes over Meta's steps if the holder goes away.
             if let Some(role) = state.process_role.get() {
@@ -474,14 +467,17 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
             }
             Json(body).into_response()
         }
-        (Err(error), _) => (
+        // Commands still work; what is behind catches up by itself once the task is back.
+        Ok(head) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": error.to_string() })),
+            [(axum::http::header::RETRY_AFTER, "5")],
+            Json(json!({ "status": "degraded", "head": head, "reason": degraded.join("; ") })),
         )
             .into_response(),
-        (Ok(_), false) => (
+        Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": "the projector stopped" })),
+            [(axum::http::header::RETRY_AFTER, "5")],
+            Json(json!({ "status": "not_ready", "reason": error.to_string() })),
         )
             .into_response(),
     }

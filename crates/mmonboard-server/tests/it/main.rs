@@ -2,6 +2,8 @@
 //! test controls.
 
 mod api;
+mod disk_full;
+mod recovery;
 mod stream;
 mod support;
 mod webhook;
