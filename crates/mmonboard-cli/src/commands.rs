@@ -124,6 +124,17 @@ async fn open(url: &str) -> Result<EventLog, Failure> {
         })
 }
 
+/// For the commands that only read (`state`, `history`, `verify`): nothing is created or written, a missing
+/// database is an error naming it, and a read-only copy works.
+async fn open_read_only(url: &str) -> Result<EventLog, Failure> {
+    EventLog::open_read_only(url, &LogOptions::default())
+        .await
+        .map_err(|source| Failure::Open {
+            url: mmonboard_eventlog::redact_database_url(url),
+            source,
+        })
+}
+
 fn service(store: EventLog) -> OnboardingService<EventLog, SystemClock> {
     OnboardingService::new(store, SystemClock, DomainConfig::default())
 }
@@ -211,7 +222,7 @@ async fn state(
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     as_json: bool,
 ) -> Result<u8, Failure> {
-    let service = service(open(database).await?);
+    let service = service(open_read_only(database).await?);
     let aggregate = match as_of {
         Some(as_of) => service.load_as_of(portfolio_id, as_of).await?,
         None => service.load(portfolio_id).await?,
@@ -236,7 +247,7 @@ async fn state(
 }
 
 async fn history(database: &str, portfolio_id: &PortfolioId, as_json: bool) -> Result<u8, Failure> {
-    let service = service(open(database).await?);
+    let service = service(open_read_only(database).await?);
     let entries = service.history(portfolio_id).await?;
     if as_json {
         print_json(&json!(
@@ -296,7 +307,7 @@ fn truncate(text: &str, width: usize) -> String {
 }
 
 async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
-    let store = open(database).await?;
+    let store = open_read_only(database).await?;
     let report = store.verify().await?;
     store.close().await;
     let head = report
@@ -668,9 +679,14 @@ async fn serve(
         }
     };
     init_tracing();
+    // The log must open for writing (migrated, writable) before anything says it is served.
+    open(database).await?.close().await;
     let listener = bind(listen).await?;
     if let Ok(address) = listener.local_addr() {
-        eprintln!("mmonboard serving http://{address} on {database}");
+        eprintln!(
+            "mmonboard serving http://{address} on {}",
+            mmonboard_eventlog::redact_database_url(database)
+        );
     }
     let meta = if process.is_some() {
         "driving onboardings through Meta"

@@ -50,6 +50,17 @@ pub enum StoreError {
     /// An event id of the request is already in the log (under another command).
     #[error("event id {0} is already in the log")]
     DuplicateEventId(Uuid),
+    /// The log was opened read-only (an auditor's copy): nothing can be appended.
+    #[error("the event log was opened read-only: nothing can be appended")]
+    ReadOnly,
+    /// The database may be read but not written by this process.
+    #[error(
+        "the event log's database is read-only here ({0}): open it read-only, or fix its permissions"
+    )]
+    ReadOnlyDatabase(String),
+    /// There is no log where the URL points.
+    #[error("{0}")]
+    NotFound(String),
     /// The store was closed, or its writer stopped.
     #[error("the event log is closed")]
     Closed,

@@ -41,6 +41,20 @@ impl EventLog {
         }
     }
 
+    /// Opens an existing log at `url` for reading only: nothing is created, migrated or written, a missing
+    /// database is [`StoreError::NotFound`], and appends are refused ([`StoreError::ReadOnly`]). For `verify`,
+    /// `state`, `history` and exports, including on an auditor's read-only copy.
+    pub async fn open_read_only(url: &str, options: &LogOptions) -> Result<Self, StoreError> {
+        match Backend::of_url(url)? {
+            Backend::Sqlite => Ok(Self::Sqlite(
+                SqliteEventStore::open_read_only(url, options.sqlite.clone()).await?,
+            )),
+            Backend::Postgres => Ok(Self::Postgres(
+                PgEventStore::open_read_only(url, options.postgres.clone()).await?,
+            )),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,

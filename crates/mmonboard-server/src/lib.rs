@@ -199,7 +199,8 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     };
 
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = database_url, "mmonboard listening");
+    let database = mmonboard_eventlog::redact_database_url(database_url);
+    tracing::info!(%address, %database, "mmonboard listening");
     let router = routes::router(Arc::clone(&state));
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {

@@ -78,7 +78,8 @@ impl Default for PgOptions {
 /// The PostgreSQL event log. Dropping it stops the writer once the appends already sent are committed;
 /// [`PgEventStore::close`] also waits for that.
 pub struct PgEventStore {
-    appends: mpsc::Sender<AppendJob>,
+    /// `None` when opened read-only: appends are refused.
+    appends: Option<mpsc::Sender<AppendJob>>,
     writer: JoinHandle<()>,
     readers: PgPool,
     listener: ListenerTask,
@@ -133,11 +134,58 @@ impl PgEventStore {
         };
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {
-            appends,
+            appends: Some(appends),
             writer,
             readers,
             listener,
             commits,
+            head,
+        };
+        let current_head = store.head_position().await?;
+        advance(&store.head, current_head);
+        Ok(store)
+    }
+
+    /// Connects for reading only: nothing is migrated or written (appends are refused with
+    /// [`StoreError::ReadOnly`]), so a read-only role or a replica serves `verify`, `state` and `history`. A
+    /// database without the log's tables is [`StoreError::NotFound`].
+    pub async fn open_read_only(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        if options.read_connections == 0 {
+            return Err(StoreError::Invalid(
+                "read_connections must be at least 1".to_owned(),
+            ));
+        }
+        let connect = PgConnectOptions::from_str(url).map_err(|error| {
+            StoreError::Invalid(format!("bad PostgreSQL URL: {}", redact_url(url, &error)))
+        })?;
+        let readers = PgPoolOptions::new()
+            .max_connections(options.read_connections)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .connect_with(
+                connect
+                    .clone()
+                    .application_name("mmonboard-eventlog-reader"),
+            )
+            .await?;
+        let is_log: bool = sqlx::query_scalar(sql::IS_EVENT_LOG)
+            .fetch_one(&readers)
+            .await?;
+        if !is_log {
+            readers.close().await;
+            return Err(StoreError::NotFound(format!(
+                "the PostgreSQL database {} holds no mmonboard event log (it has no events table)",
+                connect.get_database().unwrap_or("(default)")
+            )));
+        }
+        let head = Arc::new(watch::Sender::new(0));
+        let listener = ListenerTask::start(&connect, readers.clone(), Arc::clone(&head)).await?;
+        let store = Self {
+            appends: None,
+            writer: tokio::spawn(async {}),
+            readers,
+            listener,
+            commits: Arc::new(AtomicU64::new(0)),
             head,
         };
         let current_head = store.head_position().await?;
@@ -175,7 +223,9 @@ impl PgEventStore {
 
     /// Appends waiting for the writer.
     pub fn pending_appends(&self) -> usize {
-        self.appends.max_capacity() - self.appends.capacity()
+        self.appends
+            .as_ref()
+            .map_or(0, |appends| appends.max_capacity() - appends.capacity())
     }
 
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
@@ -191,9 +241,12 @@ impl HeadWatch for PgEventStore {
 
 impl EventStore for PgEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let Some(appends) = &self.appends else {
+            return Err(StoreError::ReadOnly.into());
+        };
         let append = prepare(request)?;
         let (reply, answer) = oneshot::channel();
-        self.appends
+        appends
             .send(AppendJob { append, reply })
             .await
             .map_err(|_| StoreError::Closed)?;

@@ -100,3 +100,6 @@ pub(crate) const FIND_COMMAND: &str =
 pub(crate) const LAST_COMMANDED_POSITION: &str = "SELECT \
      COALESCE(MAX(first_position + event_count - 1), 0)::int8 FROM commands \
      WHERE first_position IS NOT NULL";
+
+/// Whether the database holds the log's table (a read-only open migrates nothing, so it checks).
+pub(crate) const IS_EVENT_LOG: &str = "SELECT to_regclass('events') IS NOT NULL";

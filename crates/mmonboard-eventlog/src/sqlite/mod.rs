@@ -93,7 +93,8 @@ impl Default for SqliteOptions {
 /// The SQLite event log. Dropping it stops the writer once the appends already sent are
 /// committed; [`SqliteEventStore::close`] also waits for that.
 pub struct SqliteEventStore {
-    appends: mpsc::Sender<AppendJob>,
+    /// `None` when opened read-only: appends are refused.
+    appends: Option<mpsc::Sender<AppendJob>>,
     writer: JoinHandle<()>,
     readers: SqlitePool,
     read_parallelism: usize,
@@ -132,7 +133,13 @@ impl SqliteEventStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous);
-        let connection = open_writer(&writer_options, options.busy_timeout).await?;
+        let mut connection = open_writer(&writer_options, options.busy_timeout).await?;
+        // A file it can read but not write (an auditor's read-only copy) would otherwise open fine and fail
+        // at the first append: say so now, before anything is served.
+        if let Err(error) = probe_write(&mut connection).await {
+            let _ = sqlx::Connection::close(connection).await;
+            return Err(error);
+        }
 
         let readers = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
@@ -157,7 +164,7 @@ impl SqliteEventStore {
         };
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {
-            appends,
+            appends: Some(appends),
             writer,
             readers,
             read_parallelism: READ_PARALLELISM.min(options.read_connections as usize),
@@ -170,6 +177,61 @@ impl SqliteEventStore {
             *head = (*head).max(current_head);
             moved
         });
+        Ok(store)
+    }
+
+    /// Opens an existing log for reading only: nothing is created, migrated or written (appends are refused
+    /// with [`StoreError::ReadOnly`]). A missing file is [`StoreError::NotFound`]; a file this process may
+    /// not write (a read-only copy, a read-only filesystem) is opened as immutable, since SQLite could not
+    /// even create the WAL index beside it.
+    pub async fn open_read_only(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
+        if options.read_connections == 0 {
+            return Err(StoreError::Invalid(
+                "read_connections must be at least 1".to_owned(),
+            ));
+        }
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
+            .busy_timeout(options.busy_timeout)
+            .pragma("mmap_size", options.mmap_size.to_string())
+            .pragma("cache_size", format!("-{}", options.read_cache_kib))
+            .read_only(true)
+            .create_if_missing(false);
+        let path = base.get_filename().to_owned();
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "there is no event log at {}: the file does not exist",
+                path.display()
+            )));
+        }
+        let readers = match read_only_pool(&base, &options).await {
+            Ok(readers) => readers,
+            // SQLITE_READONLY or SQLITE_CANTOPEN: the WAL index cannot be created or written here.
+            Err(error) if matches!(writer::primary_code(&error), Some(8 | 14)) => {
+                read_only_pool(&base.clone().immutable(true), &options).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let is_log: bool = sqlx::query_scalar(sql::IS_EVENT_LOG)
+            .fetch_one(&readers)
+            .await?;
+        if !is_log {
+            readers.close().await;
+            return Err(StoreError::NotFound(format!(
+                "{} is a SQLite database but not an mmonboard event log (it has no events table)",
+                path.display()
+            )));
+        }
+        let store = Self {
+            appends: None,
+            writer: tokio::spawn(async {}),
+            readers,
+            read_parallelism: READ_PARALLELISM.min(options.read_connections as usize),
+            commits: Arc::new(AtomicU64::new(0)),
+            head: Arc::new(tokio::sync::watch::Sender::new(0)),
+        };
+        let current_head = store.head_position().await?;
+        store.head.send_replace(current_head);
         Ok(store)
     }
 
@@ -201,7 +263,9 @@ impl SqliteEventStore {
 
     /// Appends waiting for the writer.
     pub fn pending_appends(&self) -> usize {
-        self.appends.max_capacity() - self.appends.capacity()
+        self.appends
+            .as_ref()
+            .map_or(0, |appends| appends.max_capacity() - appends.capacity())
     }
 
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
@@ -266,6 +330,35 @@ async fn connect_and_migrate(
     }
 }
 
+/// The read pool of a read-only store; connecting the first connection checks the file can be read.
+async fn read_only_pool(
+    options: &SqliteConnectOptions,
+    settings: &SqliteOptions,
+) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(settings.read_connections)
+        .min_connections(1)
+        .test_before_acquire(false)
+        .connect_with(options.clone())
+        .await
+}
+
+/// Takes the write lock and gives it back at once: fails on a database this process may not write.
+async fn probe_write(connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    use sqlx::Executor;
+    match connection.execute("BEGIN IMMEDIATE; ROLLBACK").await {
+        Ok(_) => Ok(()),
+        Err(error) if writer::primary_code(&error) == Some(8) => {
+            let _ = connection.execute("ROLLBACK").await;
+            Err(StoreError::ReadOnlyDatabase(error.to_string()))
+        }
+        Err(error) => {
+            let _ = connection.execute("ROLLBACK").await;
+            Err(error.into())
+        }
+    }
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED.
 fn transient(error: &sqlx::Error) -> bool {
     matches!(writer::primary_code(error), Some(5 | 6))
@@ -273,9 +366,12 @@ fn transient(error: &sqlx::Error) -> bool {
 
 impl EventStore for SqliteEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let Some(appends) = &self.appends else {
+            return Err(StoreError::ReadOnly.into());
+        };
         let append = prepare(request)?;
         let (reply, answer) = oneshot::channel();
-        self.appends
+        appends
             .send(AppendJob { append, reply })
             .await
             .map_err(|_| StoreError::Closed)?;

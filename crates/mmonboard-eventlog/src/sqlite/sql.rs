@@ -39,6 +39,10 @@ pub(crate) const READ_ALL_CHUNK: &str = concat!(
     " FROM (SELECT * FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2)"
 );
 
+/// Whether the database holds the log's table (a read-only open migrates nothing, so it checks).
+pub(crate) const IS_EVENT_LOG: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')";
+
 pub(crate) const HEAD_POSITION: &str = "SELECT COALESCE(MAX(global_position), 0) FROM events";
 
 pub(crate) const STREAM_VERSION: &str =
