@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP service: the real server on port 0 with a fresh database and a clock the
 //! test controls.
 
+mod access;
 mod api;
 mod stream;
 mod support;
