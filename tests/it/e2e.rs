@@ -374,7 +374,11 @@ async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_o
     assert_nothing_done_twice(&run.flow, &full.business.id).await;
     assert_eq!(role(&run.flow, &replica).await.as_deref(), Some("active"));
     for (base, active) in [(&run.flow.api_base, 0), (&replica, 1)] {
-        let metrics = reqwest::get(format!("{base}/metrics"))
+        let metrics = run
+            .flow
+            .client()
+            .get(format!("{base}/metrics"))
+            .send()
             .await
             .expect("metrics answer")
             .text()
