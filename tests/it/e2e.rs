@@ -117,6 +117,7 @@ async fn actors(flow: &Flow, portfolio: &str) -> BTreeMap<String, String> {
 async fn happy_path_goes_live_with_every_fact_from_meta() {
     let (run, state) = run_scenario("happy_path").await;
     let actors = actors(&run.flow, "4100000001").await;
+    let operator = run.flow.operator_actor();
     for (event, actor) in [
         ("eligibility_checked", "process-manager"),
         ("terms_requested", "process-manager"),
@@ -125,7 +126,7 @@ async fn happy_path_goes_live_with_every_fact_from_meta() {
         ("config_sync_started", "process-manager"),
         ("sync_completed", "process-manager"),
         ("template_mirror_synced", "process-manager"),
-        ("permissions_reviewed", "operator"),
+        ("permissions_reviewed", operator.as_str()),
     ] {
         assert_eq!(
             actors.get(event).map(String::as_str),

@@ -345,6 +345,11 @@ impl Flow {
         Ok(())
     }
 
+    /// The actor the operator's steps are recorded with: its token's name and role.
+    pub fn operator_actor(&self) -> String {
+        format!("{} (operator)", self.operator_token)
+    }
+
     /// A client that sends the flow's operator token (for reads beside the flow's own).
     pub fn client(&self) -> &reqwest::Client {
         &self.client

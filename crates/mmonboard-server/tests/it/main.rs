@@ -5,4 +5,5 @@ mod access;
 mod api;
 mod stream;
 mod support;
+mod transport;
 mod webhook;
