@@ -59,7 +59,7 @@ pub enum FlowError {
     #[error(transparent)]
     Access(#[from] mmonboard_access::AccessError),
     #[error("the event log: {0}")]
-    Store(#[from] mmonboard_eventlog::StoreError),
+    Store(String),
 }
 
 /// Creates the token the flow's operator drives the server with (a fresh name each run: names are never
@@ -68,7 +68,8 @@ async fn create_operator_token(
     database_url: &str,
 ) -> Result<(mmonboard_access::TokenName, mmonboard_access::TokenSecret), FlowError> {
     mmonboard_eventlog::EventLog::open(database_url, &mmonboard_eventlog::LogOptions::default())
-        .await?
+        .await
+        .map_err(|error| FlowError::Store(error.to_string()))?
         .close()
         .await;
     let store = mmonboard_access::TokenStore::open(database_url).await?;
@@ -81,10 +82,10 @@ async fn create_operator_token(
     Ok((name, created?.secret))
 }
 
-fn bearer(secret: &mmonboard_access::TokenSecret) -> Result<reqwest::header::HeaderMap, FlowError> {
+fn bearer(secret: &mmonboard_access::TokenSecret) -> Result<reqwest::header::HeaderMap, String> {
     let mut headers = reqwest::header::HeaderMap::new();
     let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
-        .map_err(|error| FlowError::Server(format!("the token is not a header value: {error}")))?;
+        .map_err(|error| format!("the token is not a header value: {error}"))?;
     headers.insert(reqwest::header::AUTHORIZATION, value);
     Ok(headers)
 }
@@ -206,7 +207,7 @@ impl Flow {
             database_url: database_url.to_owned(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
-                .default_headers(bearer(&secret)?)
+                .default_headers(bearer(&secret).map_err(FlowError::Server)?)
                 .build()?,
             gateway,
             process: ProcessConfig::default(),

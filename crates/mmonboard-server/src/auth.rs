@@ -147,16 +147,16 @@ pub(crate) fn retry_later(
     response
 }
 
-/// The bearer token of a request, or the 401 that says what is wrong with it.
-fn bearer(headers: &HeaderMap) -> Result<&str, Response> {
+/// The bearer token of a request, or the code and message of the 401 that says what is wrong with it.
+fn bearer(headers: &HeaderMap) -> Result<&str, (&'static str, String)> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
+        return Err((
             "missing_credentials",
             "this endpoint needs an Authorization: Bearer <token> header (create a token with `mmonboard tokens create`)".to_owned(),
         ));
     };
     let malformed = || {
-        unauthorized(
+        (
             "invalid_token",
             "the Authorization header is not of the form Bearer <token>".to_owned(),
         )
@@ -183,7 +183,7 @@ pub(crate) async fn authenticate<C: Clock>(
         Some(cache) => {
             let token = match bearer(request.headers()) {
                 Ok(token) => token,
-                Err(refused) => return refused,
+                Err((code, message)) => return unauthorized(code, message),
             };
             match cache.authenticate(token).await {
                 Ok(Verdict::Valid(principal)) => principal,
