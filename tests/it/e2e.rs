@@ -124,6 +124,7 @@ async fn happy_path_goes_live_with_every_fact_from_meta(backend: TestBackend) {
         return;
     };
     let actors = actors(&run.flow, "4100000001").await;
+    let operator = run.flow.operator_actor();
     for (event, actor) in [
         ("eligibility_checked", "process-manager"),
         ("terms_requested", "process-manager"),
@@ -132,7 +133,7 @@ async fn happy_path_goes_live_with_every_fact_from_meta(backend: TestBackend) {
         ("config_sync_started", "process-manager"),
         ("sync_completed", "process-manager"),
         ("template_mirror_synced", "process-manager"),
-        ("permissions_reviewed", "operator"),
+        ("permissions_reviewed", operator.as_str()),
     ] {
         assert_eq!(
             actors.get(event).map(String::as_str),
@@ -395,7 +396,11 @@ async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_o
     assert_nothing_done_twice(&run.flow, &full.business.id).await;
     assert_eq!(role(&run.flow, &replica).await.as_deref(), Some("active"));
     for (base, active) in [(&run.flow.api_base, 0), (&replica, 1)] {
-        let metrics = reqwest::get(format!("{base}/metrics"))
+        let metrics = run
+            .flow
+            .client()
+            .get(format!("{base}/metrics"))
+            .send()
             .await
             .expect("metrics answer")
             .text()
@@ -485,7 +490,10 @@ async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
     let mut positions = Vec::new();
     let mut after = 0;
     loop {
-        let page: Value = reqwest::get(format!("{replica}/v1/events?after={after}&limit=1000"))
+        let page: Value = flow
+            .client()
+            .get(format!("{replica}/v1/events?after={after}&limit=1000"))
+            .send()
             .await
             .expect("events answer")
             .json()

@@ -67,6 +67,8 @@ pub enum BenchError {
     Raw(String),
     #[error("a workload went wrong: {0}")]
     Workload(String),
+    #[error("the token store failed: {0}")]
+    Access(#[from] mmonboard_access::AccessError),
 }
 
 /// Run every workload and baseline; `progress` receives one line per step.

@@ -50,12 +50,12 @@ pub(crate) struct LagRun {
     pub rate: f64,
 }
 
-async fn post(address: &str, path: &str, body: &str) -> Result<u16, BenchError> {
+async fn post(address: &str, token: &str, path: &str, body: &str) -> Result<u16, BenchError> {
     let mut stream = TcpStream::connect(address)
         .await
         .map_err(failed("connecting to the server"))?;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream
@@ -85,11 +85,42 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
         .local_addr()
         .map_err(failed("reading the port"))?
         .to_string();
+    // The server admits token holders only: one for this run, unlimited in rate (the rate is the bench's).
+    let token = {
+        EventLog::open(url, &mmonboard_eventlog::LogOptions::default())
+            .await?
+            .close()
+            .await;
+        let store = mmonboard_access::TokenStore::open(url).await?;
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        let name = mmonboard_access::TokenName::parse(&format!("bench-{}", &suffix[20..]))?;
+        let created = store
+            .create(
+                &name,
+                mmonboard_access::Role::Admin,
+                chrono::Utc::now(),
+                None,
+            )
+            .await;
+        store.close().await;
+        created?.secret.expose().to_owned()
+    };
+    let options = mmonboard_server::ServeOptions::<mmonboard_meta::HttpGateway> {
+        access: mmonboard_server::AccessOptions {
+            rate_limit: mmonboard_server::RateLimit::per_second(
+                std::num::NonZeroU32::MAX,
+                std::num::NonZeroU32::MAX,
+            ),
+            ..mmonboard_server::AccessOptions::default()
+        },
+        ..Default::default()
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mmonboard_server::run(
+    let server = tokio::spawn(mmonboard_server::run_with(
         listener,
         url.to_owned(),
         SystemClock,
+        options,
         async move {
             let _ = stopped.await;
         },
@@ -110,7 +141,7 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
         }
     };
     let request = format!(
-        "GET /v1/events/stream HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\nLast-Event-ID: {head}\r\n\r\n"
+        "GET /v1/events/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\nLast-Event-ID: {head}\r\n\r\n"
     );
     sse.write_all(request.as_bytes())
         .await
@@ -153,6 +184,7 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
         let _ = sent_tx.send((portfolio.clone(), Instant::now()));
         let status = post(
             &address,
+            &token,
             &format!("/v1/portfolios/{portfolio}/commands"),
             r#"{"type":"start_onboarding"}"#,
         )

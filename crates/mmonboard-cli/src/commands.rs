@@ -14,7 +14,7 @@ use serde_json::json;
 use mmonboard_app::json::{accepted_json, history_entry_json};
 
 use crate::output::{invalid_input_json, refusal_json, state_text};
-use crate::{Cli, Command, ProjectionsAction, exit};
+use crate::{Cli, Command, ProjectionsAction, TokensAction, exit};
 
 /// Run one invocation; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
@@ -53,15 +53,60 @@ pub async fn run(cli: Cli) -> u8 {
             listen,
             meta_base_url,
             meta_api_version,
+            insecure_no_auth,
+            tls_cert,
+            tls_key,
+            metrics_listen,
+            max_in_flight,
+            rate_limit_per_second,
+            rate_limit_burst,
         } => {
+            let access = mmonboard_server::AccessOptions {
+                mode: if insecure_no_auth {
+                    mmonboard_server::AuthMode::InsecureNoAuth
+                } else {
+                    mmonboard_server::AuthMode::Tokens
+                },
+                max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
+                rate_limit: mmonboard_server::RateLimit::per_second(
+                    std::num::NonZeroU32::new(rate_limit_per_second)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                    std::num::NonZeroU32::new(rate_limit_burst)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                ),
+                ..mmonboard_server::AccessOptions::default()
+            };
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(mmonboard_server::TlsFiles { cert, key }),
+                _ => None,
+            };
             serve(
                 &database,
                 listen,
                 meta_base_url.as_deref(),
                 &meta_api_version,
+                ServeAccess {
+                    access,
+                    tls,
+                    metrics_listen,
+                },
             )
             .await
         }
+        Command::Tokens {
+            action:
+                TokensAction::Create {
+                    name,
+                    role,
+                    expires_in,
+                },
+        } => crate::tokens::create(&database, &name, &role, expires_in.as_deref()).await,
+        Command::Tokens {
+            action: TokensAction::List { json },
+        } => crate::tokens::list(&database, json).await,
+        Command::Tokens {
+            action: TokensAction::Revoke { name },
+        } => crate::tokens::revoke(&database, &name).await,
         Command::MetaSim {
             listen,
             scenarios,
@@ -88,7 +133,7 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// Failures of the infrastructure: exit 1.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(crate) enum Failure {
     #[error("cannot open the event log at {url}: {source}")]
     Open {
         url: String,
@@ -106,6 +151,8 @@ enum Failure {
     Server(#[from] mmonboard_server::ServerError),
     #[error(transparent)]
     Projection(#[from] mmonboard_projections::ProjectionError),
+    #[error(transparent)]
+    Access(#[from] mmonboard_access::AccessError),
     #[error("Meta: {0}")]
     Meta(String),
     #[error("cannot listen on {address}: {source}")]
@@ -115,7 +162,7 @@ enum Failure {
     },
 }
 
-async fn open(url: &str) -> Result<EventLog, Failure> {
+pub(crate) async fn open(url: &str) -> Result<EventLog, Failure> {
     EventLog::open(url, &LogOptions::default())
         .await
         .map_err(|source| Failure::Open {
@@ -139,12 +186,12 @@ fn service(store: EventLog) -> OnboardingService<EventLog, SystemClock> {
     OnboardingService::new(store, SystemClock, DomainConfig::default())
 }
 
-fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
     out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-fn invalid_input(message: &str) -> Result<u8, Failure> {
+pub(crate) fn invalid_input(message: &str) -> Result<u8, Failure> {
     eprintln!("invalid input: {message}");
     print_json(&invalid_input_json(message))?;
     Ok(exit::INVALID_INPUT)
@@ -652,11 +699,19 @@ fn init_tracing() {
         .try_init();
 }
 
+/// What `serve` is told about credentials, TLS and the metrics listener.
+struct ServeAccess {
+    access: mmonboard_server::AccessOptions,
+    tls: Option<mmonboard_server::TlsFiles>,
+    metrics_listen: Option<std::net::SocketAddr>,
+}
+
 async fn serve(
     database: &str,
     listen: std::net::SocketAddr,
     meta_base_url: Option<&str>,
     meta_api_version: &str,
+    serve_access: ServeAccess,
 ) -> Result<u8, Failure> {
     let webhook = match webhook_config_from_env() {
         Ok(webhook) => webhook,
@@ -682,10 +737,33 @@ async fn serve(
     // The log must open for writing (migrated, writable) before anything says it is served.
     open(database).await?.close().await;
     let listener = bind(listen).await?;
+    let metrics_listener = match serve_access.metrics_listen {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
+    let scheme = if serve_access.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if let Ok(address) = listener.local_addr() {
         eprintln!(
-            "mmonboard serving http://{address} on {}",
+            "mmonboard serving {scheme}://{address} on {}",
             mmonboard_eventlog::redact_database_url(database)
+        );
+    }
+    if let Some(address) = metrics_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok())
+    {
+        eprintln!("  /metrics without credentials on http://{address}");
+    }
+    if matches!(
+        serve_access.access.mode,
+        mmonboard_server::AuthMode::InsecureNoAuth
+    ) {
+        eprintln!(
+            "  WARNING: --insecure-no-auth: no credentials are checked; anyone reaching the port may read and write"
         );
     }
     let meta = if process.is_some() {
@@ -703,7 +781,13 @@ async fn serve(
         listener,
         database.to_owned(),
         SystemClock,
-        mmonboard_server::ServeOptions { webhook, process },
+        mmonboard_server::ServeOptions {
+            webhook,
+            process,
+            access: serve_access.access,
+            tls: serve_access.tls,
+            metrics_listener,
+        },
         shutdown_signal(),
     )
     .await?;

@@ -6,6 +6,7 @@
 //! tests both run it.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use mmonboard_meta::http::AccessToken;
 use mmonboard_meta::{GatewayConfig, HttpGateway, MetaGateway};
 use mmonboard_metasim::{Scenario, SimConfig, Simulator};
 use mmonboard_process::{LeaseOptions, ProcessConfig, ProcessOptions};
-use mmonboard_server::{ProcessSetup, ServeOptions, WebhookConfig};
+use mmonboard_server::{AccessOptions, ProcessSetup, RateLimit, ServeOptions, WebhookConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -55,6 +56,38 @@ pub enum FlowError {
     },
     #[error("the server stopped: {0}")]
     Server(String),
+    #[error(transparent)]
+    Access(#[from] mmonboard_access::AccessError),
+    #[error("the event log: {0}")]
+    Store(String),
+}
+
+/// Creates the token the flow's operator drives the server with (a fresh name each run: names are never
+/// reused), creating the database and its log first if this is its first use.
+async fn create_operator_token(
+    database_url: &str,
+) -> Result<(mmonboard_access::TokenName, mmonboard_access::TokenSecret), FlowError> {
+    mmonboard_eventlog::EventLog::open(database_url, &mmonboard_eventlog::LogOptions::default())
+        .await
+        .map_err(|error| FlowError::Store(error.to_string()))?
+        .close()
+        .await;
+    let store = mmonboard_access::TokenStore::open(database_url).await?;
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let name = mmonboard_access::TokenName::parse(&format!("demo-operator-{}", &suffix[20..]))?;
+    let created = store
+        .create(&name, mmonboard_access::Role::Operator, Utc::now(), None)
+        .await;
+    store.close().await;
+    Ok((name, created?.secret))
+}
+
+fn bearer(secret: &mmonboard_access::TokenSecret) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+        .map_err(|error| format!("the token is not a header value: {error}"))?;
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(headers)
 }
 
 struct Running {
@@ -88,6 +121,8 @@ pub struct Flow {
     server_running: Option<Running>,
     /// More servers on the same database (`start_replica`), as a deployment with several instances runs.
     replicas: Vec<Running>,
+    /// The operator's token, created for this flow and revoked when it shuts down.
+    operator_token: mmonboard_access::TokenName,
 }
 
 /// One line of what happened, for people: the event, who recorded it and the transition.
@@ -126,6 +161,7 @@ impl Flow {
         page_size: usize,
     ) -> Result<Self, FlowError> {
         let clock = AcceleratedClock::starting_at(Utc::now(), time_factor);
+        let (operator_token, secret) = create_operator_token(database_url).await?;
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let api_address = api_listener.local_addr()?;
         let api_base = format!("http://{api_address}");
@@ -171,12 +207,14 @@ impl Flow {
             database_url: database_url.to_owned(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .default_headers(bearer(&secret).map_err(FlowError::Server)?)
                 .build()?,
             gateway,
             process: ProcessConfig::default(),
             sim_running: Some(sim_running),
             server_running: None,
             replicas: Vec::new(),
+            operator_token,
         };
         flow.start_server_on(api_listener).await?;
         Ok(flow)
@@ -236,6 +274,13 @@ impl Flow {
                     ..ProcessOptions::default()
                 },
             }),
+            access: AccessOptions {
+                // The flow's one client polls every portfolio's state every 20 ms: no per-token limit
+                // a real deployment would set fits it.
+                rate_limit: RateLimit::per_second(NonZeroU32::MAX, NonZeroU32::MAX),
+                ..AccessOptions::default()
+            },
+            ..ServeOptions::default()
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(mmonboard_server::run_with(
@@ -293,7 +338,22 @@ impl Flow {
         if let Some(running) = self.sim_running.take() {
             running.stop().await?;
         }
+        // The operator's token is of no use once the flow is over: leave no credential behind.
+        let store = mmonboard_access::TokenStore::open(&self.database_url).await?;
+        let revoked = store.revoke(&self.operator_token, Utc::now()).await;
+        store.close().await;
+        revoked?;
         Ok(())
+    }
+
+    /// The actor the operator's steps are recorded with: its token's name and role.
+    pub fn operator_actor(&self) -> String {
+        format!("{} (operator)", self.operator_token)
+    }
+
+    /// A client that sends the flow's operator token (for reads beside the flow's own).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     async fn post_command(
@@ -307,7 +367,6 @@ impl Flow {
             .client
             .post(format!("{api_base}/v1/portfolios/{portfolio}/commands"))
             .header("Idempotency-Key", key)
-            .header("X-Actor", "operator")
             .json(&command)
             .send()
             .await?;

@@ -22,6 +22,7 @@ macro_rules! out_part {
 mod commands;
 pub mod flow;
 mod output;
+mod tokens;
 
 use std::path::PathBuf;
 
@@ -142,6 +143,32 @@ pub enum Command {
         /// The Graph API version to call.
         #[arg(long, env = "META_API_VERSION", default_value = mmonboard_meta::wire::DEFAULT_GRAPH_API_VERSION)]
         meta_api_version: String,
+        /// Run without credentials: anyone reaching the port may read and write. Development machines only.
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Also serve /metrics, without credentials, on this address (on the API's listener it needs a token).
+        #[arg(long, env = "MMONBOARD_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Requests in flight at once; past it, 503 with Retry-After.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_in_flight: u32,
+        /// Requests per second each token may send on average; past it, 429 with Retry-After.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        rate_limit_per_second: u32,
+        /// Requests a token may send in one burst.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        rate_limit_burst: u32,
+    },
+    /// Manage the API tokens `serve` accepts (only their hashes are stored, next to the log).
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
     },
     /// Serve a simulator of the part of Meta's Graph API mmonboard speaks to, from scenario files.
     MetaSim {
@@ -172,6 +199,29 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensAction {
+    /// Create a token and print it, once.
+    Create {
+        /// What the history records as the actor (with the role): 1 to 64 of a-z 0-9 . _ -
+        #[arg(long)]
+        name: String,
+        /// operator, recorder, auditor, subscriber or admin (docs/access.md).
+        #[arg(long)]
+        role: String,
+        /// How long it is valid: 90d, 12h, 2w ...; without it, until revoked.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List the tokens: name, role, created, expires, last used, status (never the token).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: every server refuses it within the refresh interval (5 s).
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

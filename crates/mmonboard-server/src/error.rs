@@ -13,6 +13,16 @@ pub enum ServerError {
     ReadModels(#[from] mmonboard_projections::ProjectionError),
     #[error(transparent)]
     Process(#[from] mmonboard_process::ProcessError),
+    #[error(transparent)]
+    Access(#[from] mmonboard_access::AccessError),
+    #[error(
+        "the database holds no usable access token, so every request would be refused: create the first \
+         with `mmonboard tokens create --name admin --role admin` (with the same --database), or start with \
+         --insecure-no-auth on a development machine"
+    )]
+    NoTokens,
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }

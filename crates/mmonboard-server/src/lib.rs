@@ -1,13 +1,18 @@
 //! The HTTP service behind `mmonboard serve`: commands, state and history, the read models, the routing
 //! question, and the events for other services (a paged catch-up read and a live Server-Sent Events stream
 //! that resumes from `Last-Event-ID`, each event in CloudEvents 1.0 JSON). `run` takes the listener, the
-//! clock and the shutdown signal, so tests bind port 0 and control time.
+//! clock and the shutdown signal, so tests bind port 0 and control time. Every `/v1` route sits behind the
+//! access layer (`auth.rs`): bearer tokens checked against a cached copy of the token store, the role
+//! matrix, a per-token rate limit, and a global limit of requests in flight; TLS is optional (rustls).
 
+mod auth;
 mod cloudevents;
 mod error;
 mod metrics;
 mod routes;
 mod supervise;
+mod token_cache;
+mod tokens_api;
 mod webhook;
 
 use std::future::Future;
@@ -23,7 +28,9 @@ use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use auth::{AccessOptions, AuthMode, DEFAULT_REFRESH, RateLimit};
 pub use error::ServerError;
+pub use token_cache::Principal;
 pub use webhook::{WEBHOOK_ACTOR, WebhookConfig};
 
 /// The largest request body accepted; larger ones get 413 before anything is parsed.
@@ -44,6 +51,8 @@ pub(crate) struct AppState<C> {
     pub process_health: supervise::TaskHealth,
     /// Whether this instance's process manager holds the lease (set when one runs).
     pub process_role: std::sync::OnceLock<mmonboard_process::RoleWatch>,
+    /// Tokens, roles and limits; also what `/readyz` reports of them.
+    pub access: Arc<auth::AccessControl<C>>,
 }
 
 /// The process manager to run beside the API: it drives onboardings forward through Meta.
@@ -59,6 +68,19 @@ pub struct ServeOptions<G = HttpGateway> {
     pub webhook: Option<WebhookConfig>,
     /// The process manager; without it the onboarding moves only by the commands it is sent.
     pub process: Option<ProcessSetup<G>>,
+    /// Credentials, roles and limits.
+    pub access: AccessOptions,
+    /// Serve HTTPS with this certificate chain and key (PEM files); plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// A second listener serving `/metrics` alone, without credentials (for a scraper on a private network).
+    pub metrics_listener: Option<TcpListener>,
+}
+
+/// The PEM files `--tls-cert` and `--tls-key` name.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl<G> Default for ServeOptions<G> {
@@ -66,6 +88,9 @@ impl<G> Default for ServeOptions<G> {
         Self {
             webhook: None,
             process: None,
+            access: AccessOptions::default(),
+            tls: None,
+            metrics_listener: None,
         }
     }
 }
@@ -97,7 +122,45 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let database_url = database_url.as_str();
+    // A bad certificate stops the start before anything is opened.
+    let tls = match &options.tls {
+        None => None,
+        Some(files) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                .await
+                .map_err(|error| {
+                    ServerError::Tls(format!(
+                        "cannot load the certificate {} and key {}: {error}",
+                        files.cert.display(),
+                        files.key.display()
+                    ))
+                })?,
+        ),
+    };
     let store = Arc::new(EventLog::open(database_url, &LogOptions::default()).await?);
+    let tokens = match options.access.mode {
+        AuthMode::InsecureNoAuth => {
+            tracing::warn!(
+                "RUNNING WITHOUT AUTHENTICATION (--insecure-no-auth): anyone who reaches this port may \
+                 read and write every portfolio; never do this on a shared network"
+            );
+            None
+        }
+        AuthMode::Tokens => {
+            let cache = token_cache::TokenCache::load(
+                mmonboard_access::TokenStore::open(database_url).await?,
+                clock.clone(),
+                options.access.refresh_every,
+            )
+            .await?;
+            if !cache.has_usable_token() {
+                cache.store().close().await;
+                return Err(ServerError::NoTokens);
+            }
+            Some(cache)
+        }
+    };
+    let access = Arc::new(auth::AccessControl::new(tokens, options.access.rate_limit));
     let read_models = ReadModels::open(database_url).await?;
     let config = DomainConfig::default();
     let (stop, stopped) = watch::channel(false);
@@ -112,6 +175,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         webhook: options.webhook,
         process_health: supervise::TaskHealth::default(),
         process_role: std::sync::OnceLock::new(),
+        access: Arc::clone(&access),
     });
 
     let projector = Arc::new(tokio::sync::Mutex::new(Projector::new(
@@ -199,16 +263,64 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     };
 
     let address = listener.local_addr()?;
-    let database = mmonboard_eventlog::redact_database_url(database_url);
-    tracing::info!(%address, %database, "mmonboard listening");
-    let router = routes::router(Arc::clone(&state));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stop.send(true);
+    tracing::info!(
+        %address,
+        database = mmonboard_eventlog::redact_database_url(database_url),
+        tls = tls.is_some(),
+        "mmonboard listening"
+    );
+    let metrics_server = options.metrics_listener.map(|metrics_listener| {
+        let router = routes::metrics_router(Arc::clone(&state));
+        let mut metrics_stop = stopped.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(metrics_listener, router)
+                .with_graceful_shutdown(async move {
+                    while metrics_stop.changed().await.is_ok() && !*metrics_stop.borrow() {}
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
         })
-        .await?;
+    });
+    let router = layers(
+        routes::router(Arc::clone(&state)),
+        &access,
+        options.access.max_in_flight,
+    );
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop.send(true);
+    };
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopping.graceful_shutdown(None);
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await?
+        }
+    }
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
+    if let Some(cache) = &access.tokens {
+        if let Err(error) = cache.flush_uses().await {
+            tracing::warn!(%error, "the tokens' last-use times were not written");
+        }
+        cache.store().close().await;
+    }
     let _ = projector.await;
     if let Some(process) = process {
         let _ = process.await;
@@ -220,4 +332,49 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     read_models.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The layers around the routes, innermost first: the access layer (credentials, matrix, per-token rate
+/// limit), the global limit of requests in flight (shed at once with 503, never queued), and the request log,
+/// which records the method and the path but never the query (`hub.verify_token`) or a header.
+fn layers<C: Clock + Clone>(
+    router: axum::Router,
+    access: &Arc<auth::AccessControl<C>>,
+    max_in_flight: usize,
+) -> axum::Router {
+    use axum::http::StatusCode;
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(access),
+            auth::authenticate::<C>,
+        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        auth::retry_later(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "overloaded",
+                            "the server has as many requests in flight as it takes; try again"
+                                .into(),
+                            std::time::Duration::from_secs(1),
+                        )
+                    },
+                ))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    max_in_flight.max(1),
+                )),
+        )
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                },
+            ),
+        )
 }

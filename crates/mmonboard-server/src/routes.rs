@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use mmonboard_app::json::{accepted_json, history_entry_json};
@@ -29,6 +29,7 @@ use uuid::Uuid;
 use crate::cloudevents::to_cloud_event;
 use crate::error::ApiError;
 use crate::metrics::Snapshot;
+use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
 
 type Shared<C> = State<Arc<AppState<C>>>;
@@ -61,8 +62,22 @@ pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
         .route("/readyz", get(ready::<C>))
         .route("/metrics", get(metrics::<C>))
         .route("/openapi.json", get(openapi))
+        .route(
+            "/v1/tokens",
+            get(crate::tokens_api::list::<C>).post(crate::tokens_api::create::<C>),
+        )
+        .route(
+            "/v1/tokens/{name}",
+            axum::routing::delete(crate::tokens_api::revoke::<C>),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `/metrics` alone, without credentials, for `--metrics-listen`.
+pub(crate) fn metrics_router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::<C>))
         .with_state(state)
 }
 
@@ -125,6 +140,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 
 async fn command<C: Clock + Clone>(
     State(state): Shared<C>,
+    Extension(principal): Extension<Principal>,
     Path(portfolio_id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -142,24 +158,16 @@ async fn command<C: Clock + Clone>(
         })?;
         let command: OnboardingCommand = serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("the command is not valid: {error}")))?;
-        if matches!(
-            command,
-            OnboardingCommand::RecordTermsRequest { .. }
-                | OnboardingCommand::RecordTermsSigned { .. }
-                | OnboardingCommand::RecordProcessStall { .. }
-        ) {
-            // What Meta said is recorded by the webhook endpoint and the process manager only: an API caller
-            // must not be able to write "Meta reported the terms signed".
-            return Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "reserved_command",
-                message: format!(
-                    "{} records what Meta reported; only mmonboard's webhook endpoint and process manager record it",
-                    command.type_name()
-                ),
-            });
+        // What Meta said is recorded with the recorder role only: an operator must not be able to write
+        // "Meta reported the terms signed".
+        crate::auth::authorize_command(&principal, &command)?;
+        if headers.contains_key("x-actor") {
+            return Err(ApiError::bad_request(
+                "the X-Actor header is no longer accepted: the actor recorded is the authenticated token",
+            ));
         }
-        let mut context = CommandContext::new(header_text(&headers, "x-actor")?.unwrap_or("http"));
+        // The actor is whoever authenticated, never what the caller claims.
+        let mut context = CommandContext::new(principal.actor());
         if let Some(key) = header_text(&headers, "idempotency-key")? {
             context = context.with_command_id(idempotent_command_id(&portfolio_id, key));
         }
@@ -461,6 +469,14 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
     match state.store.head_position().await {
         Ok(head) if degraded.is_empty() => {
             let mut body = json!({ "status": "ready", "head": head });
+            if state.access.tokens.is_some() {
+                body["auth"] = json!("tokens");
+            } else {
+                body["auth"] = json!("insecure-no-auth");
+                body["warning"] = json!(
+                    "authentication is off (--insecure-no-auth): anyone reaching this port may read and write every portfolio"
+                );
+            }
             // A standby is ready: it serves the API, and takes over Meta's steps if the holder goes away.
             if let Some(role) = state.process_role.get() {
                 body["process_manager"] = json!(role.get().as_str());

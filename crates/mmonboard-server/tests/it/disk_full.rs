@@ -14,6 +14,17 @@ use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Credentials are not what this test is about (the access tests are): the server runs without them.
+fn without_credentials() -> mmonboard_server::ServeOptions<mmonboard_meta::HttpGateway> {
+    mmonboard_server::ServeOptions {
+        access: mmonboard_server::AccessOptions {
+            mode: mmonboard_server::AuthMode::InsecureNoAuth,
+            ..mmonboard_server::AccessOptions::default()
+        },
+        ..mmonboard_server::ServeOptions::default()
+    }
+}
+
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
 struct TinyFilesystem {
     _dir: tempfile::TempDir,
@@ -94,10 +105,11 @@ async fn a_full_disk_refuses_with_503_loses_nothing_and_recovers_when_space_retu
             .expect("a time"),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mmonboard_server::run(
+    let server = tokio::spawn(mmonboard_server::run_with(
         listener,
         url.clone(),
         clock,
+        without_credentials(),
         async move {
             let _ = stopped.await;
         },

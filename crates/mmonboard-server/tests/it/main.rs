@@ -1,9 +1,11 @@
 //! Black-box tests of the HTTP service: the real server on port 0 with a fresh database and a clock the
 //! test controls.
 
+mod access;
 mod api;
 mod disk_full;
 mod recovery;
 mod stream;
 mod support;
+mod transport;
 mod webhook;

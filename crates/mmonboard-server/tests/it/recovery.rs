@@ -12,6 +12,17 @@ use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Credentials are not what this test is about (the access tests are): the server runs without them.
+fn without_credentials() -> mmonboard_server::ServeOptions<mmonboard_meta::HttpGateway> {
+    mmonboard_server::ServeOptions {
+        access: mmonboard_server::AccessOptions {
+            mode: mmonboard_server::AuthMode::InsecureNoAuth,
+            ..mmonboard_server::AccessOptions::default()
+        },
+        ..mmonboard_server::ServeOptions::default()
+    }
+}
+
 /// Run SQL on the test database beside the server.
 async fn execute(database: &TestDatabase, sql: &str) {
     match database.backend() {
@@ -81,10 +92,11 @@ async fn the_projector_recovers_by_itself_after_a_storage_failure(backend: TestB
             .expect("a time"),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mmonboard_server::run(
+    let server = tokio::spawn(mmonboard_server::run_with(
         listener,
         database.url().to_owned(),
         clock,
+        without_credentials(),
         async move {
             let _ = stopped.await;
         },

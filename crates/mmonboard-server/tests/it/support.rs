@@ -1,4 +1,5 @@
-//! `spawn_app`: the real server on port 0, a fresh database, a manual clock, and a clean shutdown.
+//! `spawn_app`: the real server on port 0, a fresh database, a manual clock, and a clean shutdown. The app's
+//! client sends the admin token created before the start (`App::admin_token`); `App::anonymous` sends none.
 
 #![allow(dead_code)]
 
@@ -15,7 +16,11 @@ pub struct App {
     pub base: String,
     pub url: String,
     pub clock: ManualClock,
+    /// Sends `Authorization: Bearer <admin_token>` with every request.
     pub client: reqwest::Client,
+    /// Sends no credential.
+    pub anonymous: reqwest::Client,
+    pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), mmonboard_server::ServerError>>>,
     _dir: tempfile::TempDir,
@@ -28,6 +33,59 @@ pub async fn spawn_app() -> App {
     spawn(None).await
 }
 
+/// The server with these access options (limits, refresh interval, mode).
+pub async fn spawn_app_with_access(access: mmonboard_server::AccessOptions) -> App {
+    spawn_with(None, access).await
+}
+
+/// Creates the database's log and a token in it, as `mmonboard tokens create` does; the secret.
+pub async fn create_token(
+    url: &str,
+    name: &str,
+    role: mmonboard_access::Role,
+    created_at: chrono::DateTime<Utc>,
+    expires_at: Option<chrono::DateTime<Utc>>,
+) -> String {
+    mmonboard_eventlog::EventLog::open(url, &mmonboard_eventlog::LogOptions::default())
+        .await
+        .expect("the log opens")
+        .close()
+        .await;
+    let store = mmonboard_access::TokenStore::open(url)
+        .await
+        .expect("the token store opens");
+    let issued = store
+        .create(
+            &mmonboard_access::TokenName::parse(name).expect("a token name"),
+            role,
+            created_at,
+            expires_at,
+        )
+        .await
+        .expect("the token is created");
+    store.close().await;
+    issued.secret.expose().to_owned()
+}
+
+/// A client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
+}
+
+pub fn start_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+        .single()
+        .expect("a time")
+}
+
 /// The server with Meta's webhooks configured (`APP_SECRET`, `VERIFY_TOKEN`).
 pub async fn spawn_app_with_webhooks() -> App {
     spawn(Some(mmonboard_server::WebhookConfig {
@@ -38,21 +96,33 @@ pub async fn spawn_app_with_webhooks() -> App {
 }
 
 async fn spawn(webhook: Option<mmonboard_server::WebhookConfig>) -> App {
+    spawn_with(webhook, mmonboard_server::AccessOptions::default()).await
+}
+
+async fn spawn_with(
+    webhook: Option<mmonboard_server::WebhookConfig>,
+    access: mmonboard_server::AccessOptions,
+) -> App {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let admin_token = create_token(
+        &url,
+        "test-admin",
+        mmonboard_access::Role::Admin,
+        start_time(),
+        None,
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
     let base = format!("http://{}", listener.local_addr().expect("an address"));
-    let clock = ManualClock::starting_at(
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-            .single()
-            .expect("a time"),
-    );
+    let clock = ManualClock::starting_at(start_time());
     let (stop, stopped) = oneshot::channel::<()>();
     let options = mmonboard_server::ServeOptions::<mmonboard_meta::HttpGateway> {
         webhook,
-        process: None,
+        access,
+        ..Default::default()
     };
     let server = tokio::spawn(mmonboard_server::run_with(
         listener,
@@ -67,7 +137,9 @@ async fn spawn(webhook: Option<mmonboard_server::WebhookConfig>) -> App {
         base,
         url,
         clock,
-        client: reqwest::Client::new(),
+        client: client_with(&admin_token),
+        anonymous: reqwest::Client::new(),
+        admin_token,
         stop: Some(stop),
         server: Some(server),
         _dir: dir,
@@ -94,6 +166,38 @@ impl App {
         })
         .await
         .expect("the server became ready before the deadline");
+    }
+
+    /// Creates a token over the HTTP API with the admin token; its secret.
+    pub async fn token(&self, name: &str, role: &str, expires_in: Option<&str>) -> String {
+        let response = self
+            .client
+            .post(format!("{}/v1/tokens", self.base))
+            .json(&json!({"name": name, "role": role, "expires_in": expires_in}))
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), 201, "the token {name} was not created");
+        let body: Value = response.json().await.expect("JSON");
+        body["token"].as_str().expect("the token").to_owned()
+    }
+
+    /// POSTs a command with `client`'s credential.
+    pub async fn post_with(
+        &self,
+        client: &reqwest::Client,
+        portfolio: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let response = client
+            .post(format!("{}/v1/portfolios/{portfolio}/commands", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("a response");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, portfolio: &str, body: &str, key: Option<&str>) -> (u16, Value) {
@@ -125,6 +229,11 @@ impl App {
             .expect("a response");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use mmonboard_app::Clock;
+        self.clock.now()
     }
 
     pub async fn head(&self) -> u64 {

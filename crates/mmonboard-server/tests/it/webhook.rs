@@ -274,20 +274,30 @@ async fn a_malformed_notification_does_not_hide_the_valid_ones_beside_it() {
 }
 
 #[tokio::test]
-async fn what_meta_reported_cannot_be_written_through_the_command_api() {
+async fn what_meta_reported_cannot_be_written_with_an_operator_token() {
     let app = spawn_app_with_webhooks().await;
     up_to_terms(&app, PORTFOLIO).await;
     let head = app.head().await;
+    let operator = client_with(&app.token("ops", "operator", None).await);
     for command in [
         json!({"type": "record_terms_signed", "waba_id": "1001"}),
         json!({"type": "record_terms_request", "already_invited": true}),
         json!({"type": "record_process_stall", "step": "connect", "attempts": 1, "error": "x"}),
+        json!({"type": "accept_terms", "accepted_by": "3001", "role": "ADMIN", "terms_version": "v1"}),
     ] {
-        let (status, body) = app.post(PORTFOLIO, &command.to_string(), None).await;
+        let (status, body) = app
+            .post_with(&operator, PORTFOLIO, &command.to_string())
+            .await;
         assert_eq!(
             (status, body["code"].as_str()),
-            (403, Some("reserved_command")),
+            (403, Some("forbidden")),
             "{command}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("recorder")),
+            "{body}"
         );
     }
     assert_eq!(app.head().await, head);
