@@ -291,6 +291,22 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         }
     }
 
+    /// The id of the portfolio's latest event, if it has any: the causation of a command that answers
+    /// the portfolio as it stands (a Meta webhook is decided on the state that event ended in).
+    pub async fn last_event_id(
+        &self,
+        portfolio_id: &PortfolioId,
+    ) -> Result<Option<Uuid>, AppError> {
+        let stream_id = stream_id(portfolio_id);
+        let Some(after_version) = self.store.stream_version(&stream_id).await?.checked_sub(1)
+        else {
+            return Ok(None);
+        };
+        // Bounded below by the version just read, so this reads the head and whatever came after it.
+        let tail = self.store.read_stream(&stream_id, after_version).await?;
+        Ok(tail.last().map(|event| event.event_id))
+    }
+
     /// The portfolio's state now (a portfolio with no history is `not_started`).
     pub async fn load(&self, portfolio_id: &PortfolioId) -> Result<Aggregate, AppError> {
         self.load_stream(portfolio_id, &stream_id(portfolio_id), None)

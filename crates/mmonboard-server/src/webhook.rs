@@ -227,8 +227,11 @@ async fn apply<C: Clock + Clone>(
         },
     };
     let index = index.to_string();
+    // The notification answers the portfolio as it stands: its causation is the latest event recorded.
+    let causation = state.service.last_event_id(&portfolio_id).await?;
     let context = CommandContext::new(WEBHOOK_ACTOR)
-        .with_command_id(derived_command_id("meta-webhook", &[delivery, &index]));
+        .with_command_id(derived_command_id("meta-webhook", &[delivery, &index]))
+        .with_causation(causation);
     match state
         .service
         .execute(&portfolio_id, &command, &context)
