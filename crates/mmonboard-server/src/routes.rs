@@ -186,6 +186,19 @@ async fn command<C: Clock + Clone>(
         .await?
     {
         Ok(outcome) => {
+            if outcome.already_applied && !state.service.is_same_request(&command, &outcome).await?
+            {
+                // Answering with the first request's outcome would tell the caller its other request
+                // was applied.
+                return Err(ApiError {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "idempotency_key_reused",
+                    message: format!(
+                        "this Idempotency-Key was already used for a different {} request on portfolio {portfolio_id}; use a new key for a new request",
+                        command.type_name()
+                    ),
+                });
+            }
             let status = if outcome.already_applied {
                 StatusCode::OK
             } else {
