@@ -2,6 +2,7 @@
 //! test controls.
 
 mod api;
+mod edges;
 mod idempotency;
 mod stream;
 mod support;
