@@ -420,6 +420,11 @@ fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
         again.stdout
     );
     assert_eq!(workspace.event_count(), events, "nothing appended again");
+    // The demo's history ends before the real time it finished at, so the database goes on with the wall
+    // clock: a command now is accepted on a sample portfolio, not refused as earlier than its last event.
+    let change = r#"{"type":"change_template","waba_id":"4110000001","template_id":"4999000001","name":"after_the_demo","language":"en_US","category":"MARKETING"}"#;
+    let later = workspace.exec("4100000001", change);
+    assert_eq!(later.code, 0, "{}\n{}", later.stdout, later.stderr);
 }
 
 #[test]
