@@ -57,6 +57,11 @@ fn a_refused_command_exits_3_with_the_reason_and_appends_nothing() {
         "stderr: {}",
         run.stderr
     );
+    assert!(
+        run.stderr.starts_with("refused in state terms_pending: "),
+        "said once: {}",
+        run.stderr
+    );
     let body = run.json();
     assert_eq!(body["outcome"], "refused");
     assert_eq!(body["code"], "terms_require_admin");
@@ -204,6 +209,11 @@ fn state_shows_now_and_as_of_a_past_time() {
     assert!(
         text.stdout.contains("WABA 1001: eligible"),
         "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("(stage preparing)"),
+        "the stage as the API names it: {}",
         text.stdout
     );
 
@@ -355,6 +365,32 @@ fn tamper(workspace: &Workspace, position: i64) {
     });
 }
 
+/// One event line of the demo: `[+hh:mm:ss] scenario  event  actor  transition`.
+struct DemoRow<'a> {
+    event: &'a str,
+    actor: &'a str,
+    /// Where the actor starts on the line: the same on every line when the columns are aligned.
+    actor_column: usize,
+}
+
+fn demo_rows(stdout: &str) -> impl Iterator<Item = DemoRow<'_>> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with("[+"))
+        .filter_map(|line| {
+            let mut words = line.split_whitespace().skip(2);
+            let event = words.next()?;
+            let actor = words.next()?;
+            let after_event = line.find(event)? + event.len();
+            let actor_column = after_event + line[after_event..].find(actor)?;
+            Some(DemoRow {
+                event,
+                actor,
+                actor_column,
+            })
+        })
+}
+
 #[test]
 fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
     let workspace = Workspace::new();
@@ -370,22 +406,31 @@ fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
         run.stdout
     );
     // Every step of the flow came from Meta (the process manager or a webhook), none typed by hand.
-    for line in [
-        "eligibility_checked          process-manager",
-        "obo_waba_migrated            process-manager",
-        "terms_requested              process-manager",
-        "terms_signed                 meta-webhook",
-        "connected                    process-manager",
-        "sync_completed               process-manager",
-        "waba_restricted              meta-webhook",
-        "waba_reinstated              process-manager",
+    for (event, actor) in [
+        ("eligibility_checked", "process-manager"),
+        ("obo_waba_migrated", "process-manager"),
+        ("terms_requested", "process-manager"),
+        ("terms_signed", "meta-webhook"),
+        ("connected", "process-manager"),
+        ("sync_completed", "process-manager"),
+        ("waba_restricted", "meta-webhook"),
+        ("waba_reinstated", "process-manager"),
     ] {
         assert!(
-            run.stdout.contains(line),
-            "missing {line:?} in:\n{}",
+            demo_rows(&run.stdout).any(|row| row.event == event && row.actor == actor),
+            "missing {event} by {actor} in:\n{}",
             run.stdout
         );
     }
+    // The columns stay in line, the longest event name included.
+    let actor_columns: std::collections::BTreeSet<usize> =
+        demo_rows(&run.stdout).map(|row| row.actor_column).collect();
+    assert_eq!(actor_columns.len(), 1, "{}", run.stdout);
+    assert!(
+        demo_rows(&run.stdout).any(|row| row.event == "business_information_submitted"),
+        "{}",
+        run.stdout
+    );
     assert!(
         workspace.event_count() >= 50,
         "{} events",
@@ -413,13 +458,17 @@ fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
         again.stdout
     );
     assert!(
-        again
-            .stdout
-            .contains("terms_signed                 meta-webhook"),
+        demo_rows(&again.stdout)
+            .any(|row| row.event == "terms_signed" && row.actor == "meta-webhook"),
         "the recorded history is shown: {}",
         again.stdout
     );
     assert_eq!(workspace.event_count(), events, "nothing appended again");
+    // The demo's history ends before the real time it finished at, so the database goes on with the wall
+    // clock: a command now is accepted on a sample portfolio, not refused as earlier than its last event.
+    let change = r#"{"type":"change_template","waba_id":"4110000001","template_id":"4999000001","name":"after_the_demo","language":"en_US","category":"MARKETING"}"#;
+    let later = workspace.exec("4100000001", change);
+    assert_eq!(later.code, 0, "{}\n{}", later.stdout, later.stderr);
 }
 
 #[test]
@@ -571,4 +620,49 @@ fn meta_settings_that_cannot_work_are_refused_before_anything_starts() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("missing.json"), "{}", run.stderr);
     assert!(!workspace.database_path().exists(), "nothing was opened");
+}
+
+#[test]
+fn every_option_and_the_environment_each_command_reads_are_in_its_help() {
+    let workspace = Workspace::new();
+    for (command, mentions) in [
+        ("exec", &["--portfolio <PORTFOLIO>  "][..]),
+        ("state", &["--portfolio <PORTFOLIO>  ", "--json  "][..]),
+        ("history", &["--portfolio <PORTFOLIO>  ", "--json  "][..]),
+        ("verify", &["--json  "][..]),
+        (
+            "serve",
+            &[
+                "META_ACCESS_TOKEN",
+                "META_APP_SECRET",
+                "META_WEBHOOK_VERIFY_TOKEN",
+                "RUST_LOG",
+            ][..],
+        ),
+        (
+            "meta-sim",
+            &["META_ACCESS_TOKEN", "META_APP_SECRET", "RUST_LOG"][..],
+        ),
+    ] {
+        let run = workspace.run(&[command, "--help"], "");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        for mention in mentions {
+            let name = mention.trim_end();
+            let lines: Vec<&str> = run.stdout.lines().collect();
+            let index = lines
+                .iter()
+                .position(|line| line.trim_start().starts_with(name))
+                .unwrap_or_else(|| panic!("{command} --help names {name}:\n{}", run.stdout));
+            if mention.ends_with("  ") {
+                // Its help text follows on its line, or on the next one when clap lays help out long.
+                let same_line = lines[index].trim_start()[name.len()..].trim();
+                let next_line = lines.get(index + 1).map_or("", |line| line.trim());
+                assert!(
+                    !same_line.is_empty() || !(next_line.is_empty() || next_line.starts_with('-')),
+                    "{command} --help explains {name}:\n{}",
+                    run.stdout
+                );
+            }
+        }
+    }
 }

@@ -62,6 +62,8 @@ pub struct AcceleratedClock {
     origin: DateTime<Utc>,
     started: std::time::Instant,
     factor: u32,
+    /// Never ahead of the wall clock (see [`AcceleratedClock::ending_by_now`]).
+    capped_at_wall_clock: bool,
 }
 
 impl AcceleratedClock {
@@ -71,6 +73,25 @@ impl AcceleratedClock {
             origin,
             started: std::time::Instant::now(),
             factor: factor.max(1),
+            capped_at_wall_clock: false,
+        }
+    }
+
+    /// A clock whose history ends in the past: it starts as far back as it can run ahead in `real_budget`
+    /// of real time, and never reads later than the wall clock. What it records can then be served and
+    /// continued on the wall clock (a real command after it is not "before the last event", a template
+    /// synced in it is not still syncing). Should a run outlast its budget, the clock goes on at real speed
+    /// rather than run ahead.
+    pub fn ending_by_now(factor: u32, real_budget: std::time::Duration) -> Self {
+        let factor = factor.max(1);
+        let head_start =
+            TimeDelta::from_std(real_budget.saturating_mul(factor)).unwrap_or(TimeDelta::MAX);
+        let wall = Utc::now();
+        Self {
+            origin: wall.checked_sub_signed(head_start).unwrap_or(wall),
+            started: std::time::Instant::now(),
+            factor,
+            capped_at_wall_clock: true,
         }
     }
 
@@ -86,13 +107,48 @@ impl AcceleratedClock {
 
 impl Clock for AcceleratedClock {
     fn now(&self) -> DateTime<Utc> {
-        let elapsed = self.started.elapsed() * self.factor;
-        self.origin + TimeDelta::from_std(elapsed).unwrap_or(TimeDelta::MAX)
+        let elapsed = self.started.elapsed().saturating_mul(self.factor);
+        let accelerated = TimeDelta::from_std(elapsed)
+            .ok()
+            .and_then(|elapsed| self.origin.checked_add_signed(elapsed))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if self.capped_at_wall_clock {
+            accelerated.min(Utc::now())
+        } else {
+            accelerated
+        }
     }
 }
 
 impl Clock for Arc<dyn Clock> {
     fn now(&self) -> DateTime<Utc> {
         self.as_ref().now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_ending_by_now_never_reads_later_than_the_wall_clock() {
+        // No head start at all and time a hundred thousand times faster: only the cap keeps it behind.
+        let clock = AcceleratedClock::ending_by_now(100_000, std::time::Duration::ZERO);
+        for _ in 0..10_000 {
+            let read = clock.now();
+            assert!(read <= Utc::now(), "{read} is ahead of the wall clock");
+        }
+    }
+
+    #[test]
+    fn a_clock_ending_by_now_starts_its_budget_back() {
+        let before = Utc::now();
+        let clock = AcceleratedClock::ending_by_now(600, std::time::Duration::from_secs(120));
+        let read = clock.now();
+        assert!(
+            read <= before - TimeDelta::hours(10),
+            "{read} starts 20 simulated hours back"
+        );
+        assert_eq!(clock.factor(), 600);
     }
 }

@@ -212,10 +212,19 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         loop {
             attempts += 1;
             let aggregate = self.load_current(portfolio_id, &stream_id).await?;
-            let now = self.clock.now();
+            let now = stored_precision(self.clock.now());
             let events = match self.decider.decide(&aggregate, command, now) {
                 Ok(events) => events,
                 Err(refusal) => {
+                    // The same command may have been applied while this one waited for the portfolio (a
+                    // concurrent retry with its key, here or in another process): that one's outcome is
+                    // the answer, not a refusal of it as a second attempt ("already started").
+                    if let Some(original) = self.store.find_command(context.command_id).await? {
+                        self.counters
+                            .already_applied
+                            .fetch_add(1, Ordering::Relaxed);
+                        return self.already_applied(portfolio_id, original).await.map(Ok);
+                    }
                     self.counters.refused.fetch_add(1, Ordering::Relaxed);
                     return Ok(Err(refusal));
                 }
@@ -289,6 +298,56 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                 Err(AppendError::Store(error)) => return Err(error.into()),
             }
         }
+    }
+
+    /// Whether `command` is the request that produced `original` (an outcome with `already_applied`): decided
+    /// again on the state and at the time the original was, it gives the same events. A caller that reuses an
+    /// idempotency key for another request is told so rather than handed the first request's outcome. The
+    /// comparison is of meaning, not bytes: the same command spelled differently matches.
+    pub async fn is_same_request(
+        &self,
+        command: &OnboardingCommand,
+        original: &CommandOutcome,
+    ) -> Result<bool, AppError> {
+        let Some(first) = original.events.first() else {
+            return Ok(true);
+        };
+        let stream_id = stream_id(&original.portfolio_id);
+        let decided_on = first.recorded.stream_version.saturating_sub(1);
+        let mut aggregate = Aggregate::new(original.portfolio_id.clone());
+        for recorded in self.store.read_stream(&stream_id, 0).await? {
+            if recorded.stream_version > decided_on {
+                break;
+            }
+            let event = decode_checked(&stream_id, &recorded)?;
+            apply_checked(&mut aggregate, &stream_id, &recorded, &event)?;
+        }
+        let again = self
+            .decider
+            .decide(&aggregate, command, first.recorded.recorded_at);
+        Ok(again.is_ok_and(|events| {
+            events.len() == original.events.len()
+                && events
+                    .iter()
+                    .zip(&original.events)
+                    .all(|(again, logged)| *again == logged.event)
+        }))
+    }
+
+    /// The id of the portfolio's latest event, if it has any: the causation of a command that answers
+    /// the portfolio as it stands (a Meta webhook is decided on the state that event ended in).
+    pub async fn last_event_id(
+        &self,
+        portfolio_id: &PortfolioId,
+    ) -> Result<Option<Uuid>, AppError> {
+        let stream_id = stream_id(portfolio_id);
+        let Some(after_version) = self.store.stream_version(&stream_id).await?.checked_sub(1)
+        else {
+            return Ok(None);
+        };
+        // Bounded below by the version just read, so this reads the head and whatever came after it.
+        let tail = self.store.read_stream(&stream_id, after_version).await?;
+        Ok(tail.last().map(|event| event.event_id))
     }
 
     /// The portfolio's state now (a portfolio with no history is `not_started`).
@@ -420,6 +479,12 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             version: aggregate.version(),
         })
     }
+}
+
+/// `now` at the precision the log keeps times (microseconds): the events decided at `now` then carry exactly
+/// the time they are recorded at, so deciding a command again at its `recorded_at` gives the same events.
+fn stored_precision(now: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
 /// Streams at least this long are decoded in parallel, off the async workers.

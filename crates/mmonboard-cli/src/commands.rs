@@ -254,7 +254,8 @@ async fn exec(
             exit::OK
         }
         Err(refusal) => {
-            eprintln!("refused: {refusal}");
+            // The refusal says "refused in state …" itself.
+            eprintln!("{refusal}");
             print_json(&refusal_json(&refusal))?;
             exit::REFUSED
         }
@@ -522,6 +523,22 @@ async fn run_demo(
     }
     out!();
     let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    // The lines are printed as the events are recorded, so a table laid out at the end cannot align them:
+    // the columns are as wide as the longest value they can hold, known before the first line.
+    let event_width = mmonboard_domain::event::ALL_TYPE_NAMES
+        .iter()
+        .map(|name| name.len())
+        .max()
+        .unwrap_or(0);
+    let actor_width = [
+        "operator",
+        mmonboard_process::ACTOR,
+        mmonboard_server::WEBHOOK_ACTOR,
+    ]
+    .iter()
+    .map(|actor| actor.len())
+    .max()
+    .unwrap_or(0);
     let flow = std::sync::Arc::new(flow);
     let mut runs = tokio::task::JoinSet::new();
     for scenario in scenarios.clone() {
@@ -538,14 +555,15 @@ async fn run_demo(
                 } else {
                     format!("{} -> {}", step.from, step.to)
                 };
-                out!(
-                    "[+{:02}:{:02}:{:02}] {name:<width$}  {:<28} {:<16} {arrow}",
+                let line = format!(
+                    "[+{:02}:{:02}:{:02}] {name:<width$}  {:<event_width$}  {:<actor_width$}  {arrow}",
                     seconds / 3600,
                     seconds / 60 % 60,
                     seconds % 60,
                     step.event,
                     step.actor,
                 );
+                out!("{}", line.trim_end());
             };
             let outcome = flow
                 .onboard(&scenario, std::time::Duration::from_secs(120), &mut print)
@@ -561,31 +579,37 @@ async fn run_demo(
         }
     }
     results.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    out!(
-        "\n{:<width$}  {:<12} {:<12} result",
-        "scenario",
-        "expected",
-        "ended in"
-    );
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(["scenario", "expected", "ended in", "result"]);
     let mut failed = 0;
     for (scenario, outcome) in &results {
         match outcome {
-            Ok(state) => out!(
-                "{:<width$}  {:<12} {:<12} as DOMAIN.md predicts",
-                scenario.name,
-                scenario.expect.phase,
+            Ok(state) => table.add_row([
+                scenario.name.as_str(),
+                scenario.expect.phase.as_str(),
                 state["phase"].as_str().unwrap_or("?"),
-            ),
+                "as predicted",
+            ]),
             Err(error) => {
                 failed += 1;
-                out!(
-                    "{:<width$}  {:<12} {:<12} {error}",
-                    scenario.name,
-                    scenario.expect.phase,
-                    "-"
-                );
+                table.add_row([
+                    scenario.name.clone(),
+                    scenario.expect.phase.to_string(),
+                    "-".to_owned(),
+                    error.to_string(),
+                ])
             }
-        }
+        };
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    out!();
+    for line in table.lines() {
+        out!("{}", line.trim_end());
     }
     let flow = std::sync::Arc::into_inner(flow)
         .ok_or_else(|| Failure::Meta("the demo's runs still hold the flow".into()))?;

@@ -106,6 +106,10 @@ impl Running {
     }
 }
 
+/// How long, in real time, a flow may take before its accelerated clock would reach the wall clock (from
+/// there on it runs at real speed): the demo's and the end-to-end tests' deadlines fit in it.
+pub const FLOW_REAL_BUDGET: Duration = Duration::from_secs(180);
+
 /// A running simulator and server.
 pub struct Flow {
     pub clock: AcceleratedClock,
@@ -138,7 +142,8 @@ pub struct Transition {
 
 impl Flow {
     /// Start the simulator with `scenarios` and the server on `database_url`, both on free local ports,
-    /// with time running `time_factor` times faster than real time from now.
+    /// with time running `time_factor` times faster than real time, from a start in the past (see
+    /// [`FLOW_REAL_BUDGET`]).
     pub async fn start(
         database_url: &str,
         scenarios: Vec<Scenario>,
@@ -160,7 +165,9 @@ impl Flow {
         time_factor: u32,
         page_size: usize,
     ) -> Result<Self, FlowError> {
-        let clock = AcceleratedClock::starting_at(Utc::now(), time_factor);
+        // Started in the past so that everything the run records lies before the real time it ends at: the
+        // database can then be served on the wall clock and taken further.
+        let clock = AcceleratedClock::ending_by_now(time_factor, FLOW_REAL_BUDGET);
         let (operator_token, secret) = create_operator_token(database_url).await?;
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let api_address = api_listener.local_addr()?;

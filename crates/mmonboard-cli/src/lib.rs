@@ -84,6 +84,7 @@ pub struct Cli {
 pub enum Command {
     /// Decide one JSON command against a portfolio and record its events.
     Exec {
+        /// The Meta business portfolio id (digits, no leading zero): one portfolio, one history.
         #[arg(long, value_parser = parse_portfolio_id)]
         portfolio: PortfolioId,
         /// The JSON command; `-` or absent reads standard input.
@@ -101,23 +102,28 @@ pub enum Command {
     },
     /// Show a portfolio's onboarding state, now or as it was at a time.
     State {
+        /// The Meta business portfolio id (digits, no leading zero): one portfolio, one history.
         #[arg(long, value_parser = parse_portfolio_id)]
         portfolio: PortfolioId,
         /// RFC 3339 time, e.g. 2026-11-25T10:00:00Z.
         #[arg(long, value_parser = parse_time)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Every event of a portfolio with the transition it caused.
     History {
+        /// The Meta business portfolio id (digits, no leading zero): one portfolio, one history.
         #[arg(long, value_parser = parse_portfolio_id)]
         portfolio: PortfolioId,
+        /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Walk the hash chain and the stream versions of the whole log.
     Verify {
+        /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -132,6 +138,12 @@ pub enum Command {
         time_factor: u32,
     },
     /// Serve the HTTP API (commands, queries, read models, routing, live events) on this database.
+    #[command(after_help = "Environment:\n  \
+        META_ACCESS_TOKEN          the Graph API token the process manager calls Meta with (with --meta-base-url; never logged)\n  \
+        META_APP_SECRET            the Meta app's secret: webhook deliveries at /webhooks/meta are checked against it\n  \
+        META_WEBHOOK_VERIFY_TOKEN  the token Meta echoes in the webhook subscription handshake\n  \
+        (set both or neither; with neither, /webhooks/meta answers 404)\n  \
+        RUST_LOG                   which logs go to stderr, e.g. RUST_LOG=info or RUST_LOG=mmonboard_process=debug")]
     Serve {
         /// Address to listen on; port 0 picks a free port (the chosen address is logged).
         #[arg(long, env = "MMONBOARD_LISTEN", default_value = "127.0.0.1:8080")]
@@ -171,6 +183,10 @@ pub enum Command {
         action: TokensAction,
     },
     /// Serve a simulator of the part of Meta's Graph API mmonboard speaks to, from scenario files.
+    #[command(after_help = "Environment:\n  \
+        META_ACCESS_TOKEN  the token the simulator expects in calls (the same value as serve's)\n  \
+        META_APP_SECRET    the app secret the simulator signs its webhooks with (the same value as serve's)\n  \
+        RUST_LOG           which logs go to stderr, e.g. RUST_LOG=info")]
     MetaSim {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -193,6 +209,7 @@ pub enum Command {
     /// Measure the event log on a fresh temporary database against raw baselines.
     Bench {
         /// One JSON object (workload -> figure, baseline, ratio) instead of a table.
+        /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
         /// A smaller run (a tenth of the sizes), for a quick look; the figures are not comparable.
@@ -234,6 +251,7 @@ pub enum ProjectionsAction {
     },
     /// Log head, checkpoint and lag of each projection.
     Status {
+        /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -54,7 +54,7 @@ pub fn state_text(aggregate: &Aggregate) -> String {
     let phase = aggregate.phase();
     let mut text = String::new();
     let _ = writeln!(text, "portfolio {}", aggregate.portfolio_id());
-    let _ = writeln!(text, "  phase        {phase} (stage {:?})", phase.stage());
+    let _ = writeln!(text, "  phase        {phase} (stage {})", phase.stage());
     let _ = writeln!(text, "  version      {}", aggregate.version());
     if let Some(at) = aggregate.last_event_at() {
         let _ = writeln!(

@@ -39,6 +39,25 @@ pub enum Stage {
     Offboarded,
 }
 
+impl Stage {
+    /// The name the API and the CLI show (the serialised form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "not_started",
+            Self::Preparing => "preparing",
+            Self::AwaitingTerms => "awaiting_terms",
+            Self::Enabled => "enabled",
+            Self::Offboarded => "offboarded",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -293,4 +312,25 @@ pub struct StateView<'a> {
     pub stall: Option<&'a StallRecord>,
     #[serde(flatten)]
     pub data: &'a Onboarding,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_are_shown_as_they_are_serialised() {
+        for stage in [
+            Stage::NotStarted,
+            Stage::Preparing,
+            Stage::AwaitingTerms,
+            Stage::Enabled,
+            Stage::Offboarded,
+        ] {
+            assert_eq!(
+                serde_json::to_value(stage).ok(),
+                Some(serde_json::Value::from(stage.to_string()))
+            );
+        }
+    }
 }

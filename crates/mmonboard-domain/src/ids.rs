@@ -47,6 +47,19 @@ fn parse_meta_id(kind: &'static str, value: &str) -> Result<String, InvalidValue
             "must be Meta's numeric id (digits only)",
         ));
     }
+    // Meta never writes its ids with leading zeros, and none is 0. Refusing them (rather than stripping)
+    // keeps one spelling per object: `0005550000001` and `5550000001` would otherwise be two streams, or
+    // the same one under two names depending on who stripped what.
+    if value == "0" {
+        return Err(InvalidValue::new(kind, value, "must not be 0"));
+    }
+    if value.starts_with('0') {
+        return Err(InvalidValue::new(
+            kind,
+            value,
+            "must not start with 0 (Meta's ids have no leading zeros)",
+        ));
+    }
     Ok(value.to_owned())
 }
 
@@ -297,6 +310,31 @@ mod tests {
         );
         assert!(WabaId::parse("").is_err());
         assert!(WabaId::parse(&"1".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn meta_ids_have_one_spelling() {
+        assert_eq!(
+            PortfolioId::parse("0005550000001").unwrap_err().to_string(),
+            "invalid portfolio id \"0005550000001\": must not start with 0 (Meta's ids have no leading zeros)"
+        );
+        assert_eq!(
+            PortfolioId::parse("0").unwrap_err().to_string(),
+            "invalid portfolio id \"0\": must not be 0"
+        );
+        // The same rule for every Meta id, in every way one is built.
+        assert!(WabaId::parse("01001").is_err());
+        assert!(PhoneNumberId::parse("00").is_err());
+        assert!(TemplateId::parse("0").is_err());
+        assert!(UserId::parse("0106").is_err());
+        assert!(AdAccountId::parse("0").is_err());
+        assert!(serde_json::from_str::<WabaId>("\"0123\"").is_err());
+        assert!("0123".parse::<PortfolioId>().is_err());
+        assert_eq!(
+            PortfolioId::parse("5550000001").unwrap().as_str(),
+            "5550000001"
+        );
+        assert!(PortfolioId::parse("10").is_ok());
     }
 
     #[test]

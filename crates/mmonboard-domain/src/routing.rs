@@ -2,7 +2,8 @@
 //! Non-marketing messages always use Cloud API. A marketing template uses the MM API only when the portfolio
 //! is live (enabled, config sync done), the WABA is onboarded and not suspended, the template's latest
 //! category is MARKETING and its mirror is synced (reported synced, not in a sync window, not dormant).
-//! Otherwise Cloud API, Meta's `CLOUD_API_FALLBACK`, or, under `STRICT`, a refusal with the reason.
+//! Otherwise Cloud API, Meta's `CLOUD_API_FALLBACK`, or, under `STRICT`, a refusal with the reason. A template
+//! the log knows under a non-marketing category is a non-marketing message: Cloud API, `STRICT` or not.
 //! Pure: time is an argument, so the same question at another moment may get another answer.
 
 use chrono::{DateTime, Utc};
@@ -144,6 +145,25 @@ pub fn route(
             policy,
         };
     };
+    // A template the log knows under another category is a non-marketing message, and those always use
+    // Cloud API: asking by its id must route it as asking by its kind does, `STRICT` or not, whatever the
+    // portfolio's progress or the WABA's standing.
+    if let Some(template) = aggregate
+        .data()
+        .templates
+        .get(template_id)
+        .filter(|template| template.waba_id == *waba_id)
+        .filter(|template| template.category != TemplateCategory::Marketing)
+    {
+        return RoutingDecision {
+            route: Some(Route::CloudApi),
+            reason: RouteReason::TemplateNotMarketing {
+                template_id: template_id.clone(),
+                category: template.category.clone(),
+            },
+            policy,
+        };
+    }
     let reason = match marketing_blocker(aggregate, waba_id, template_id, now, config) {
         None => {
             return RoutingDecision {
@@ -219,12 +239,6 @@ fn marketing_blocker(
             });
         }
     };
-    if template.category != TemplateCategory::Marketing {
-        return Some(RouteReason::TemplateNotMarketing {
-            template_id: template_id.clone(),
-            category: template.category.clone(),
-        });
-    }
     if now - template.last_activity_at > config.dormancy_after {
         return Some(RouteReason::TemplateDormant {
             template_id: template_id.clone(),

@@ -599,19 +599,28 @@ where
         Ok(recorded)
     }
 
+    /// The causation of a step's commands: the event the aggregate was folded up to, the one that made the
+    /// plan call for the step (a timer's step is caused by the last event before it fired).
     async fn last_event_id(
         &self,
         aggregate: &Aggregate,
     ) -> Result<Option<uuid::Uuid>, ProcessError> {
-        if aggregate.version() == 0 {
+        let Some(after_version) = aggregate.version().checked_sub(1) else {
             return Ok(None);
-        }
+        };
         let stream_id = mmonboard_app::codec::stream_id(aggregate.portfolio_id());
-        let tail = self
-            .store
-            .read_stream(&stream_id, aggregate.version())
-            .await?;
-        Ok(tail.last().map(|event| event.event_id))
+        // `read_stream` returns the versions after its bound: after v - 1 comes v first.
+        let tail = self.store.read_stream(&stream_id, after_version).await?;
+        let event = tail
+            .first()
+            .filter(|event| event.stream_version == aggregate.version())
+            .ok_or_else(|| {
+                ProcessError::Corrupt(format!(
+                    "{stream_id} has no event at version {}, which the manager folded",
+                    aggregate.version()
+                ))
+            })?;
+        Ok(Some(event.event_id))
     }
 
     /// Ask Meta what the step needs; decide nothing here: the commands go through `decide` like any other.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,6 +70,10 @@ pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
             "/v1/tokens/{name}",
             axum::routing::delete(crate::tokens_api::revoke::<C>),
         )
+        .route_layer(axum::middleware::from_fn(known_query_parameters))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -79,6 +83,185 @@ pub(crate) fn metrics_router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Route
     Router::new()
         .route("/metrics", get(metrics::<C>))
         .with_state(state)
+}
+
+/// The query parameters each route reads; anything else is a mistake the caller should hear about (a
+/// misspelt `as_of` would otherwise answer the state now as if it were the state then).
+fn query_parameters_of(route: &str) -> &'static [&'static str] {
+    match route {
+        "/v1/portfolios/{portfolio_id}" => &["as_of"],
+        "/v1/route" => &["portfolio_id", "waba_id", "template_id", "kind", "policy"],
+        "/v1/events" => &["after", "limit"],
+        "/v1/events/stream" => &["after"],
+        "/webhooks/meta" => &["hub.mode", "hub.verify_token", "hub.challenge"],
+        _ => &[],
+    }
+}
+
+async fn known_query_parameters(
+    matched: MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = query_parameters_of(matched.as_str());
+    let pairs = match Query::<Vec<(String, String)>>::try_from_uri(request.uri()) {
+        Ok(Query(pairs)) => pairs,
+        Err(rejection) => {
+            return ApiError::bad_request(format!("the query string is malformed: {rejection}"))
+                .into_response();
+        }
+    };
+    let mut unknown: Vec<&str> = pairs
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| !allowed.contains(name))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if unknown.is_empty() {
+        return next.run(request).await;
+    }
+    let known = if allowed.is_empty() {
+        "it takes none".to_owned()
+    } else {
+        format!("it takes {}", allowed.join(", "))
+    };
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "unknown_query_parameter",
+        message: format!(
+            "unknown query parameter{} {} for {}: {known}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            matched.as_str()
+        ),
+    }
+    .into_response()
+}
+
+/// 404 for a portfolio with no recorded history, the same on every route that names one.
+async fn known_portfolio<C: Clock + Clone>(
+    state: &AppState<C>,
+    portfolio_id: &PortfolioId,
+) -> Result<(), ApiError> {
+    let stream_id = mmonboard_app::codec::stream_id(portfolio_id);
+    if state.store.stream_version(&stream_id).await? == 0 {
+        return Err(ApiError::not_found(
+            "unknown_portfolio",
+            format!("portfolio {portfolio_id} has no recorded onboarding"),
+        ));
+    }
+    Ok(())
+}
+
+/// A command is JSON: a body sent as form data or text (curl's `-d` without a content type) is refused
+/// rather than read as JSON it was not declared to be.
+fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    // Only the essence (type/subtype before any `;` parameters) matters here; a media-type crate would
+    // add a dependency for one comparison.
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase());
+    let is_json = essence.as_deref().is_some_and(|essence| {
+        essence == "application/json"
+            || essence
+                .strip_prefix("application/")
+                .is_some_and(|subtype| subtype.ends_with("+json"))
+    });
+    if is_json {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: "unsupported_media_type",
+        message: format!(
+            "a command must be sent as Content-Type: application/json (got {})",
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map_or_else(|| "none".to_owned(), |value| format!("{value:?}"))
+        ),
+    })
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "unknown_route",
+        format!(
+            "no route {method} {} (the API is described at /openapi.json)",
+            uri.path()
+        ),
+    )
+}
+
+/// The router adds `Allow` with the path's methods to this answer.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!(
+            "{} does not take {method} (see the Allow header)",
+            uri.path()
+        ),
+    }
+}
+
+/// The size of error bodies `json_errors` reads to rewrite: the framework's own are one line.
+const MAX_PLAIN_ERROR_BYTES: usize = 4 * 1024;
+
+/// The last line of "every error is JSON": an error answer some layer or extractor made in plain text (a
+/// rejection this module did not map itself) becomes `{code, message}` with the same status and wording.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_ERROR_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid_input",
+        StatusCode::NOT_FOUND => "unknown_route",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        status if status.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = json!({ "code": code, "message": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A body the framework could not read, in the API's words: over the limit (413) or cut short (400).
+pub(crate) fn body_rejection(rejection: &BytesRejection) -> ApiError {
+    ApiError {
+        status: rejection.status(),
+        code: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_input"
+        },
+        message: format!("{rejection} (the limit is {MAX_BODY_BYTES} bytes)"),
+    }
 }
 
 fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
@@ -147,15 +330,8 @@ async fn command<C: Clock + Clone>(
 ) -> Result<Response, ApiError> {
     let checked = (|| {
         let portfolio_id = portfolio(&portfolio_id)?;
-        let body = body.map_err(|rejection| ApiError {
-            status: rejection.status(),
-            code: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "body_too_large"
-            } else {
-                "invalid_input"
-            },
-            message: format!("{rejection} (the limit is {MAX_BODY_BYTES} bytes)"),
-        })?;
+        let body = body.map_err(|rejection| body_rejection(&rejection))?;
+        json_content_type(&headers)?;
         let command: OnboardingCommand = serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("the command is not valid: {error}")))?;
         // What Meta said is recorded with the recorder role only: an operator must not be able to write
@@ -194,6 +370,19 @@ async fn command<C: Clock + Clone>(
         .await?
     {
         Ok(outcome) => {
+            if outcome.already_applied && !state.service.is_same_request(&command, &outcome).await?
+            {
+                // Answering with the first request's outcome would tell the caller its other request
+                // was applied.
+                return Err(ApiError {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "idempotency_key_reused",
+                    message: format!(
+                        "this Idempotency-Key was already used for a different {} request on portfolio {portfolio_id}; use a new key for a new request",
+                        command.type_name()
+                    ),
+                });
+            }
             let status = if outcome.already_applied {
                 StatusCode::OK
             } else {
@@ -228,7 +417,11 @@ async fn portfolio_state<C: Clock + Clone>(
         .map(|value| parse_time("as_of", value))
         .transpose()?;
     let aggregate = match as_of {
-        Some(as_of) => state.service.load_as_of(&portfolio_id, as_of).await?,
+        Some(as_of) => {
+            // Before its first event a known portfolio was `not_started`; one never started is unknown.
+            known_portfolio(&state, &portfolio_id).await?;
+            state.service.load_as_of(&portfolio_id, as_of).await?
+        }
         None => state.service.load(&portfolio_id).await?,
     };
     if aggregate.version() == 0 && as_of.is_none() {
@@ -283,6 +476,7 @@ async fn ad_accounts<C: Clock + Clone>(
     Path(portfolio_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let portfolio_id = portfolio(&portfolio_id)?;
+    known_portfolio(&state, &portfolio_id).await?;
     Ok(Json(json!(
         state.read_models.ad_accounts(portfolio_id.as_str()).await?
     )))
@@ -293,6 +487,7 @@ async fn templates<C: Clock + Clone>(
     Path(portfolio_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let portfolio_id = portfolio(&portfolio_id)?;
+    known_portfolio(&state, &portfolio_id).await?;
     let now = state.service.clock().now();
     let rows = state.read_models.templates(portfolio_id.as_str()).await?;
     let rows: Vec<Value> = rows
@@ -349,6 +544,12 @@ async fn routing<C: Clock + Clone>(
         }
     };
     let aggregate = state.service.load(&portfolio_id).await?;
+    if aggregate.version() == 0 {
+        return Err(ApiError::not_found(
+            "unknown_portfolio",
+            format!("portfolio {portfolio_id} has no recorded onboarding"),
+        ));
+    }
     let now = state.service.clock().now();
     let decision = route(&aggregate, &waba_id, &kind, policy, now, &state.config);
     let message = decision.reason.to_string();

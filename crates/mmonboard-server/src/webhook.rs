@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,9 +91,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub(crate) async fn receive<C: Clock + Clone>(
     State(state): State<Arc<AppState<C>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let config = configured(&state)?;
+    let body = body.map_err(|rejection| crate::routes::body_rejection(&rejection))?;
     let signature = headers
         .get(SIGNATURE_HEADER)
         .map(|value| value.to_str().unwrap_or(""));
@@ -227,8 +229,11 @@ async fn apply<C: Clock + Clone>(
         },
     };
     let index = index.to_string();
+    // The notification answers the portfolio as it stands: its causation is the latest event recorded.
+    let causation = state.service.last_event_id(&portfolio_id).await?;
     let context = CommandContext::new(WEBHOOK_ACTOR)
-        .with_command_id(derived_command_id("meta-webhook", &[delivery, &index]));
+        .with_command_id(derived_command_id("meta-webhook", &[delivery, &index]))
+        .with_causation(causation);
     match state
         .service
         .execute(&portfolio_id, &command, &context)

@@ -2,3 +2,4 @@
 //! reads, history, and the aggregate cache staying right when another process writes.
 
 mod service;
+mod stored_model;

@@ -1,6 +1,6 @@
 //! The stored form of every event type, pinned byte for byte. A change here means stored history would be
-//! read differently: add a schema version and an upcast instead. `UPDATE_GOLDEN=1 cargo test` rewrites the
-//! files, for a new event type only.
+//! read differently: add a schema version and an upcast instead. `UPDATE_GOLDEN=1 cargo test` creates the
+//! file of a new event type (never one that exists, never under `CI=true`).
 
 use std::path::PathBuf;
 
@@ -125,21 +125,43 @@ fn samples() -> Vec<OnboardingEvent> {
     ]
 }
 
+/// Whether missing golden files may be written: only when asked for explicitly (`UPDATE_GOLDEN=1` or
+/// `true`), and never in CI, where a missing file is a failure. An existing file is never rewritten: a
+/// stored form that changed is a new schema version, not a new golden file.
+fn may_create_golden_files(update_golden: Option<&str>, ci: Option<&str>) -> bool {
+    let asked = matches!(update_golden, Some("1" | "true"));
+    let in_ci = ci.is_some_and(|ci| !matches!(ci, "" | "0" | "false"));
+    asked && !in_ci
+}
+
+#[test]
+fn golden_files_are_only_created_when_asked_for_and_never_in_ci() {
+    assert!(may_create_golden_files(Some("1"), None));
+    assert!(may_create_golden_files(Some("true"), Some("false")));
+    assert!(!may_create_golden_files(Some("0"), None));
+    assert!(!may_create_golden_files(Some(""), None));
+    assert!(!may_create_golden_files(Some("yes please"), None));
+    assert!(!may_create_golden_files(None, None));
+    assert!(!may_create_golden_files(Some("1"), Some("true")));
+}
+
 #[test]
 fn every_event_type_is_stored_exactly_as_its_golden_file_says() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update_golden = std::env::var("UPDATE_GOLDEN").ok();
+    let ci = std::env::var("CI").ok();
+    let create = may_create_golden_files(update_golden.as_deref(), ci.as_deref());
     for sample in samples() {
         let path = golden_dir().join(format!(
             "{}.v{CURRENT_SCHEMA_VERSION}.json",
             sample.type_name()
         ));
         let encoded = sample.encode();
-        if update {
+        if create && !path.exists() {
             std::fs::write(&path, format!("{encoded}\n")).expect("golden file written");
         }
         let golden = std::fs::read_to_string(&path).unwrap_or_else(|error| {
             panic!(
-                "{}: {error} (run with UPDATE_GOLDEN=1 for a new type)",
+                "{}: {error} (run with UPDATE_GOLDEN=1, outside CI, to create it for a new type)",
                 path.display()
             )
         });

@@ -3,7 +3,9 @@
 //! every step: both agree on accepted or refused and on the refusal code; both see the same phase, WABAs and
 //! templates; replaying the log equals the live state; a refused command appended nothing; every decided
 //! event is explained by the machine; and the portfolio is never enabled (nor live) without all of
-//! DOMAIN.md's preconditions in its own log.
+//! domain.md's preconditions in its own log. Here the log is in memory, so "replay equals live" and "a refusal
+//! appended nothing" check the fold; `mmonboard-app`'s `stored_model` test checks both through the stored form
+//! (encoded, appended to a real SQLite log, read back, decoded).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -199,6 +199,39 @@ fn a_template_whose_latest_category_is_not_marketing_falls_back() {
 }
 
 #[test]
+fn a_non_marketing_template_asked_by_id_uses_cloud_api_even_under_strict() {
+    // A utility template is a non-marketing message: Cloud API whatever the policy, the portfolio's
+    // progress or the WABA's standing (asking by id or by kind gives the same route).
+    let given = ready().then(
+        50,
+        change_template("1001", "3001", TemplateCategory::Utility),
+    );
+    let restricted = given.clone().then(
+        60,
+        OnboardingCommand::RestrictWaba {
+            waba_id: waba("1001"),
+            reason: SuspensionReason::AccountRestriction,
+        },
+    );
+    for history in [&given, &restricted] {
+        for policy in [ProductPolicy::Strict, ProductPolicy::CloudApiFallback] {
+            assert_falls_back(
+                ask(history, 70, "1001", marketing("3001"), policy),
+                "template_not_marketing",
+            );
+            assert_eq!(
+                ask(history, 70, "1001", MessageKind::Utility, policy).route,
+                Some(Route::CloudApi)
+            );
+        }
+    }
+    // A template not known as non-marketing is still held to the marketing rules under STRICT.
+    let unknown = ask(&given, 70, "1001", marketing("3999"), ProductPolicy::Strict);
+    assert_eq!(unknown.route, None, "{unknown:?}");
+    assert_eq!(unknown.reason.code(), "unknown_template");
+}
+
+#[test]
 fn a_restricted_or_offboarded_waba_falls_back() {
     let restrict = OnboardingCommand::RestrictWaba {
         waba_id: waba("1001"),

@@ -146,15 +146,40 @@ async fn a_slow_subscriber_never_holds_up_writers_and_holds_at_most_a_page() {
             ..SubscriptionOptions::default()
         },
     );
-    // Nobody reads while 1,000 events are appended: the writers finish regardless.
-    append_many(&store, 1_000).await;
-    let mut total = 0;
-    while total < 1_000 {
-        let batch = subscription.next_batch().await.expect("a batch");
-        assert!(batch.len() <= 64, "a batch is at most a page");
-        total += batch.len();
-    }
-    assert_eq!(total, 1_000);
+    // The subscriber reads while the writers run...
+    let writers = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { append_many(&store, 1_000).await })
+    };
+    let mut positions = Vec::new();
+    let first = tokio::time::timeout(DEADLINE, subscription.next_batch())
+        .await
+        .expect("a first page while the writers run")
+        .expect("a batch");
+    assert!(
+        !first.is_empty() && first.len() <= 64,
+        "a batch is at most a page"
+    );
+    positions.extend(first.iter().map(|event| event.global_position));
+    // ...then stops reading: the writers finish all the same.
+    tokio::time::timeout(DEADLINE, writers)
+        .await
+        .expect("the writers finished while the subscriber read nothing")
+        .expect("the writers' task");
+    // And it catches up a page at a time, missing and repeating nothing.
+    tokio::time::timeout(DEADLINE, async {
+        while positions.len() < 1_000 {
+            let batch = subscription.next_batch().await.expect("a batch");
+            assert!(
+                !batch.is_empty() && batch.len() <= 64,
+                "a batch is at most a page"
+            );
+            positions.extend(batch.iter().map(|event| event.global_position));
+        }
+    })
+    .await
+    .expect("caught up before the deadline");
+    assert_eq!(positions, (1..=1_000).collect::<Vec<u64>>());
 }
 
 #[tokio::test]

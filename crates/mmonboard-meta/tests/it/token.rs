@@ -218,19 +218,37 @@ fn a_configuration_has_a_timeout_and_the_default_retry_policy() {
     assert_eq!(config.base_url.as_str(), "https://graph.facebook.com/");
 }
 
+/// Set in the copy of this test binary that checks the missing-token case.
+const WITHOUT_TOKEN_CHILD: &str = "MMONBOARD_TEST_WITHOUT_META_ACCESS_TOKEN";
+
 #[test]
 fn from_env_without_the_token_is_missing_token() {
-    // Nothing in this test binary sets the variable; when the environment running the tests does, the
-    // missing case cannot be observed without changing a process-wide variable, so it is skipped.
-    if std::env::var_os(ACCESS_TOKEN_ENV).is_some() {
-        eprintln!(
-            "{ACCESS_TOKEN_ENV} is set in this environment: the missing-token case is skipped"
+    if std::env::var_os(WITHOUT_TOKEN_CHILD).is_some() {
+        assert!(
+            std::env::var_os(ACCESS_TOKEN_ENV).is_none(),
+            "the parent removed it"
         );
+        let error =
+            GatewayConfig::from_env(DEFAULT_BASE_URL, DEFAULT_GRAPH_API_VERSION).unwrap_err();
+        assert_eq!(error, ConfigError::MissingToken);
+        assert!(error.to_string().contains("META_ACCESS_TOKEN"), "{error}");
         return;
     }
-    let error = GatewayConfig::from_env(DEFAULT_BASE_URL, DEFAULT_GRAPH_API_VERSION).unwrap_err();
-    assert_eq!(error, ConfigError::MissingToken);
-    assert!(error.to_string().contains("META_ACCESS_TOKEN"), "{error}");
+    // The variable is process-wide and may be set where the tests run: the case is checked in a copy of
+    // this test binary started without it, rather than skipped.
+    let name = "token::from_env_without_the_token_is_missing_token";
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", name, "--test-threads", "1"])
+        .env_remove(ACCESS_TOKEN_ENV)
+        .env(WITHOUT_TOKEN_CHILD, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the check without {ACCESS_TOKEN_ENV} ran and passed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]

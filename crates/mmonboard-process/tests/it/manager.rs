@@ -111,6 +111,38 @@ impl Fixture {
             .collect()
     }
 
+    /// Every event the manager recorded names, as its causation, the event of this stream its step was
+    /// decided on: one recorded before it, and the same for every event of one decision.
+    async fn assert_caused_by_earlier_events(&self) {
+        let history = self.service().history(&portfolio()).await.expect("history");
+        let mut checked = 0;
+        for (index, entry) in history.iter().enumerate() {
+            let recorded = &entry.logged.recorded;
+            if recorded.metadata.actor != ACTOR {
+                continue;
+            }
+            let name = entry.logged.event.type_name();
+            let causation = recorded.metadata.causation_id.unwrap_or_else(|| {
+                panic!(
+                    "{name} (version {}) has no causation",
+                    recorded.stream_version
+                )
+            });
+            let cause = history[..index]
+                .iter()
+                .find(|earlier| earlier.logged.recorded.event_id == causation)
+                .unwrap_or_else(|| {
+                    panic!("{name}'s causation {causation} is no earlier event of the stream")
+                });
+            assert!(
+                cause.logged.recorded.stream_version < recorded.stream_version,
+                "{name} is caused by an event recorded before it"
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "the manager recorded something");
+    }
+
     async fn count(&self, type_name: &str) -> usize {
         self.events()
             .await
@@ -248,6 +280,7 @@ async fn each_step_is_taken_when_its_state_and_time_call_for_it() {
             event.type_name()
         );
     }
+    fx.assert_caused_by_earlier_events().await;
     assert!(
         manager.timers().all().await.expect("timers").is_empty(),
         "nothing left waiting"
@@ -430,6 +463,7 @@ async fn meta_failing_a_step_backs_off_then_becomes_a_visible_stall_then_recover
     let recovered = fx.service().load(&portfolio()).await.expect("loads");
     assert_eq!(recovered.phase(), Phase::ReviewingPermissions);
     assert!(recovered.stall().is_none());
+    fx.assert_caused_by_earlier_events().await;
 }
 
 #[tokio::test]
@@ -597,6 +631,7 @@ async fn a_wait_meta_never_ends_becomes_a_visible_stall_with_what_meta_reports()
     let aggregate = fx.service().load(&portfolio()).await.expect("loads");
     assert_eq!(aggregate.phase(), Phase::Live);
     assert!(aggregate.stall().is_none());
+    fx.assert_caused_by_earlier_events().await;
 }
 
 #[tokio::test]
@@ -637,6 +672,7 @@ async fn a_waba_meta_restricted_before_enablement_is_suspended_when_the_sync_com
         WabaRouting::Suspended { .. }
     ));
     assert_eq!(fx.count("waba_restricted").await, 1);
+    fx.assert_caused_by_earlier_events().await;
 }
 
 /// A manager whose lease runs on `lease_clock`, with `lease` options.

@@ -4,6 +4,8 @@
 mod access;
 mod api;
 mod disk_full;
+mod edges;
+mod idempotency;
 mod recovery;
 mod stream;
 mod support;

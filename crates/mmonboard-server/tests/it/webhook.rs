@@ -37,6 +37,22 @@ async fn deliver_signed(app: &App, body: &[u8]) -> (u16, Value) {
     deliver(app, body, Some(sign(APP_SECRET.as_bytes(), body))).await
 }
 
+/// The last `type_name` event of `history` names, as its causation, the event recorded just before it: the
+/// state the notification was decided on.
+fn assert_caused_by_the_event_before(history: &Value, type_name: &str) {
+    let events = history.as_array().cloned().unwrap_or_default();
+    let index = events
+        .iter()
+        .rposition(|event| event["type"] == type_name)
+        .unwrap_or_else(|| panic!("{type_name} is in the history"));
+    assert!(index > 0, "{type_name} follows other events");
+    assert_eq!(
+        events[index]["metadata"]["causation_id"],
+        events[index - 1]["event_id"],
+        "{type_name} is caused by the event before it"
+    );
+}
+
 async fn phase(app: &App) -> String {
     app.get(&format!("/v1/portfolios/{PORTFOLIO}")).await.1["phase"]
         .as_str()
@@ -159,6 +175,7 @@ async fn terms_signed_moves_the_portfolio_once_and_a_redelivery_records_nothing(
         .unwrap_or_default();
     assert_eq!(last["type"], "terms_signed");
     assert_eq!(last["metadata"]["actor"], "meta-webhook");
+    assert_caused_by_the_event_before(&history, "terms_signed");
     app.shutdown().await;
 }
 
@@ -219,6 +236,11 @@ async fn a_restriction_naming_only_the_waba_finds_its_portfolio_and_suspends_it(
     );
     let state = app.get(&format!("/v1/portfolios/{PORTFOLIO}")).await.1;
     assert_eq!(state["wabas"]["1001"]["routing"]["status"], "suspended");
+    let history = app
+        .get(&format!("/v1/portfolios/{PORTFOLIO}/history"))
+        .await
+        .1;
+    assert_caused_by_the_event_before(&history, "waba_restricted");
 
     // Meta lifting a disablement does not reinstate by itself: only a new eligibility check does (DOMAIN.md).
     let head = app.head().await;
