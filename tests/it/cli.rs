@@ -228,6 +228,11 @@ fn state_shows_now_and_as_of_a_past_time() {
 #[test]
 fn a_portfolio_without_history_is_not_started() {
     let workspace = Workspace::new();
+    let other = workspace.run(
+        &["exec", "--portfolio", "41"],
+        r#"{"type":"start_onboarding"}"#,
+    );
+    assert_eq!(other.code, 0, "{}", other.stderr);
     let run = workspace.run(&["state", "--portfolio", "42", "--json"], "");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["phase"], "not_started");
@@ -665,4 +670,105 @@ fn every_option_and_the_environment_each_command_reads_are_in_its_help() {
             }
         }
     }
+}
+
+/// A mistyped path is not an empty log: the read-only commands say there is none, and create nothing.
+#[test]
+fn reading_commands_on_a_missing_database_say_so_and_create_nothing() {
+    let workspace = Workspace::new();
+    for args in [
+        &["verify"][..],
+        &["state", "--portfolio", "42"][..],
+        &["history", "--portfolio", "42"][..],
+    ] {
+        let run = workspace.run(args, "");
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("there is no event log at")
+                && run.stderr.contains("does not exist"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            !workspace.database_path().exists(),
+            "{args:?} created the database"
+        );
+    }
+}
+
+/// An auditor's copy on a read-only filesystem: `verify`, `state` and `history` read it; `serve` refuses to
+/// start, saying why, before it claims to serve anything. Mounting needs root (CI runs as root); elsewhere the
+/// test is skipped with a notice, except under `CI=true`.
+#[test]
+fn a_read_only_copy_can_be_verified_and_read_but_not_served() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let mount_point = workspace.path("read-only");
+    std::fs::create_dir(&mount_point).expect("the mount point");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&mount_point)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but a tmpfs cannot be mounted here (the read-only copy test needs root)"
+        );
+        eprintln!("notice: skipping the read-only copy test: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mount_point.clone());
+    // The copy an auditor takes: the database file alone (its WAL checkpointed into it by a clean close).
+    std::fs::copy(workspace.database_path(), mount_point.join("log.db")).expect("the copy");
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&mount_point)
+        .status()
+        .expect("mount runs");
+    assert!(remounted.success(), "the copy's filesystem is read-only");
+    let copy = format!("sqlite://{}", mount_point.join("log.db").display());
+    let on_copy = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mmonboard"))
+            .arg("--database")
+            .arg(&copy)
+            .args(args)
+            .env_remove("MMONBOARD_DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the mmonboard binary runs");
+        crate::support::Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    };
+
+    let verify = on_copy(&["verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(
+        verify.stdout.contains("log intact: 4 events"),
+        "{}",
+        verify.stdout
+    );
+    let state = on_copy(&["state", "--portfolio", crate::support::PORTFOLIO, "--json"]);
+    assert_eq!(state.code, 0, "{}", state.stderr);
+    assert_eq!(state.json()["phase"], "terms_pending");
+    let history = on_copy(&["history", "--portfolio", crate::support::PORTFOLIO]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+
+    let serve = on_copy(&["serve", "--listen", "127.0.0.1:0", "--insecure-no-auth"]);
+    assert_eq!(serve.code, 1, "{}", serve.stderr);
+    assert!(serve.stderr.contains("read-only"), "{}", serve.stderr);
+    assert!(!serve.stderr.contains("serving"), "{}", serve.stderr);
 }

@@ -245,8 +245,9 @@ impl SqliteEventStore {
             ..
         } = self;
         drop(appends);
-        let _ = writer.await;
+        // Readers first: the writer's last act folds the WAL into the file, which open readers would hold up.
         readers.close().await;
+        let _ = writer.await;
     }
 
     /// Write transactions committed by this store so far; with many concurrent appenders it

@@ -43,6 +43,9 @@ pub(crate) const READ_ALL_CHUNK: &str = concat!(
 pub(crate) const IS_EVENT_LOG: &str =
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')";
 
+/// At close: copy the WAL into the database file and empty it.
+pub(crate) const CHECKPOINT_WAL: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+
 pub(crate) const HEAD_POSITION: &str = "SELECT COALESCE(MAX(global_position), 0) FROM events";
 
 pub(crate) const STREAM_VERSION: &str =

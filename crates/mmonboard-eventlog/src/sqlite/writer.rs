@@ -112,6 +112,12 @@ impl Writer {
                 let _ = job.reply.send(reply);
             }
         }
+        // Fold the WAL into the database file, so that a log closed cleanly is one self-contained file (what
+        // an auditor copies). Best effort: with readers of other processes still open it may stop short,
+        // which loses nothing (the WAL stays and is read as before).
+        let _ = sqlx::query(sql::CHECKPOINT_WAL)
+            .execute(&mut self.connection)
+            .await;
         let _ = sqlx::Connection::close(self.connection).await;
     }
 
