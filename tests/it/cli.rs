@@ -772,3 +772,18 @@ fn a_read_only_copy_can_be_verified_and_read_but_not_served() {
     assert!(serve.stderr.contains("read-only"), "{}", serve.stderr);
     assert!(!serve.stderr.contains("serving"), "{}", serve.stderr);
 }
+
+/// `serve` with no token to sign in with refuses to start, and says how to create the first, before it
+/// claims to serve anything.
+#[test]
+fn serve_without_any_token_refuses_before_it_claims_to_serve() {
+    let workspace = Workspace::new();
+    let run = workspace.run(&["serve", "--listen", "127.0.0.1:0"], "");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("mmonboard tokens create"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("serving"), "{}", run.stderr);
+}

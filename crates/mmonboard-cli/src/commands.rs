@@ -758,8 +758,17 @@ async fn serve(
         }
     };
     init_tracing();
-    // The log must open for writing (migrated, writable) before anything says it is served.
+    // The log must open for writing (migrated, writable), and someone must be able to sign in, before
+    // anything says it is served.
     open(database).await?.close().await;
+    if matches!(serve_access.access.mode, mmonboard_server::AuthMode::Tokens) {
+        let tokens = mmonboard_access::TokenStore::open(database).await?;
+        let usable = tokens.has_usable_token(chrono::Utc::now()).await;
+        tokens.close().await;
+        if !usable? {
+            return Err(mmonboard_server::ServerError::NoTokens.into());
+        }
+    }
     let listener = bind(listen).await?;
     let metrics_listener = match serve_access.metrics_listen {
         Some(address) => Some(bind(address).await?),
