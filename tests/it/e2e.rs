@@ -532,30 +532,7 @@ async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
     log.close().await;
 }
 
-/// Every scenario on both backends: `sqlite::<test>` and `postgres::<test>`.
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::TestBackend::Sqlite).await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::TestBackend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+mmonboard_eventlog::on_both_backends!(
     happy_path_goes_live_with_every_fact_from_meta,
     an_obo_waba_is_transferred_once_then_the_portfolio_goes_live,
     an_unsupported_country_ends_ineligible_and_nothing_is_asked_of_meta,

@@ -208,3 +208,28 @@ macro_rules! backend_tests {
         )*
     };
 }
+
+/// Runs each test (an `async fn(TestBackend)` that opens what it needs, and returns early when
+/// [`TestDatabase::on`] gives `None`) on both backends, as two tests `sqlite::<test>` and `postgres::<test>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::testing::TestBackend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::testing::TestBackend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -5,14 +5,18 @@ use chrono::{DateTime, Utc};
 use mmonboard_domain::eligibility::WabaIneligibility;
 use mmonboard_domain::machine::{OboMigration, WabaRouting};
 use mmonboard_domain::{Aggregate, DomainConfig};
-use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
+use mmonboard_eventlog::{
+    CompanionOptions, CompanionPool, CompanionTables, on_backend, open_companion_tables,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
 use crate::ProjectionError;
-use crate::storage::{postgres, sqlite};
+use crate::storage::{self, AdAccountRecord, StatusRecord, TemplateRecord, postgres, sqlite};
+// `on_backend!` resolves `sql::sqlite::STATEMENT` and `sql::postgres::STATEMENT` here.
+use crate::storage as sql;
 
 /// The read models' own migrations table, so they migrate independently of the log.
 const MIGRATIONS_TABLE: &str = "_mmonboard_read_model_migrations";
@@ -298,10 +302,12 @@ impl ReadModels {
 
     /// The position the projection `name` has processed up to (0: nothing yet).
     pub async fn checkpoint(&self, name: &str) -> Result<u64, ProjectionError> {
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::checkpoint(pool, name).await,
-            CompanionPool::Postgres(pool) => postgres::checkpoint(pool, name).await,
-        }
+        let position: Option<i64> = on_backend!(&self.pool, CHECKPOINT => |statement, pool| {
+            sqlx::query_scalar(statement).bind(name).fetch_optional(pool).await?
+        });
+        position.map_or(Ok(0), |position| {
+            storage::count("read_model_checkpoints", "position", position)
+        })
     }
 
     /// The portfolio a WABA with a mirrored ad account belongs to (for webhooks that name only the WABA).
@@ -309,41 +315,42 @@ impl ReadModels {
         &self,
         waba_id: &str,
     ) -> Result<Option<String>, ProjectionError> {
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::portfolio_of_waba(pool, waba_id).await,
-            CompanionPool::Postgres(pool) => postgres::portfolio_of_waba(pool, waba_id).await,
-        }
+        Ok(
+            on_backend!(&self.pool, PORTFOLIO_OF_WABA => |statement, pool| {
+                sqlx::query_scalar(statement).bind(waba_id).fetch_optional(pool).await?
+            }),
+        )
     }
 
     pub async fn status(&self, portfolio_id: &str) -> Result<Option<StatusRow>, ProjectionError> {
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::status(pool, portfolio_id).await,
-            CompanionPool::Postgres(pool) => postgres::status(pool, portfolio_id).await,
-        }
+        let record: Option<StatusRecord> = on_backend!(&self.pool, STATUS => |statement, pool| {
+            sqlx::query_as(statement).bind(portfolio_id).fetch_optional(pool).await?
+        });
+        record.map(StatusRecord::into_row).transpose()
     }
 
     /// Every portfolio's status, in portfolio id order.
     pub async fn statuses(&self) -> Result<Vec<StatusRow>, ProjectionError> {
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::statuses(pool).await,
-            CompanionPool::Postgres(pool) => postgres::statuses(pool).await,
-        }
+        let records: Vec<StatusRecord> = on_backend!(&self.pool, STATUSES => |statement, pool| {
+            sqlx::query_as(statement).fetch_all(pool).await?
+        });
+        records.into_iter().map(StatusRecord::into_row).collect()
     }
 
     pub async fn ad_accounts(
         &self,
         portfolio_id: &str,
     ) -> Result<Vec<AdAccountRow>, ProjectionError> {
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::ad_accounts(pool, portfolio_id).await,
-            CompanionPool::Postgres(pool) => postgres::ad_accounts(pool, portfolio_id).await,
-        }
+        let records: Vec<AdAccountRecord> = on_backend!(&self.pool, AD_ACCOUNTS => |statement, pool| {
+            sqlx::query_as(statement).bind(portfolio_id).fetch_all(pool).await?
+        });
+        records.into_iter().map(AdAccountRecord::into_row).collect()
     }
 
     pub async fn templates(&self, portfolio_id: &str) -> Result<Vec<TemplateRow>, ProjectionError> {
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::templates(pool, portfolio_id).await,
-            CompanionPool::Postgres(pool) => postgres::templates(pool, portfolio_id).await,
-        }
+        let records: Vec<TemplateRecord> = on_backend!(&self.pool, TEMPLATES => |statement, pool| {
+            sqlx::query_as(statement).bind(portfolio_id).fetch_all(pool).await?
+        });
+        records.into_iter().map(TemplateRecord::into_row).collect()
     }
 }

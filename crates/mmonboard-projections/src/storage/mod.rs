@@ -1,13 +1,100 @@
-//! The read models' SQL, one module per backend, each with the same functions. Times are stored as unix
+//! The read models' SQL, one module per backend with the same statement names and write functions; the rows
+//! as stored (the same columns on both) and their checked conversion into the read models' types. Times are stored as unix
 //! microseconds on both; a stored value this crate could not have written is an error, never a default.
 
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
+/// A `read_onboarding_status` row as stored (the same columns on both backends).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StatusRecord {
+    portfolio_id: String,
+    phase: String,
+    stage: String,
+    next_action: String,
+    blocked_by: String,
+    version: i64,
+    started_at: Option<i64>,
+    updated_at: Option<i64>,
+    last_position: i64,
+}
+
+impl StatusRecord {
+    pub(crate) fn into_row(self) -> Result<StatusRow, ProjectionError> {
+        const TABLE: &str = "read_onboarding_status";
+        Ok(StatusRow {
+            blocked_by: blockers_of(&self.blocked_by)?,
+            version: count(TABLE, "version", self.version)?,
+            started_at: optional_time(TABLE, "started_at", self.started_at)?,
+            updated_at: optional_time(TABLE, "updated_at", self.updated_at)?,
+            last_position: count(TABLE, "last_position", self.last_position)?,
+            portfolio_id: self.portfolio_id,
+            phase: self.phase,
+            stage: self.stage,
+            next_action: self.next_action,
+        })
+    }
+}
+
+/// A `read_ad_accounts` row as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AdAccountRecord {
+    portfolio_id: String,
+    waba_id: String,
+    ad_account_id: String,
+    created_at: i64,
+    status: String,
+}
+
+impl AdAccountRecord {
+    pub(crate) fn into_row(self) -> Result<AdAccountRow, ProjectionError> {
+        Ok(AdAccountRow {
+            created_at: time("read_ad_accounts", "created_at", self.created_at)?,
+            portfolio_id: self.portfolio_id,
+            waba_id: self.waba_id,
+            ad_account_id: self.ad_account_id,
+            status: self.status,
+        })
+    }
+}
+
+/// A `read_templates` row as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplateRecord {
+    portfolio_id: String,
+    template_id: String,
+    waba_id: String,
+    name: String,
+    language: String,
+    category: String,
+    changed_at: i64,
+    sync_window_ends_at: i64,
+    mirror_synced_at: Option<i64>,
+    last_activity_at: i64,
+}
+
+impl TemplateRecord {
+    pub(crate) fn into_row(self) -> Result<TemplateRow, ProjectionError> {
+        const TABLE: &str = "read_templates";
+        Ok(TemplateRow {
+            changed_at: time(TABLE, "changed_at", self.changed_at)?,
+            sync_window_ends_at: time(TABLE, "sync_window_ends_at", self.sync_window_ends_at)?,
+            mirror_synced_at: optional_time(TABLE, "mirror_synced_at", self.mirror_synced_at)?,
+            last_activity_at: time(TABLE, "last_activity_at", self.last_activity_at)?,
+            portfolio_id: self.portfolio_id,
+            template_id: self.template_id,
+            waba_id: self.waba_id,
+            name: self.name,
+            language: self.language,
+            category: self.category,
+        })
+    }
+}
+
 use chrono::{DateTime, Utc};
 
 use crate::ProjectionError;
-use crate::read_models::Blocker;
+use crate::read_models::{AdAccountRow, Blocker, StatusRow, TemplateRow};
 
 pub(crate) fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()

@@ -2,42 +2,43 @@
 //! statement per table for the whole batch, not one per row (each sqlx round trip costs more than a row).
 
 use chrono::Utc;
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::SqlitePool;
 
-use super::{blockers_of, blockers_text, count, micros, optional_time, position, time};
+use super::{blockers_text, micros, position};
 use crate::ProjectionError;
-use crate::read_models::{AdAccountRow, PortfolioRows, StatusRow, TemplateRow};
+use crate::read_models::PortfolioRows;
 
-const UPSERT_STATUSES: &str = "INSERT INTO read_onboarding_status \
+pub(crate) const UPSERT_STATUSES: &str = "INSERT INTO read_onboarding_status \
      (portfolio_id, phase, stage, next_action, blocked_by, version, started_at, updated_at, last_position) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
      value ->> 7, value ->> 8 FROM json_each(?1) WHERE true \
      ON CONFLICT (portfolio_id) DO UPDATE SET phase = excluded.phase, stage = excluded.stage, \
      next_action = excluded.next_action, blocked_by = excluded.blocked_by, version = excluded.version, \
      started_at = excluded.started_at, updated_at = excluded.updated_at, last_position = excluded.last_position";
-const DELETE_AD_ACCOUNTS: &str =
+pub(crate) const DELETE_AD_ACCOUNTS: &str =
     "DELETE FROM read_ad_accounts WHERE portfolio_id IN (SELECT value FROM json_each(?1))";
-const DELETE_TEMPLATES: &str =
+pub(crate) const DELETE_TEMPLATES: &str =
     "DELETE FROM read_templates WHERE portfolio_id IN (SELECT value FROM json_each(?1))";
-const INSERT_AD_ACCOUNTS: &str = "INSERT INTO read_ad_accounts \
+pub(crate) const INSERT_AD_ACCOUNTS: &str = "INSERT INTO read_ad_accounts \
      (portfolio_id, waba_id, ad_account_id, created_at, status) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?1)";
-const INSERT_TEMPLATES: &str = "INSERT INTO read_templates (portfolio_id, template_id, waba_id, name, \
+pub(crate) const INSERT_TEMPLATES: &str = "INSERT INTO read_templates (portfolio_id, template_id, waba_id, name, \
      language, category, changed_at, sync_window_ends_at, mirror_synced_at, last_activity_at) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
      value ->> 7, value ->> 8, value ->> 9 FROM json_each(?1)";
-const SAVE_CHECKPOINT: &str = "INSERT INTO read_model_checkpoints (name, position, updated_at) \
+pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO read_model_checkpoints (name, position, updated_at) \
      VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
      updated_at = excluded.updated_at";
-const CHECKPOINT: &str = "SELECT position FROM read_model_checkpoints WHERE name = ?1";
-const PORTFOLIO_OF_WABA: &str = "SELECT portfolio_id FROM read_ad_accounts WHERE waba_id = ?1 \
+pub(crate) const CHECKPOINT: &str = "SELECT position FROM read_model_checkpoints WHERE name = ?1";
+pub(crate) const PORTFOLIO_OF_WABA: &str = "SELECT portfolio_id FROM read_ad_accounts WHERE waba_id = ?1 \
      ORDER BY created_at DESC LIMIT 1";
-const STATUS: &str = "SELECT * FROM read_onboarding_status WHERE portfolio_id = ?1";
-const STATUSES: &str = "SELECT * FROM read_onboarding_status ORDER BY portfolio_id";
-const AD_ACCOUNTS: &str = "SELECT * FROM read_ad_accounts WHERE portfolio_id = ?1 ORDER BY waba_id";
-const TEMPLATES: &str = "SELECT * FROM read_templates WHERE portfolio_id = ?1 ORDER BY template_id";
-const CLEAR: [&str; 3] = [
+pub(crate) const STATUS: &str = "SELECT * FROM read_onboarding_status WHERE portfolio_id = ?1";
+pub(crate) const STATUSES: &str = "SELECT * FROM read_onboarding_status ORDER BY portfolio_id";
+pub(crate) const AD_ACCOUNTS: &str =
+    "SELECT * FROM read_ad_accounts WHERE portfolio_id = ?1 ORDER BY waba_id";
+pub(crate) const TEMPLATES: &str =
+    "SELECT * FROM read_templates WHERE portfolio_id = ?1 ORDER BY template_id";
+pub(crate) const CLEAR: [&str; 3] = [
     "DELETE FROM read_onboarding_status",
     "DELETE FROM read_ad_accounts",
     "DELETE FROM read_templates",
@@ -161,116 +162,4 @@ pub(crate) async fn clear(pool: &SqlitePool, name: &str) -> Result<(), Projectio
         .await?;
     transaction.commit().await?;
     Ok(())
-}
-
-pub(crate) async fn checkpoint(pool: &SqlitePool, name: &str) -> Result<u64, ProjectionError> {
-    let position: Option<i64> = sqlx::query_scalar(CHECKPOINT)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    position.map_or(Ok(0), |position| {
-        count("read_model_checkpoints", "position", position)
-    })
-}
-
-pub(crate) async fn portfolio_of_waba(
-    pool: &SqlitePool,
-    waba_id: &str,
-) -> Result<Option<String>, ProjectionError> {
-    Ok(sqlx::query_scalar(PORTFOLIO_OF_WABA)
-        .bind(waba_id)
-        .fetch_optional(pool)
-        .await?)
-}
-
-pub(crate) async fn status(
-    pool: &SqlitePool,
-    portfolio_id: &str,
-) -> Result<Option<StatusRow>, ProjectionError> {
-    let row = sqlx::query(STATUS)
-        .bind(portfolio_id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|row| status_row(&row)).transpose()
-}
-
-pub(crate) async fn statuses(pool: &SqlitePool) -> Result<Vec<StatusRow>, ProjectionError> {
-    let rows = sqlx::query(STATUSES).fetch_all(pool).await?;
-    rows.iter().map(status_row).collect()
-}
-
-pub(crate) async fn ad_accounts(
-    pool: &SqlitePool,
-    portfolio_id: &str,
-) -> Result<Vec<AdAccountRow>, ProjectionError> {
-    let rows = sqlx::query(AD_ACCOUNTS)
-        .bind(portfolio_id)
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(AdAccountRow {
-                portfolio_id: row.try_get("portfolio_id")?,
-                waba_id: row.try_get("waba_id")?,
-                ad_account_id: row.try_get("ad_account_id")?,
-                created_at: time("read_ad_accounts", "created_at", row.try_get("created_at")?)?,
-                status: row.try_get("status")?,
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn templates(
-    pool: &SqlitePool,
-    portfolio_id: &str,
-) -> Result<Vec<TemplateRow>, ProjectionError> {
-    const TABLE: &str = "read_templates";
-    let rows = sqlx::query(TEMPLATES)
-        .bind(portfolio_id)
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(TemplateRow {
-                portfolio_id: row.try_get("portfolio_id")?,
-                template_id: row.try_get("template_id")?,
-                waba_id: row.try_get("waba_id")?,
-                name: row.try_get("name")?,
-                language: row.try_get("language")?,
-                category: row.try_get("category")?,
-                changed_at: time(TABLE, "changed_at", row.try_get("changed_at")?)?,
-                sync_window_ends_at: time(
-                    TABLE,
-                    "sync_window_ends_at",
-                    row.try_get("sync_window_ends_at")?,
-                )?,
-                mirror_synced_at: optional_time(
-                    TABLE,
-                    "mirror_synced_at",
-                    row.try_get("mirror_synced_at")?,
-                )?,
-                last_activity_at: time(
-                    TABLE,
-                    "last_activity_at",
-                    row.try_get("last_activity_at")?,
-                )?,
-            })
-        })
-        .collect()
-}
-
-fn status_row(row: &SqliteRow) -> Result<StatusRow, ProjectionError> {
-    const TABLE: &str = "read_onboarding_status";
-    let blocked_by: String = row.try_get("blocked_by")?;
-    Ok(StatusRow {
-        portfolio_id: row.try_get("portfolio_id")?,
-        phase: row.try_get("phase")?,
-        stage: row.try_get("stage")?,
-        next_action: row.try_get("next_action")?,
-        blocked_by: blockers_of(&blocked_by)?,
-        version: count(TABLE, "version", row.try_get("version")?)?,
-        started_at: optional_time(TABLE, "started_at", row.try_get("started_at")?)?,
-        updated_at: optional_time(TABLE, "updated_at", row.try_get("updated_at")?)?,
-        last_position: count(TABLE, "last_position", row.try_get("last_position")?)?,
-    })
 }

@@ -423,30 +423,7 @@ async fn a_crash_between_the_rows_and_the_checkpoint_commits_neither(backend: Te
     assert_eq!(resumed.lag().await.expect("lag"), 0);
 }
 
-/// Each test on a fresh SQLite file and a fresh PostgreSQL database: `sqlite::<test>`, `postgres::<test>`.
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::TestBackend::Sqlite).await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::TestBackend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+mmonboard_eventlog::on_both_backends!(
     the_read_models_say_where_a_live_portfolio_stands,
     a_projector_that_crashed_resumes_from_its_checkpoint,
     a_running_projector_follows_new_events,

@@ -5,25 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use mmonboard_app::ManualClock;
 use mmonboard_eventlog::{EventLog, EventStore, LogOptions};
 use serde_json::{Value, json};
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Credentials are not what this test is about (the access tests are): the server runs without them.
-fn without_credentials() -> mmonboard_server::ServeOptions<mmonboard_meta::HttpGateway> {
-    mmonboard_server::ServeOptions {
-        access: mmonboard_server::AccessOptions {
-            mode: mmonboard_server::AuthMode::InsecureNoAuth,
-            ..mmonboard_server::AccessOptions::default()
-        },
-        ..mmonboard_server::ServeOptions::default()
-    }
-}
+use crate::support::{eventually, without_credentials};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
 struct TinyFilesystem {
@@ -75,17 +63,6 @@ impl Drop for TinyFilesystem {
             .arg("-l")
             .arg(&self.mount_point)
             .status();
-    }
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} before the deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

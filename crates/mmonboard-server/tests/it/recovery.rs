@@ -10,18 +10,7 @@ use mmonboard_app::ManualClock;
 use mmonboard_eventlog::testing::{TestBackend, TestDatabase};
 use serde_json::{Value, json};
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Credentials are not what this test is about (the access tests are): the server runs without them.
-fn without_credentials() -> mmonboard_server::ServeOptions<mmonboard_meta::HttpGateway> {
-    mmonboard_server::ServeOptions {
-        access: mmonboard_server::AccessOptions {
-            mode: mmonboard_server::AuthMode::InsecureNoAuth,
-            ..mmonboard_server::AccessOptions::default()
-        },
-        ..mmonboard_server::ServeOptions::default()
-    }
-}
+use crate::support::{eventually, without_credentials};
 
 /// Run SQL on the test database beside the server.
 async fn execute(database: &TestDatabase, sql: &str) {
@@ -64,18 +53,6 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
     let response = client.get(url).send().await.expect("an answer");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls `check` until it holds, failing after [`DEADLINE`].
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} before the deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn the_projector_recovers_by_itself_after_a_storage_failure(backend: TestBackend) {
@@ -165,20 +142,4 @@ async fn the_projector_recovers_by_itself_after_a_storage_failure(backend: TestB
     database.cleanup().await;
 }
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_projector_recovers_by_itself_after_a_storage_failure() {
-        super::the_projector_recovers_by_itself_after_a_storage_failure(super::TestBackend::Sqlite)
-            .await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_projector_recovers_by_itself_after_a_storage_failure() {
-        super::the_projector_recovers_by_itself_after_a_storage_failure(
-            super::TestBackend::Postgres,
-        )
-        .await;
-    }
-}
+mmonboard_eventlog::on_both_backends!(the_projector_recovers_by_itself_after_a_storage_failure);

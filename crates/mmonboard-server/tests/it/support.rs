@@ -355,3 +355,26 @@ impl EventStream {
         .expect("an event before the deadline")
     }
 }
+
+/// Polls `check` until it holds, failing after a minute.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} before the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Serve options without credentials, for tests whose subject is not access control.
+pub fn without_credentials() -> mmonboard_server::ServeOptions<mmonboard_meta::HttpGateway> {
+    mmonboard_server::ServeOptions {
+        access: mmonboard_server::AccessOptions {
+            mode: mmonboard_server::AuthMode::InsecureNoAuth,
+            ..mmonboard_server::AccessOptions::default()
+        },
+        ..mmonboard_server::ServeOptions::default()
+    }
+}
