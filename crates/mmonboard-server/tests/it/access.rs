@@ -202,6 +202,7 @@ async fn the_actor_is_whoever_authenticated_and_cannot_be_claimed() {
     let response = operator
         .post(format!("{}/v1/portfolios/{portfolio}/commands", app.base))
         .header("X-Actor", "meta-webhook")
+        .header("Content-Type", "application/json")
         .body(json!({"type": "review_permissions", "reviewed_by": "3001"}).to_string())
         .send()
         .await
