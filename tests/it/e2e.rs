@@ -503,11 +503,12 @@ async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
         if events.is_empty() {
             break;
         }
-        positions.extend(
-            events
-                .iter()
-                .map(|event| event["sequence"].as_u64().expect("a sequence")),
-        );
+        positions.extend(events.iter().map(|event| {
+            event["sequence"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .expect("a sequence")
+        }));
         after = page["next_after"].as_u64().expect("next_after");
     }
     assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>());

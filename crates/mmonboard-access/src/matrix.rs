@@ -10,6 +10,7 @@ use crate::role::Role;
 pub enum Endpoint {
     SendOperatorCommand,
     SendRecorderCommand,
+    Portfolios,
     PortfolioState,
     History,
     Status,
@@ -57,6 +58,13 @@ pub const MATRIX: &[Rule] = &[
         path: COMMANDS,
         what: "a record of what Meta reported: every other command",
         roles: &[Role::Recorder, Role::Admin],
+    },
+    Rule {
+        endpoint: Endpoint::Portfolios,
+        method: "GET",
+        path: "/v1/portfolios",
+        what: "the portfolios with their phase, paged",
+        roles: READERS,
     },
     Rule {
         endpoint: Endpoint::PortfolioState,

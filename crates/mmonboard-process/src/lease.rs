@@ -12,6 +12,7 @@
 //! instances overlap at most by a request already on its way to Meta. Even then the log stays right: the
 //! derived command ids, the read before every write and the terms intent marker record each step once.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -73,7 +74,7 @@ pub struct LeaseHolder {
 #[derive(Clone)]
 pub struct Lease {
     pool: CompanionPool,
-    name: &'static str,
+    name: Cow<'static, str>,
     holder: String,
 }
 
@@ -89,9 +90,14 @@ impl Lease {
     pub(crate) fn new(pool: CompanionPool, holder: String) -> Self {
         Self {
             pool,
-            name: LEASE,
+            name: Cow::Borrowed(LEASE),
             holder,
         }
+    }
+
+    /// The lease's name: its row in `process_lease`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// This instance's name in the lease table.
@@ -105,7 +111,7 @@ impl Lease {
         let expires_at = now + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
         let affected = on_backend!(&self.pool, HOLD_LEASE => |statement, pool| {
             sqlx::query(statement)
-                .bind(self.name)
+                .bind(self.name.as_ref())
                 .bind(&self.holder)
                 .bind(micros(expires_at))
                 .bind(micros(now))
@@ -120,7 +126,7 @@ impl Lease {
     pub async fn release(&self) -> Result<(), ProcessError> {
         on_backend!(&self.pool, RELEASE_LEASE => |statement, pool| {
             sqlx::query(statement)
-                .bind(self.name)
+                .bind(self.name.as_ref())
                 .bind(&self.holder)
                 .execute(pool)
                 .await?;
@@ -132,7 +138,7 @@ impl Lease {
     pub async fn current(&self) -> Result<Option<LeaseHolder>, ProcessError> {
         let record: Option<LeaseRecord> = on_backend!(&self.pool, CURRENT_LEASE => |statement, pool| {
             sqlx::query_as(statement)
-                .bind(self.name)
+                .bind(self.name.as_ref())
                 .fetch_optional(pool)
                 .await?
         });
@@ -145,5 +151,26 @@ impl Lease {
                 })
             })
             .transpose()
+    }
+}
+
+impl crate::TimerStore {
+    /// A lease of another name than the process manager's, in the same table, for another component that
+    /// must run once per database (the outbox relay: `relay`). The process manager's own stays
+    /// [`crate::TimerStore::lease`].
+    pub fn lease_named(
+        &self,
+        name: impl Into<String>,
+        holder: impl Into<String>,
+    ) -> Result<Lease, ProcessError> {
+        let name = name.into();
+        if name.trim().is_empty() || name == LEASE {
+            return Err(ProcessError::Corrupt(format!(
+                "a named lease needs a non-blank name other than {LEASE:?}, not {name:?}"
+            )));
+        }
+        let mut lease = self.lease(holder);
+        lease.name = Cow::Owned(name);
+        Ok(lease)
     }
 }

@@ -9,6 +9,8 @@ pub const SOURCE: &str = "urn:mmonboard:onboarding";
 /// Prefix of the CloudEvents `type`: `com.mmonboard.onboarding.<event type>.v<schema version>`.
 pub const TYPE_PREFIX: &str = "com.mmonboard.onboarding";
 
+/// The CloudEvent of one stored event. `sequence` is the global position as a string, as the CloudEvents
+/// sequence extension defines it: consumers parse it to compare positions.
 pub fn to_cloud_event(recorded: &RecordedEvent) -> Value {
     let data: Value = serde_json::from_str(&recorded.payload).unwrap_or(Value::Null);
     let subject = portfolio_of(&recorded.stream_id)
@@ -21,7 +23,7 @@ pub fn to_cloud_event(recorded: &RecordedEvent) -> Value {
         "subject": subject,
         "time": recorded.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "datacontenttype": "application/json",
-        "sequence": recorded.global_position,
+        "sequence": recorded.global_position.to_string(),
         "streamversion": recorded.stream_version,
         "correlationid": recorded.metadata.correlation_id,
         "data": data,

@@ -37,6 +37,7 @@ type Shared<C> = State<Arc<AppState<C>>>;
 pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
     Router::new()
         .route("/v1/portfolios/{portfolio_id}/commands", post(command::<C>))
+        .route("/v1/portfolios", get(portfolios::<C>))
         .route("/v1/portfolios/{portfolio_id}", get(portfolio_state::<C>))
         .route("/v1/portfolios/{portfolio_id}/history", get(history::<C>))
         .route("/v1/portfolios/{portfolio_id}/status", get(status::<C>))
@@ -91,8 +92,9 @@ fn query_parameters_of(route: &str) -> &'static [&'static str] {
     match route {
         "/v1/portfolios/{portfolio_id}" => &["as_of"],
         "/v1/route" => &["portfolio_id", "waba_id", "template_id", "kind", "policy"],
-        "/v1/events" => &["after", "limit"],
-        "/v1/events/stream" => &["after"],
+        "/v1/portfolios" => &["phase", "after", "limit"],
+        "/v1/events" => &["after", "limit", "portfolio_id", "type"],
+        "/v1/events/stream" => &["after", "portfolio_id", "type"],
         "/webhooks/meta" => &["hub.mode", "hub.verify_token", "hub.challenge"],
         _ => &[],
     }
@@ -564,11 +566,81 @@ async fn routing<C: Clock + Clone>(
     })))
 }
 
-fn cursor(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<u64, ApiError> {
+/// The query string as name/value pairs, repeats kept (`type=a&type=b`), for the routes with repeatable filters.
+type Pairs = Query<Vec<(String, String)>>;
+
+/// The one value of a parameter that may appear at most once: a repeated `after` or `limit` is ambiguous.
+fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = pairs.iter().filter(|(key, _)| key == name);
+    let first = values.next().map(|(_, value)| value.as_str());
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "the query parameter {name} is given more than once"
+        )));
+    }
+    Ok(first)
+}
+
+/// `?limit=`: a page size from 1 to 1000, 100 when absent.
+fn page_limit(pairs: &[(String, String)]) -> Result<usize, ApiError> {
+    match single(pairs, "limit")? {
+        None => Ok(100),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=1_000).contains(limit))
+            .ok_or_else(|| ApiError::bad_request("limit must be a whole number from 1 to 1000")),
+    }
+}
+
+/// Which events a subscriber wants: `portfolio_id=` and `type=`, each repeatable (any of the values), both
+/// together (all of the parameters). No filter at all is every event.
+#[derive(Debug, Default)]
+struct EventFilter {
+    portfolios: Vec<PortfolioId>,
+    types: Vec<String>,
+}
+
+impl EventFilter {
+    fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut filter = Self::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "portfolio_id" => filter.portfolios.push(portfolio(value)?),
+                "type" => {
+                    if !mmonboard_domain::event::ALL_TYPE_NAMES.contains(&value.as_str()) {
+                        return Err(ApiError::bad_request(format!(
+                            "unknown event type {value:?} in type=: it is one of {}",
+                            mmonboard_domain::event::ALL_TYPE_NAMES.join(", ")
+                        )));
+                    }
+                    filter.types.push(value.clone());
+                }
+                _ => {}
+            }
+        }
+        Ok(filter)
+    }
+
+    fn matches(&self, recorded: &RecordedEvent) -> bool {
+        let type_matches = self.types.is_empty() || self.types.contains(&recorded.event_type);
+        type_matches
+            && (self.portfolios.is_empty()
+                || mmonboard_app::codec::portfolio_of(&recorded.stream_id)
+                    .is_some_and(|id| self.portfolios.contains(&id)))
+    }
+}
+
+/// The most log events one filtered `/v1/events` request reads before it answers: a filter that matches
+/// rarely still answers promptly, with `next_after` showing how far it looked.
+const FILTER_SCAN_LIMIT: usize = 10_000;
+
+/// The `after` cursor: `?after=` first, else `Last-Event-ID`, else 0.
+fn cursor(pairs: &[(String, String)], headers: &HeaderMap) -> Result<u64, ApiError> {
     let from_header = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
-    match query.get("after").map(String::as_str).or(from_header) {
+    match single(pairs, "after")?.or(from_header) {
         None => Ok(0),
         Some(text) => text.trim().parse().map_err(|_| {
             ApiError::bad_request(format!("the position {text:?} is not a whole number"))
@@ -579,23 +651,85 @@ fn cursor(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<u64, A
 async fn events<C: Clock + Clone>(
     State(state): Shared<C>,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Pairs,
 ) -> Result<Json<Value>, ApiError> {
-    let after = cursor(&query, &headers)?;
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=1_000).contains(limit))
-            .ok_or_else(|| ApiError::bad_request("limit must be a whole number from 1 to 1000"))?,
-    };
-    let page: Vec<RecordedEvent> = state.store.read_all(after, limit).await?;
-    let next_after = page.last().map_or(after, |event| event.global_position);
+    let after = cursor(&pairs, &headers)?;
+    let limit = page_limit(&pairs)?;
+    let filter = EventFilter::parse(&pairs)?;
+    let mut matched: Vec<RecordedEvent> = Vec::new();
+    // Everything up to `next_after` was looked at: the next page starts after it, whether it matched or not.
+    let mut next_after = after;
+    let mut scanned = 0;
+    'scan: while matched.len() < limit && scanned < FILTER_SCAN_LIMIT {
+        let page_size = if filter.portfolios.is_empty() && filter.types.is_empty() {
+            limit
+        } else {
+            1_000
+        };
+        let page = state.store.read_all(next_after, page_size).await?;
+        let page_len = page.len();
+        for recorded in page {
+            next_after = recorded.global_position;
+            scanned += 1;
+            if filter.matches(&recorded) {
+                matched.push(recorded);
+                if matched.len() == limit {
+                    break 'scan;
+                }
+            }
+        }
+        if page_len < page_size {
+            break;
+        }
+    }
     Ok(Json(json!({
-        "events": page.iter().map(to_cloud_event).collect::<Vec<_>>(),
+        "events": matched.iter().map(to_cloud_event).collect::<Vec<_>>(),
         "next_after": next_after,
         "head": state.store.head_position().await?,
+    })))
+}
+
+/// `GET /v1/portfolios`: the onboarding status rows, in portfolio id order, `phase=` (repeatable) to keep
+/// some phases, paged by `after=<portfolio id>`.
+async fn portfolios<C: Clock + Clone>(
+    State(state): Shared<C>,
+    Query(pairs): Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(&pairs)?;
+    let after = single(&pairs, "after")?.map(portfolio).transpose()?;
+    let mut phases = Vec::new();
+    for (_, value) in pairs.iter().filter(|(name, _)| name == "phase") {
+        let phase: mmonboard_domain::Phase = serde_json::from_value(Value::String(value.clone()))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "unknown phase {value:?} in phase=: it is a phase of GET /v1/portfolios/{{id}}/status"
+                ))
+            })?;
+        phases.push(phase.as_str());
+    }
+    let mut rows = state.read_models.statuses().await?;
+    // The cursor compares ids as text, so order them the same way here, whatever the database's collation.
+    rows.sort_by(|a, b| a.portfolio_id.as_str().cmp(b.portfolio_id.as_str()));
+    let mut page: Vec<_> = rows
+        .into_iter()
+        .filter(|row| {
+            after
+                .as_ref()
+                .is_none_or(|after| row.portfolio_id.as_str() > after.as_str())
+        })
+        .filter(|row| phases.is_empty() || phases.contains(&row.phase.as_str()))
+        .take(limit + 1)
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_after = if more {
+        page.last().map(|row| row.portfolio_id.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "portfolios": page,
+        "next_after": next_after,
     })))
 }
 
@@ -611,9 +745,10 @@ impl<C: Clock + Clone> Drop for SubscriberGuard<C> {
 async fn event_stream<C: Clock + Clone>(
     State(state): Shared<C>,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Pairs,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let after = cursor(&query, &headers)?;
+    let after = cursor(&pairs, &headers)?;
+    let filter = EventFilter::parse(&pairs)?;
     let options = SubscriptionOptions {
         page_size: 200,
         poll_interval: Duration::from_millis(500),
@@ -628,11 +763,14 @@ async fn event_stream<C: Clock + Clone>(
             subscription,
             Vec::<RecordedEvent>::new().into_iter(),
             shutdown,
-            guard,
+            (guard, filter),
         ),
         |(mut subscription, mut pending, mut shutdown, guard)| async move {
             loop {
                 if let Some(recorded) = pending.next() {
+                    if !guard.1.matches(&recorded) {
+                        continue;
+                    }
                     let data = to_cloud_event(&recorded).to_string();
                     let event = SseEvent::default()
                         .id(recorded.global_position.to_string())

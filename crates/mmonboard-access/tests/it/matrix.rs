@@ -8,6 +8,7 @@ fn every_endpoint() -> Vec<Endpoint> {
     let all = [
         Endpoint::SendOperatorCommand,
         Endpoint::SendRecorderCommand,
+        Endpoint::Portfolios,
         Endpoint::PortfolioState,
         Endpoint::History,
         Endpoint::Status,
@@ -25,6 +26,7 @@ fn every_endpoint() -> Vec<Endpoint> {
         match endpoint {
             Endpoint::SendOperatorCommand
             | Endpoint::SendRecorderCommand
+            | Endpoint::Portfolios
             | Endpoint::PortfolioState
             | Endpoint::History
             | Endpoint::Status

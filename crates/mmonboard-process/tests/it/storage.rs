@@ -214,8 +214,58 @@ async fn racing_holders_never_both_win(database: &TestDatabase) {
     timers.close().await;
 }
 
+/// A lease of another name (the relay's) is its own row: holding it neither takes nor blocks the process
+/// manager's, and the manager's own name or a blank one is refused.
+async fn a_named_lease_is_independent_of_the_process_managers(database: &TestDatabase) {
+    let timers = open_timers(database).await;
+    let ttl = Duration::from_secs(30);
+    let manager = timers.lease("instance-a");
+    let relay = timers
+        .lease_named("relay", "instance-b")
+        .expect("a named lease");
+    assert_eq!(relay.name(), "relay");
+    assert!(
+        manager.try_hold(at(0), ttl).await.expect("hold"),
+        "the manager's lease is free"
+    );
+    assert!(
+        relay.try_hold(at(0), ttl).await.expect("hold"),
+        "the relay's lease is another row"
+    );
+    let other_relay = timers
+        .lease_named("relay", "instance-c")
+        .expect("a named lease");
+    assert!(
+        !other_relay.try_hold(at(0), ttl).await.expect("hold"),
+        "a held named lease is not taken"
+    );
+    assert_eq!(
+        relay
+            .current()
+            .await
+            .expect("current")
+            .map(|holder| holder.holder),
+        Some("instance-b".to_owned())
+    );
+    assert_eq!(
+        manager
+            .current()
+            .await
+            .expect("current")
+            .map(|holder| holder.holder),
+        Some("instance-a".to_owned())
+    );
+    for name in ["", "  ", manager.name()] {
+        assert!(
+            timers.lease_named(name, "instance-d").is_err(),
+            "{name:?} is refused"
+        );
+    }
+}
+
 backend_tests!(
     timers_are_set_moved_listed_and_removed,
     one_holder_at_a_time_and_a_lapsed_lease_is_taken_over,
+    a_named_lease_is_independent_of_the_process_managers,
     racing_holders_never_both_win,
 );

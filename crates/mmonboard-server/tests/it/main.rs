@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod disk_full;
 mod edges;
+mod filters;
 mod idempotency;
 mod recovery;
 mod stream;

@@ -314,7 +314,12 @@ pub struct EventStream {
 
 impl EventStream {
     pub async fn connect(app: &App, last_event_id: Option<u64>) -> Self {
-        let mut request = app.client.get(format!("{}/v1/events/stream", app.base));
+        Self::connect_to(app, "/v1/events/stream", last_event_id).await
+    }
+
+    /// The stream at `path` (with its filters).
+    pub async fn connect_to(app: &App, path: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = app.client.get(format!("{}{path}", app.base));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
