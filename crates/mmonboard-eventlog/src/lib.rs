@@ -8,6 +8,7 @@ mod checkpoints;
 mod companion;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod crosscheck;
 mod error;
 mod hash;
 mod hooks;

@@ -198,6 +198,11 @@ impl ChainVerifier {
         self.next_position = position + 1;
     }
 
+    /// The position of the last event found sound, 0 before any.
+    pub(crate) fn last_position(&self) -> u64 {
+        self.next_position - 1
+    }
+
     /// Records a row that could not even be decoded.
     pub(crate) fn undecodable(&mut self, global_position: u64, reason: String) {
         if !self.is_broken() {
@@ -215,6 +220,15 @@ impl ChainVerifier {
                  {last_recorded_by_commands}, the log ends at {head}"
             );
             self.broken(head + 1, reason);
+        }
+    }
+
+    /// Records a break found outside the chain (the cross-check with the command records); the
+    /// earliest position wins.
+    pub(crate) fn found(&mut self, found: &ChainBreak) {
+        match &self.first_break {
+            Some(earlier) if earlier.global_position <= found.global_position => {}
+            _ => self.first_break = Some(found.clone()),
         }
     }
 

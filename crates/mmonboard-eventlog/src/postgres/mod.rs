@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::backend::redact_url;
+use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
 use crate::hooks::CommitHold;
 use crate::model::{
@@ -317,12 +318,20 @@ impl EventStore for PgEventStore {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let mut connection = self.reader().await?;
-        // Read first: a command row commits with its events, so every position it claims must be found
-        // by the walk that follows, however many appends land meanwhile.
-        let last_commanded: i64 = sqlx::query_scalar(sql::LAST_COMMANDED_POSITION)
-            .fetch_one(&mut *connection)
+        // The command records are read in one snapshot taken first (see `crosscheck`): every position it
+        // claims, and every event up to its head, must be found by the walk that follows, however many
+        // appends land meanwhile.
+        let mut snapshot_connection = self.reader().await?;
+        let mut snapshot = sqlx::Connection::begin(&mut *snapshot_connection).await?;
+        snapshot.execute(sql::REPEATABLE_READ).await?;
+        let (head, last_commanded): (i64, i64) = sqlx::query_as(sql::VERIFY_BOUND)
+            .fetch_one(&mut *snapshot)
             .await?;
+        let bound = u64::try_from(head.max(last_commanded)).unwrap_or(0);
+        let rows = sqlx::query(sql::COMMANDS_BY_POSITION).fetch(&mut *snapshot);
+        let mut commands = CommandCrossCheck::new(CommandRows { rows }, bound);
+
+        let mut connection = self.reader().await?;
         let mut verifier = ChainVerifier::new();
         let mut decoder = RowDecoder::default();
         let mut after = 0_i64;
@@ -337,6 +346,13 @@ impl EventStore for PgEventStore {
                 match decoder.decode(&row) {
                     Ok((event, metadata)) => {
                         verifier.check(&event, &metadata);
+                        if verifier.is_broken() {
+                            break 'pages;
+                        }
+                        commands.event(&event).await?;
+                        if commands.first_break().is_some() {
+                            break 'pages;
+                        }
                         after = to_i64(event.global_position)?;
                     }
                     Err(StoreError::Corrupt {
@@ -348,16 +364,52 @@ impl EventStore for PgEventStore {
                     }
                     Err(error) => return Err(error),
                 }
-                if verifier.is_broken() {
-                    break 'pages;
-                }
             }
             if count < VERIFY_PAGE {
                 break;
             }
         }
+        if !verifier.is_broken() {
+            commands.finish(verifier.last_position()).await?;
+        }
+        if let Some(found) = commands.first_break() {
+            verifier.found(found);
+        }
         verifier.expect_last_position(u64::try_from(last_commanded).unwrap_or(0));
+        drop(commands);
+        snapshot.rollback().await?;
         Ok(verifier.finish())
+    }
+}
+
+/// The command records of `verify`'s snapshot, decoded as the cross-check pulls them.
+struct CommandRows<'c> {
+    rows: futures_util::stream::BoxStream<'c, Result<PgRow, sqlx::Error>>,
+}
+
+impl CommandRecords for CommandRows<'_> {
+    async fn next_record(&mut self) -> Result<Option<CommandRecord>, StoreError> {
+        let Some(row) = self.rows.try_next().await? else {
+            return Ok(None);
+        };
+        let first_position: i64 = row.try_get(2)?;
+        let global_position = non_negative(first_position, 0)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            global_position,
+            reason,
+        };
+        let command_id: &[u8] = row.try_get(0)?;
+        let command_id = Uuid::from_slice(command_id)
+            .map_err(|_| corrupt("the command id is not 16 bytes".to_owned()))?;
+        let event_count: i64 = row.try_get(3)?;
+        Ok(Some(CommandRecord {
+            command_id,
+            stream_id: row.try_get(1)?,
+            first_position: global_position,
+            event_count: u64::try_from(event_count)
+                .map_err(|_| corrupt(format!("a command records {event_count} events")))?,
+            recorded_at_micros: row.try_get(4)?,
+        }))
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
 use crate::hooks::CommitHold;
 use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
@@ -471,16 +472,23 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let mut connection = self.reader().await?;
-        // Read first: a command row commits with its events, so every position it claims must
-        // be found by the walk that follows, however many appends land meanwhile.
-        let last_commanded: i64 = sqlx::query_scalar(sql::LAST_COMMANDED_POSITION)
-            .fetch_one(&mut *connection)
+        // The command records are read in one snapshot taken first (see `crosscheck`): every
+        // position it claims, and every event up to its head, must be found by the walk that
+        // follows, however many appends land meanwhile.
+        let mut snapshot_connection = self.reader().await?;
+        let mut snapshot = sqlx::Connection::begin(&mut *snapshot_connection).await?;
+        let (head, last_commanded): (i64, i64) = sqlx::query_as(sql::VERIFY_BOUND)
+            .fetch_one(&mut *snapshot)
             .await?;
+        let bound = u64::try_from(head.max(last_commanded)).unwrap_or(0);
+        let rows = sqlx::query(sql::COMMANDS_BY_POSITION).fetch(&mut *snapshot);
+        let mut commands = CommandCrossCheck::new(CommandRows { rows }, bound);
+
+        let mut connection = self.reader().await?;
         let mut verifier = ChainVerifier::new();
         let mut decoder = ChunkDecoder::default();
         let mut after = 0_i64;
-        loop {
+        'pages: loop {
             let row = sqlx::query(sql::READ_ALL_CHUNK)
                 .bind(after)
                 .bind(READ_CHUNK as i64)
@@ -495,6 +503,13 @@ impl EventStore for SqliteEventStore {
             }
             for (event, metadata) in &page {
                 verifier.check(event, metadata);
+                if verifier.is_broken() {
+                    break 'pages;
+                }
+                commands.event(event).await?;
+                if commands.first_break().is_some() {
+                    break 'pages;
+                }
             }
             let count = match decoded {
                 Ok(count) => count,
@@ -508,14 +523,60 @@ impl EventStore for SqliteEventStore {
                 Err(error) => return Err(error),
             };
             match page.last() {
-                Some((last, _)) if count == READ_CHUNK && !verifier.is_broken() => {
+                Some((last, _)) if count == READ_CHUNK => {
                     after = to_i64(last.global_position)?;
                 }
                 _ => break,
             }
         }
+        if !verifier.is_broken() {
+            commands.finish(verifier.last_position()).await?;
+        }
+        if let Some(found) = commands.first_break() {
+            verifier.found(found);
+        }
         verifier.expect_last_position(u64::try_from(last_commanded).unwrap_or(0));
+        drop(commands);
+        snapshot.rollback().await?;
         Ok(verifier.finish())
+    }
+}
+
+/// The command records of `verify`'s snapshot, decoded as the cross-check pulls them.
+struct CommandRows<'c> {
+    rows: futures_util::stream::BoxStream<'c, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
+}
+
+impl CommandRecords for CommandRows<'_> {
+    async fn next_record(&mut self) -> Result<Option<CommandRecord>, StoreError> {
+        use futures_util::TryStreamExt;
+        let Some(row) = self.rows.try_next().await? else {
+            return Ok(None);
+        };
+        let first_position: i64 = row.try_get(2)?;
+        let global_position = u64::try_from(first_position).unwrap_or(0);
+        let corrupt = |reason: String| StoreError::Corrupt {
+            global_position,
+            reason,
+        };
+        let command_id: &str = row.try_get(0)?;
+        let parsed = Uuid::try_parse(command_id)
+            .map_err(|_| corrupt(format!("the command id {command_id:?} is not a UUID")))?;
+        if !crate::crosscheck::is_canonical_uuid_text(command_id.as_bytes(), &parsed) {
+            return Err(corrupt(format!(
+                "the command id {command_id:?} is not stored in its canonical form (lower-case, \
+                 hyphenated)"
+            )));
+        }
+        let event_count: i64 = row.try_get(3)?;
+        Ok(Some(CommandRecord {
+            command_id: parsed,
+            stream_id: row.try_get(1)?,
+            first_position: global_position,
+            event_count: u64::try_from(event_count)
+                .map_err(|_| corrupt(format!("a command records {event_count} events")))?,
+            recorded_at_micros: row.try_get(4)?,
+        }))
     }
 }
 

@@ -16,3 +16,4 @@ mod skip;
 mod subscription;
 mod support;
 mod tamper;
+mod verify_live;
