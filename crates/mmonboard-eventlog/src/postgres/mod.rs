@@ -463,6 +463,108 @@ async fn collect_events<'q>(
     Ok(events)
 }
 
+impl PgEventStore {
+    /// Up to `limit` events after `after`, each with its metadata text exactly as stored (what the
+    /// chain hashes), for exports.
+    pub(crate) async fn read_all_as_stored(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(RecordedEvent, String)>, StoreError> {
+        let mut connection = self.reader().await?;
+        let query = sqlx::query(sql::READ_ALL)
+            .bind(to_i64(after)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut decoder = RowDecoder::default();
+        let mut events = Vec::with_capacity(limit.min(4096));
+        let mut rows = connection.fetch(query);
+        while let Some(row) = rows.try_next().await? {
+            events.push(decoder.decode(&row)?);
+        }
+        Ok(events)
+    }
+}
+
+/// Writes exported rows verbatim into an empty PostgreSQL log, in one transaction holding the log's
+/// write lock: either every row lands or none does, and no append can interleave.
+pub(crate) struct PgImport {
+    connection: PgConnection,
+}
+
+impl PgImport {
+    /// Takes the write lock and checks, under it, that the log holds no event and no command.
+    pub(crate) async fn begin(url: &str) -> Result<Self, StoreError> {
+        use sqlx::Connection;
+        let options = PgConnectOptions::from_str(url).map_err(|error| {
+            StoreError::Invalid(format!("bad PostgreSQL URL: {}", redact_url(url, &error)))
+        })?;
+        let mut connection = PgConnection::connect_with(&options).await?;
+        connection.execute(sql::BEGIN_AND_LOCK).await?;
+        let mut import = Self { connection };
+        let (events, commands): (i64, i64) = sqlx::query_as(sql::COUNT_ROWS)
+            .fetch_one(&mut import.connection)
+            .await?;
+        if events != 0 || commands != 0 {
+            import.rollback().await;
+            return Err(StoreError::Invalid(format!(
+                "the target log is not empty ({events} events, {commands} commands): import \
+                 writes only into an empty log"
+            )));
+        }
+        Ok(import)
+    }
+
+    pub(crate) async fn event(
+        &mut self,
+        event: &RecordedEvent,
+        metadata: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::IMPORT_EVENT)
+            .bind(to_i64(event.global_position)?)
+            .bind(event.stream_id.as_str())
+            .bind(to_i64(event.stream_version)?)
+            .bind(event.event_id.hyphenated().to_string())
+            .bind(event.event_type.as_str())
+            .bind(i64::from(event.schema_version))
+            .bind(event.payload.as_str())
+            .bind(metadata)
+            .bind(event.recorded_at.timestamp_micros())
+            .bind(&event.hash[..])
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn command(&mut self, record: &CommandRecord) -> Result<(), StoreError> {
+        sqlx::query(sql::IMPORT_COMMAND)
+            .bind(record.command_id.hyphenated().to_string())
+            .bind(record.stream_id.as_str())
+            .bind(to_i64(record.first_position)?)
+            .bind(to_i64(record.event_count)?)
+            .bind(record.recorded_at_micros)
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        let head: u64 = head_position_on(&mut self.connection).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(sql::CHANNEL)
+            .bind(head.to_string())
+            .execute(&mut self.connection)
+            .await?;
+        self.connection.execute(sql::COMMIT).await?;
+        let _ = sqlx::Connection::close(self.connection).await;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(mut self) {
+        let _ = self.connection.execute(sql::ROLLBACK).await;
+        let _ = sqlx::Connection::close(self.connection).await;
+    }
+}
+
 /// The events of a command found in `commands`: they occupy consecutive positions.
 pub(crate) async fn read_command_events(
     connection: &mut PgConnection,

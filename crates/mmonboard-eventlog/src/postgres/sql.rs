@@ -113,3 +113,16 @@ pub(crate) const VERIFY_BOUND: &str = "SELECT \
 /// no index on first_position is kept for this rare walk, so writes pay nothing for it).
 pub(crate) const COMMANDS_BY_POSITION: &str = "SELECT uuid_send(command_id), stream_id, first_position, \
      event_count, recorded_at FROM commands WHERE first_position IS NOT NULL ORDER BY first_position";
+
+/// How many events and commands the log holds, for `import` (which writes only into an empty log).
+pub(crate) const COUNT_ROWS: &str =
+    "SELECT (SELECT count(*) FROM events)::int8, (SELECT count(*) FROM commands)::int8";
+
+/// One exported event, verbatim, for `import`.
+pub(crate) const IMPORT_EVENT: &str = "INSERT INTO events (global_position, stream_id, stream_version, \
+     event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+     VALUES ($1, $2, $3, $4::text::uuid, $5, $6, $7, $8, $9, $10)";
+
+/// One command record rebuilt from an exported command's events, for `import`.
+pub(crate) const IMPORT_COMMAND: &str = "INSERT INTO commands (command_id, stream_id, first_position, \
+     event_count, recorded_at) VALUES ($1::text::uuid, $2, $3, $4, $5)";

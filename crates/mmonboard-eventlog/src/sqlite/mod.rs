@@ -674,6 +674,106 @@ async fn read_all_on(
     Ok(events)
 }
 
+impl SqliteEventStore {
+    /// One chunk of up to `limit` events after `after`, each with its metadata text exactly as stored
+    /// (what the chain hashes), for exports.
+    pub(crate) async fn read_all_as_stored(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(RecordedEvent, String)>, StoreError> {
+        let mut connection = self.reader().await?;
+        let row = sqlx::query(sql::READ_ALL_CHUNK)
+            .bind(to_i64(after)?)
+            .bind(i64::try_from(limit.min(READ_CHUNK)).unwrap_or(1))
+            .fetch_one(&mut *connection)
+            .await?;
+        let mut events = Vec::new();
+        ChunkDecoder::default().decode(&row, None, |event, metadata| {
+            events.push((event, metadata.to_owned()));
+        })?;
+        events.sort_unstable_by_key(|(event, _)| event.global_position);
+        Ok(events)
+    }
+}
+
+/// Writes exported rows verbatim into an empty SQLite log, on a connection of its own under one
+/// `BEGIN IMMEDIATE` transaction: either every row lands or none does.
+pub(crate) struct SqliteImport {
+    connection: SqliteConnection,
+}
+
+impl SqliteImport {
+    /// Takes the write lock and checks, under it, that the log holds no event and no command.
+    pub(crate) async fn begin(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        use sqlx::Executor;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let mut connection = options.connect().await?;
+        connection.execute(sql::BEGIN_IMMEDIATE).await?;
+        let mut import = Self { connection };
+        let (events, commands): (i64, i64) = sqlx::query_as(sql::COUNT_ROWS)
+            .fetch_one(&mut import.connection)
+            .await?;
+        if events != 0 || commands != 0 {
+            import.rollback().await;
+            return Err(StoreError::Invalid(format!(
+                "the target log is not empty ({events} events, {commands} commands): import \
+                 writes only into an empty log"
+            )));
+        }
+        Ok(import)
+    }
+
+    pub(crate) async fn event(
+        &mut self,
+        event: &RecordedEvent,
+        metadata: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::INSERT_EVENT)
+            .bind(to_i64(event.global_position)?)
+            .bind(event.stream_id.as_str())
+            .bind(to_i64(event.stream_version)?)
+            .bind(event.event_id.hyphenated().to_string())
+            .bind(event.event_type.as_str())
+            .bind(i64::from(event.schema_version))
+            .bind(event.payload.as_str())
+            .bind(metadata)
+            .bind(event.recorded_at.timestamp_micros())
+            .bind(&event.hash[..])
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn command(&mut self, record: &CommandRecord) -> Result<(), StoreError> {
+        sqlx::query(sql::INSERT_COMMAND)
+            .bind(record.command_id.hyphenated().to_string())
+            .bind(record.stream_id.as_str())
+            .bind(to_i64(record.first_position)?)
+            .bind(to_i64(record.event_count)?)
+            .bind(record.recorded_at_micros)
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        use sqlx::Executor;
+        self.connection.execute(sql::COMMIT).await?;
+        let _ = sqlx::Connection::close(self.connection).await;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(mut self) {
+        use sqlx::Executor;
+        let _ = self.connection.execute(sql::ROLLBACK).await;
+        let _ = sqlx::Connection::close(self.connection).await;
+    }
+}
+
 /// The events of a command found in `commands`: they occupy consecutive positions.
 pub(crate) async fn read_command_events(
     connection: &mut SqliteConnection,

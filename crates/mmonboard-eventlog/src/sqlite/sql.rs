@@ -120,3 +120,7 @@ pub(crate) const RELEASE: &str = "RELEASE append_request";
 pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO append_request";
 pub(crate) const COMMIT: &str = "COMMIT";
 pub(crate) const ROLLBACK: &str = "ROLLBACK";
+
+/// How many events and commands the log holds, for `import` (which writes only into an empty log).
+pub(crate) const COUNT_ROWS: &str =
+    "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM commands)";

@@ -9,6 +9,7 @@ mod checkpoints;
 mod concurrency;
 mod conformance;
 mod crash;
+mod export;
 mod large;
 mod open;
 mod postgres;
