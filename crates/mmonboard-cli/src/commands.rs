@@ -43,7 +43,13 @@ pub async fn run(cli: Cli) -> u8 {
             json,
         } => state(&database, &portfolio, as_of, json).await,
         Command::History { portfolio, json } => history(&database, &portfolio, json).await,
-        Command::Verify { json } => verify(&database, json).await,
+        Command::Verify {
+            json,
+            file: Some(file),
+        } => crate::audit::verify_file(&file, json),
+        Command::Verify { json, file: None } => verify(&database, json).await,
+        Command::Export { after, to, out } => crate::audit::export(&database, after, to, out).await,
+        Command::Import { file } => crate::audit::import(&database, &file).await,
         Command::Demo {
             scenarios,
             time_factor,
@@ -143,6 +149,8 @@ pub(crate) enum Failure {
     App(#[from] AppError),
     #[error(transparent)]
     Store(#[from] mmonboard_eventlog::StoreError),
+    #[error(transparent)]
+    Export(#[from] mmonboard_eventlog::ExportError),
     #[error("cannot write the output: {0}")]
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
@@ -173,7 +181,7 @@ pub(crate) async fn open(url: &str) -> Result<EventLog, Failure> {
 
 /// For the commands that only read (`state`, `history`, `verify`): nothing is created or written, a missing
 /// database is an error naming it, and a read-only copy works.
-async fn open_read_only(url: &str) -> Result<EventLog, Failure> {
+pub(crate) async fn open_read_only(url: &str) -> Result<EventLog, Failure> {
     EventLog::open_read_only(url, &LogOptions::default())
         .await
         .map_err(|source| Failure::Open {

@@ -19,6 +19,7 @@ macro_rules! out_part {
     };
 }
 
+mod audit;
 mod commands;
 pub mod flow;
 mod output;
@@ -121,11 +122,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Walk the hash chain and the stream versions of the whole log.
+    /// Walk the hash chain and the stream versions of the whole log, and cross-check the command records.
     Verify {
         /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
+        /// Verify this export file instead, without any database (docs/audit.md).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Write the log as NDJSON, each event exactly as stored (docs/audit.md): a backup, or an auditor's copy.
+    Export {
+        /// Only events after this position (the header carries its hash).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Only events up to this position.
+        #[arg(long)]
+        to: Option<u64>,
+        /// The file to write (`-` or absent: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a whole-log export into an empty log of either backend, keeping positions, ids, times and
+    /// hashes; a broken file or a non-empty target writes nothing.
+    Import {
+        /// The export file.
+        #[arg(long)]
+        file: PathBuf,
     },
     /// Onboard the sample portfolios end to end through the Meta simulator, over real HTTP, on this database,
     /// with accelerated time: only the operator's own steps come from here; every fact comes from Meta.
