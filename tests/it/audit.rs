@@ -120,3 +120,50 @@ fn a_corrupted_export_is_refused_naming_its_line() {
     let run = source.run(&["export", "--after", "5", "--to", "2"], "");
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// A head noted earlier catches what the chain alone cannot: a log cut back with its command records.
+#[test]
+fn an_expected_head_catches_a_log_cut_back_before_it() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let run = workspace.run(&["verify", "--json"], "");
+    let head = run.json()["head"].clone();
+    let noted = format!(
+        "{}:{}",
+        head["global_position"],
+        head["hash"].as_str().expect("a hash")
+    );
+    let run = workspace.run(&["verify", "--expect-head", &noted], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let file = workspace.path("all.ndjson");
+    let run = workspace.run(&["export", "--out", path(&file)], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = workspace.run(
+        &["verify", "--file", path(&file), "--expect-head", &noted],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // An export cut back before the noted head is consistent on its own, but not with the head.
+    let last = head["global_position"].as_u64().expect("a position");
+    let cut = workspace.path("cut.ndjson");
+    let to = (last - 1).to_string();
+    let run = workspace.run(&["export", "--to", &to, "--out", path(&cut)], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = workspace.run(&["verify", "--file", path(&cut)], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = workspace.run(
+        &["verify", "--file", path(&cut), "--expect-head", &noted],
+        "",
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("cut off"), "{}", run.stderr);
+
+    // The same position with another hash: rewritten.
+    let other = format!("{last}:{}", "ab".repeat(32));
+    let run = workspace.run(&["verify", "--expect-head", &other], "");
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("rewritten"), "{}", run.stderr);
+    let run = workspace.run(&["verify", "--expect-head", "x:y"], "");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}

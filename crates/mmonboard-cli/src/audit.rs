@@ -169,7 +169,11 @@ pub(crate) async fn import(database: &str, file: &Path) -> Result<u8, Failure> {
     }
 }
 
-pub(crate) fn verify_file(file: &Path, as_json: bool) -> Result<u8, Failure> {
+pub(crate) fn verify_file(
+    file: &Path,
+    as_json: bool,
+    expect_head: Option<(u64, [u8; 32])>,
+) -> Result<u8, Failure> {
     let opened = match std::fs::File::open(file) {
         Ok(opened) => opened,
         Err(error) => {
@@ -179,7 +183,8 @@ pub(crate) fn verify_file(file: &Path, as_json: bool) -> Result<u8, Failure> {
             ));
         }
     };
-    let report = mmonboard_eventlog::verify_export(std::io::BufReader::new(opened))?;
+    let report =
+        mmonboard_eventlog::verify_export_expecting(std::io::BufReader::new(opened), expect_head)?;
     print_report(&report, as_json)?;
     Ok(if report.is_intact() {
         exit::OK

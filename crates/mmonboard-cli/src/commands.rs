@@ -46,8 +46,13 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Verify {
             json,
             file: Some(file),
-        } => crate::audit::verify_file(&file, json),
-        Command::Verify { json, file: None } => verify(&database, json).await,
+            expect_head,
+        } => crate::audit::verify_file(&file, json, expect_head),
+        Command::Verify {
+            json,
+            file: None,
+            expect_head,
+        } => verify(&database, json, expect_head).await,
         Command::Export { after, to, out } => crate::audit::export(&database, after, to, out).await,
         Command::Import { file } => crate::audit::import(&database, &file).await,
         Command::Demo {
@@ -362,9 +367,23 @@ fn truncate(text: &str, width: usize) -> String {
     }
 }
 
-async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
+async fn verify(
+    database: &str,
+    as_json: bool,
+    expect_head: Option<(u64, [u8; 32])>,
+) -> Result<u8, Failure> {
     let store = open_read_only(database).await?;
-    let report = store.verify().await?;
+    let mut report = store.verify().await?;
+    if let Some(expected) = expect_head
+        && report.is_intact()
+        && let Some(reason) =
+            mmonboard_eventlog::expected_head_break(&store, report.head, expected).await?
+    {
+        report.first_break = Some(mmonboard_eventlog::ChainBreak {
+            global_position: expected.0,
+            reason,
+        });
+    }
     store.close().await;
     let head = report
         .head

@@ -130,6 +130,10 @@ pub enum Command {
         /// Verify this export file instead, without any database (docs/audit.md).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// POSITION:HASH, a head noted earlier (as verify prints it): the log must still hold that position
+        /// with exactly that hash, which catches a log re-chained after an edit or cut back before it.
+        #[arg(long, value_parser = parse_expected_head)]
+        expect_head: Option<(u64, [u8; 32])>,
     },
     /// Write the log as NDJSON, each event exactly as stored (docs/audit.md): a backup, or an auditor's copy.
     Export {
@@ -282,6 +286,21 @@ pub enum ProjectionsAction {
 
 fn parse_portfolio_id(value: &str) -> Result<PortfolioId, String> {
     PortfolioId::parse(value).map_err(|error| error.to_string())
+}
+
+fn parse_expected_head(value: &str) -> Result<(u64, [u8; 32]), String> {
+    let (position, hash) = value
+        .split_once(':')
+        .ok_or("expected POSITION:HASH, e.g. 42:9f86d0…(64 hex digits)")?;
+    let position: u64 = position
+        .parse()
+        .ok()
+        .filter(|position| *position > 0)
+        .ok_or_else(|| format!("the position {position:?} is not a number from 1"))?;
+    let mut bytes = [0; 32];
+    hex::decode_to_slice(hash, &mut bytes)
+        .map_err(|_| format!("the hash {hash:?} is not 64 hex digits"))?;
+    Ok((position, bytes))
 }
 
 fn parse_time(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

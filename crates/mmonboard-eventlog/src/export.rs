@@ -390,8 +390,22 @@ fn hash_of(text: &str) -> Option<[u8; 32]> {
 
 /// Verifies an export file without any database, naming the first broken line and position.
 pub fn verify_export<R: BufRead>(reader: R) -> Result<FileReport, ExportError> {
+    verify_export_expecting(reader, None)
+}
+
+/// [`verify_export`], and also that the file holds `expect_head` (a position and hash an auditor noted
+/// earlier): a log re-chained after an edit, or cut back before that position, is then a break.
+pub fn verify_export_expecting<R: BufRead>(
+    reader: R,
+    expect_head: Option<(u64, [u8; 32])>,
+) -> Result<FileReport, ExportError> {
     let mut checker = FileChecker::new();
-    let mut last_sound = (0, None, 0);
+    let mut report = FileReport {
+        after: 0,
+        events_checked: 0,
+        head: None,
+        first_break: None,
+    };
     for text in reader.lines() {
         let text = text.map_err(|source| ExportError::Io {
             what: "cannot read the export file".to_owned(),
@@ -399,32 +413,89 @@ pub fn verify_export<R: BufRead>(reader: R) -> Result<FileReport, ExportError> {
         })?;
         match checker.line(&text) {
             Ok(Some((event, _))) => {
-                last_sound = (
-                    checker.after.unwrap_or(0),
-                    Some((event.global_position, event.hash)),
-                    last_sound.2 + 1,
-                );
+                if let Some((position, hash)) = expect_head
+                    && position == event.global_position
+                    && hash != event.hash
+                {
+                    report.first_break = Some(FileBreak {
+                        line: checker.line,
+                        global_position: Some(position),
+                        reason: format!(
+                            "position {position} has hash {}, not the {} noted earlier: the log was \
+                             rewritten",
+                            hex::encode(event.hash),
+                            hex::encode(hash)
+                        ),
+                    });
+                    return Ok(report);
+                }
+                report.events_checked += 1;
+                report.head = Some((event.global_position, event.hash));
             }
-            Ok(None) => last_sound.0 = checker.after.unwrap_or(0),
+            Ok(None) => report.after = checker.after.unwrap_or(0),
             Err(found) => {
-                return Ok(FileReport {
-                    after: last_sound.0,
-                    events_checked: last_sound.2,
-                    head: last_sound.1,
-                    first_break: Some(found),
-                });
+                report.first_break = Some(found);
+                return Ok(report);
             }
         }
     }
-    match checker.finish() {
-        Ok(report) => Ok(report),
-        Err(found) => Ok(FileReport {
-            after: 0,
-            events_checked: 0,
-            head: None,
-            first_break: Some(found),
-        }),
+    let line = checker.line + 1;
+    if let Err(found) = checker.finish() {
+        report.first_break = Some(found);
+        return Ok(report);
     }
+    if let Some((position, _)) = expect_head {
+        let last = report.head.map_or(report.after, |(last, _)| last);
+        let reason = if position <= report.after {
+            Some(format!(
+                "the export starts after position {}, so it cannot show the head noted earlier at \
+                 position {position}",
+                report.after
+            ))
+        } else if position > last {
+            Some(format!(
+                "the export ends at position {last}, before the head noted earlier at position \
+                 {position}: events were cut off"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            report.first_break = Some(FileBreak {
+                line,
+                global_position: Some(position),
+                reason,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// Whether the log `verify` found intact up to `head` still holds `expected` (a position and hash noted
+/// earlier); the reason when not.
+pub async fn expected_head_break(
+    log: &EventLog,
+    head: Option<(u64, [u8; 32])>,
+    expected: (u64, [u8; 32]),
+) -> Result<Option<String>, StoreError> {
+    let (position, hash) = expected;
+    let last = head.map_or(0, |(last, _)| last);
+    if position == 0 || position > last {
+        return Ok(Some(format!(
+            "the log ends at position {last}, before the head noted earlier at position {position}: \
+             events were cut off"
+        )));
+    }
+    let found = log.read_all(position - 1, 1).await?;
+    Ok(match found.first() {
+        Some(event) if event.global_position == position && event.hash == hash => None,
+        Some(event) if event.global_position == position => Some(format!(
+            "position {position} has hash {}, not the {} noted earlier: the log was rewritten",
+            hex::encode(event.hash),
+            hex::encode(hash)
+        )),
+        _ => Some(format!("the log has no event at position {position}")),
+    })
 }
 
 /// What an import wrote.

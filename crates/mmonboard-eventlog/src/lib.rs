@@ -28,7 +28,7 @@ pub use companion::{CompanionOptions, CompanionPool, CompanionTables, open_compa
 pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
 pub use export::{
     EXPORT_FORMAT, ExportError, ExportLine, ExportRange, ExportSummary, FileBreak, FileReport,
-    ImportSummary, export, import, verify_export,
+    ImportSummary, expected_head_break, export, import, verify_export, verify_export_expecting,
 };
 pub use hash::{GENESIS_HASH, chain_hash};
 #[doc(hidden)]
