@@ -1,6 +1,7 @@
 //! Black-box tests of the `mmonboard` command line: the contract scripts rely on (subcommands, JSON shapes,
 //! exit codes), run against the real binary on a fresh database per test.
 
+mod audit;
 mod cli;
 mod docs;
 mod e2e;

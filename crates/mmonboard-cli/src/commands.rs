@@ -43,7 +43,18 @@ pub async fn run(cli: Cli) -> u8 {
             json,
         } => state(&database, &portfolio, as_of, json).await,
         Command::History { portfolio, json } => history(&database, &portfolio, json).await,
-        Command::Verify { json } => verify(&database, json).await,
+        Command::Verify {
+            json,
+            file: Some(file),
+            expect_head,
+        } => crate::audit::verify_file(&file, json, expect_head),
+        Command::Verify {
+            json,
+            file: None,
+            expect_head,
+        } => verify(&database, json, expect_head).await,
+        Command::Export { after, to, out } => crate::audit::export(&database, after, to, out).await,
+        Command::Import { file } => crate::audit::import(&database, &file).await,
         Command::Demo {
             scenarios,
             time_factor,
@@ -143,6 +154,8 @@ pub(crate) enum Failure {
     App(#[from] AppError),
     #[error(transparent)]
     Store(#[from] mmonboard_eventlog::StoreError),
+    #[error(transparent)]
+    Export(#[from] mmonboard_eventlog::ExportError),
     #[error("cannot write the output: {0}")]
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
@@ -173,7 +186,7 @@ pub(crate) async fn open(url: &str) -> Result<EventLog, Failure> {
 
 /// For the commands that only read (`state`, `history`, `verify`): nothing is created or written, a missing
 /// database is an error naming it, and a read-only copy works.
-async fn open_read_only(url: &str) -> Result<EventLog, Failure> {
+pub(crate) async fn open_read_only(url: &str) -> Result<EventLog, Failure> {
     EventLog::open_read_only(url, &LogOptions::default())
         .await
         .map_err(|source| Failure::Open {
@@ -354,9 +367,23 @@ fn truncate(text: &str, width: usize) -> String {
     }
 }
 
-async fn verify(database: &str, as_json: bool) -> Result<u8, Failure> {
+async fn verify(
+    database: &str,
+    as_json: bool,
+    expect_head: Option<(u64, [u8; 32])>,
+) -> Result<u8, Failure> {
     let store = open_read_only(database).await?;
-    let report = store.verify().await?;
+    let mut report = store.verify().await?;
+    if let Some(expected) = expect_head
+        && report.is_intact()
+        && let Some(reason) =
+            mmonboard_eventlog::expected_head_break(&store, report.head, expected).await?
+    {
+        report.first_break = Some(mmonboard_eventlog::ChainBreak {
+            global_position: expected.0,
+            reason,
+        });
+    }
     store.close().await;
     let head = report
         .head

@@ -19,6 +19,7 @@ macro_rules! out_part {
     };
 }
 
+mod audit;
 mod commands;
 pub mod flow;
 mod output;
@@ -121,11 +122,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Walk the hash chain and the stream versions of the whole log.
+    /// Walk the hash chain and the stream versions of the whole log, and cross-check the command records.
     Verify {
         /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
+        /// Verify this export file instead, without any database (docs/audit.md).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// POSITION:HASH, a head noted earlier (as verify prints it): the log must still hold that position
+        /// with exactly that hash, which catches a log re-chained after an edit or cut back before it.
+        #[arg(long, value_parser = parse_expected_head)]
+        expect_head: Option<(u64, [u8; 32])>,
+    },
+    /// Write the log as NDJSON, each event exactly as stored (docs/audit.md): a backup, or an auditor's copy.
+    Export {
+        /// Only events after this position (the header carries its hash).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Only events up to this position.
+        #[arg(long)]
+        to: Option<u64>,
+        /// The file to write (`-` or absent: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a whole-log export into an empty log of either backend, keeping positions, ids, times and
+    /// hashes; a broken file or a non-empty target writes nothing.
+    Import {
+        /// The export file.
+        #[arg(long)]
+        file: PathBuf,
     },
     /// Onboard the sample portfolios end to end through the Meta simulator, over real HTTP, on this database,
     /// with accelerated time: only the operator's own steps come from here; every fact comes from Meta.
@@ -259,6 +286,21 @@ pub enum ProjectionsAction {
 
 fn parse_portfolio_id(value: &str) -> Result<PortfolioId, String> {
     PortfolioId::parse(value).map_err(|error| error.to_string())
+}
+
+fn parse_expected_head(value: &str) -> Result<(u64, [u8; 32]), String> {
+    let (position, hash) = value
+        .split_once(':')
+        .ok_or("expected POSITION:HASH, e.g. 42:9f86d0…(64 hex digits)")?;
+    let position: u64 = position
+        .parse()
+        .ok()
+        .filter(|position| *position > 0)
+        .ok_or_else(|| format!("the position {position:?} is not a number from 1"))?;
+    let mut bytes = [0; 32];
+    hex::decode_to_slice(hash, &mut bytes)
+        .map_err(|_| format!("the hash {hash:?} is not 64 hex digits"))?;
+    Ok((position, bytes))
 }
 
 fn parse_time(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

@@ -8,7 +8,9 @@ mod checkpoints;
 mod companion;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod crosscheck;
 mod error;
+mod export;
 mod hash;
 mod hooks;
 mod log;
@@ -24,6 +26,10 @@ pub use backend::{Backend, SUPPORTED_URLS, redact as redact_database_url};
 pub use checkpoints::Checkpoints;
 pub use companion::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
+pub use export::{
+    EXPORT_FORMAT, ExportError, ExportLine, ExportRange, ExportSummary, FileBreak, FileReport,
+    ImportSummary, expected_head_break, export, import, verify_export, verify_export_expecting,
+};
 pub use hash::{GENESIS_HASH, chain_hash};
 #[doc(hidden)]
 pub use hooks::CommitHold;

@@ -114,9 +114,23 @@ pub(crate) struct ChainVerifier {
     events_checked: u64,
     head: Option<(u64, [u8; 32])>,
     first_break: Option<ChainBreak>,
+    /// A part of the log starting after `next_position - 1`: a stream's first event seen may have any
+    /// version (its earlier events are outside the part).
+    partial: bool,
 }
 
 impl ChainVerifier {
+    /// Checks a part of the log that follows the event at `after` with hash `previous_hash` (an
+    /// export from a position on); `after` 0 is the whole log.
+    pub(crate) fn starting_after(after: u64, previous_hash: [u8; 32]) -> Self {
+        Self {
+            next_position: after + 1,
+            previous_hash: Some(previous_hash),
+            partial: after > 0,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             next_position: 1,
@@ -151,12 +165,10 @@ impl ChainVerifier {
             self.broken(self.next_position, reason);
             return;
         }
-        let last_version = self
-            .last_versions
-            .get(&event.stream_id)
-            .copied()
-            .unwrap_or(0);
-        if event.stream_version != last_version + 1 {
+        let last_version = self.last_versions.get(&event.stream_id).copied();
+        let first_of_part = self.partial && last_version.is_none() && event.stream_version >= 1;
+        let last_version = last_version.unwrap_or(0);
+        if event.stream_version != last_version + 1 && !first_of_part {
             let reason = format!(
                 "stream version {} follows {last_version} in stream {}",
                 event.stream_version, event.stream_id
@@ -198,6 +210,16 @@ impl ChainVerifier {
         self.next_position = position + 1;
     }
 
+    /// Why the events fed so far are broken, if they are.
+    pub(crate) fn break_reason(&self) -> Option<&str> {
+        self.first_break.as_ref().map(|found| found.reason.as_str())
+    }
+
+    /// The position of the last event found sound, 0 before any.
+    pub(crate) fn last_position(&self) -> u64 {
+        self.next_position - 1
+    }
+
     /// Records a row that could not even be decoded.
     pub(crate) fn undecodable(&mut self, global_position: u64, reason: String) {
         if !self.is_broken() {
@@ -215,6 +237,15 @@ impl ChainVerifier {
                  {last_recorded_by_commands}, the log ends at {head}"
             );
             self.broken(head + 1, reason);
+        }
+    }
+
+    /// Records a break found outside the chain (the cross-check with the command records); the
+    /// earliest position wins.
+    pub(crate) fn found(&mut self, found: &ChainBreak) {
+        match &self.first_break {
+            Some(earlier) if earlier.global_position <= found.global_position => {}
+            _ => self.first_break = Some(found.clone()),
         }
     }
 

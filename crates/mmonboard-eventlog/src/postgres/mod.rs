@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::backend::redact_url;
+use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
 use crate::hooks::CommitHold;
 use crate::model::{
@@ -317,12 +318,20 @@ impl EventStore for PgEventStore {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let mut connection = self.reader().await?;
-        // Read first: a command row commits with its events, so every position it claims must be found
-        // by the walk that follows, however many appends land meanwhile.
-        let last_commanded: i64 = sqlx::query_scalar(sql::LAST_COMMANDED_POSITION)
-            .fetch_one(&mut *connection)
+        // The command records are read in one snapshot taken first (see `crosscheck`): every position it
+        // claims, and every event up to its head, must be found by the walk that follows, however many
+        // appends land meanwhile.
+        let mut snapshot_connection = self.reader().await?;
+        let mut snapshot = sqlx::Connection::begin(&mut *snapshot_connection).await?;
+        snapshot.execute(sql::REPEATABLE_READ).await?;
+        let (head, last_commanded): (i64, i64) = sqlx::query_as(sql::VERIFY_BOUND)
+            .fetch_one(&mut *snapshot)
             .await?;
+        let bound = u64::try_from(head.max(last_commanded)).unwrap_or(0);
+        let rows = sqlx::query(sql::COMMANDS_BY_POSITION).fetch(&mut *snapshot);
+        let mut commands = CommandCrossCheck::new(CommandRows { rows }, bound);
+
+        let mut connection = self.reader().await?;
         let mut verifier = ChainVerifier::new();
         let mut decoder = RowDecoder::default();
         let mut after = 0_i64;
@@ -337,6 +346,13 @@ impl EventStore for PgEventStore {
                 match decoder.decode(&row) {
                     Ok((event, metadata)) => {
                         verifier.check(&event, &metadata);
+                        if verifier.is_broken() {
+                            break 'pages;
+                        }
+                        commands.event(&event).await?;
+                        if commands.first_break().is_some() {
+                            break 'pages;
+                        }
                         after = to_i64(event.global_position)?;
                     }
                     Err(StoreError::Corrupt {
@@ -348,16 +364,52 @@ impl EventStore for PgEventStore {
                     }
                     Err(error) => return Err(error),
                 }
-                if verifier.is_broken() {
-                    break 'pages;
-                }
             }
             if count < VERIFY_PAGE {
                 break;
             }
         }
+        if !verifier.is_broken() {
+            commands.finish(verifier.last_position()).await?;
+        }
+        if let Some(found) = commands.first_break() {
+            verifier.found(found);
+        }
         verifier.expect_last_position(u64::try_from(last_commanded).unwrap_or(0));
+        drop(commands);
+        snapshot.rollback().await?;
         Ok(verifier.finish())
+    }
+}
+
+/// The command records of `verify`'s snapshot, decoded as the cross-check pulls them.
+struct CommandRows<'c> {
+    rows: futures_util::stream::BoxStream<'c, Result<PgRow, sqlx::Error>>,
+}
+
+impl CommandRecords for CommandRows<'_> {
+    async fn next_record(&mut self) -> Result<Option<CommandRecord>, StoreError> {
+        let Some(row) = self.rows.try_next().await? else {
+            return Ok(None);
+        };
+        let first_position: i64 = row.try_get(2)?;
+        let global_position = non_negative(first_position, 0)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            global_position,
+            reason,
+        };
+        let command_id: &[u8] = row.try_get(0)?;
+        let command_id = Uuid::from_slice(command_id)
+            .map_err(|_| corrupt("the command id is not 16 bytes".to_owned()))?;
+        let event_count: i64 = row.try_get(3)?;
+        Ok(Some(CommandRecord {
+            command_id,
+            stream_id: row.try_get(1)?,
+            first_position: global_position,
+            event_count: u64::try_from(event_count)
+                .map_err(|_| corrupt(format!("a command records {event_count} events")))?,
+            recorded_at_micros: row.try_get(4)?,
+        }))
     }
 }
 
@@ -409,6 +461,108 @@ async fn collect_events<'q>(
         events.push(decoder.decode(&row)?.0);
     }
     Ok(events)
+}
+
+impl PgEventStore {
+    /// Up to `limit` events after `after`, each with its metadata text exactly as stored (what the
+    /// chain hashes), for exports.
+    pub(crate) async fn read_all_as_stored(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(RecordedEvent, String)>, StoreError> {
+        let mut connection = self.reader().await?;
+        let query = sqlx::query(sql::READ_ALL)
+            .bind(to_i64(after)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut decoder = RowDecoder::default();
+        let mut events = Vec::with_capacity(limit.min(4096));
+        let mut rows = connection.fetch(query);
+        while let Some(row) = rows.try_next().await? {
+            events.push(decoder.decode(&row)?);
+        }
+        Ok(events)
+    }
+}
+
+/// Writes exported rows verbatim into an empty PostgreSQL log, in one transaction holding the log's
+/// write lock: either every row lands or none does, and no append can interleave.
+pub(crate) struct PgImport {
+    connection: PgConnection,
+}
+
+impl PgImport {
+    /// Takes the write lock and checks, under it, that the log holds no event and no command.
+    pub(crate) async fn begin(url: &str) -> Result<Self, StoreError> {
+        use sqlx::Connection;
+        let options = PgConnectOptions::from_str(url).map_err(|error| {
+            StoreError::Invalid(format!("bad PostgreSQL URL: {}", redact_url(url, &error)))
+        })?;
+        let mut connection = PgConnection::connect_with(&options).await?;
+        connection.execute(sql::BEGIN_AND_LOCK).await?;
+        let mut import = Self { connection };
+        let (events, commands): (i64, i64) = sqlx::query_as(sql::COUNT_ROWS)
+            .fetch_one(&mut import.connection)
+            .await?;
+        if events != 0 || commands != 0 {
+            import.rollback().await;
+            return Err(StoreError::Invalid(format!(
+                "the target log is not empty ({events} events, {commands} commands): import \
+                 writes only into an empty log"
+            )));
+        }
+        Ok(import)
+    }
+
+    pub(crate) async fn event(
+        &mut self,
+        event: &RecordedEvent,
+        metadata: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::IMPORT_EVENT)
+            .bind(to_i64(event.global_position)?)
+            .bind(event.stream_id.as_str())
+            .bind(to_i64(event.stream_version)?)
+            .bind(event.event_id.hyphenated().to_string())
+            .bind(event.event_type.as_str())
+            .bind(i64::from(event.schema_version))
+            .bind(event.payload.as_str())
+            .bind(metadata)
+            .bind(event.recorded_at.timestamp_micros())
+            .bind(&event.hash[..])
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn command(&mut self, record: &CommandRecord) -> Result<(), StoreError> {
+        sqlx::query(sql::IMPORT_COMMAND)
+            .bind(record.command_id.hyphenated().to_string())
+            .bind(record.stream_id.as_str())
+            .bind(to_i64(record.first_position)?)
+            .bind(to_i64(record.event_count)?)
+            .bind(record.recorded_at_micros)
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        let head: u64 = head_position_on(&mut self.connection).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(sql::CHANNEL)
+            .bind(head.to_string())
+            .execute(&mut self.connection)
+            .await?;
+        self.connection.execute(sql::COMMIT).await?;
+        let _ = sqlx::Connection::close(self.connection).await;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(mut self) {
+        let _ = self.connection.execute(sql::ROLLBACK).await;
+        let _ = sqlx::Connection::close(self.connection).await;
+    }
 }
 
 /// The events of a command found in `commands`: they occupy consecutive positions.

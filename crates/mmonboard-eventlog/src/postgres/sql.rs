@@ -96,10 +96,33 @@ pub(crate) const STREAM_VERSION: &str =
 pub(crate) const FIND_COMMAND: &str =
     "SELECT first_position, event_count FROM commands WHERE command_id = $1::text::uuid";
 
-/// The highest position any command claims to have written, to catch a truncated tail.
-pub(crate) const LAST_COMMANDED_POSITION: &str = "SELECT \
+/// Whether the database holds the log's table (a read-only open migrates nothing, so it checks).
+pub(crate) const IS_EVENT_LOG: &str = "SELECT to_regclass('events') IS NOT NULL";
+
+/// Makes `verify`'s command snapshot one snapshot for all its statements.
+pub(crate) const REPEATABLE_READ: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+
+/// For `verify`'s cross-check, read first in its snapshot: the head, and the highest position any
+/// command claims to have written.
+pub(crate) const VERIFY_BOUND: &str = "SELECT \
+     (SELECT COALESCE(MAX(global_position), 0) FROM events)::int8, \
      COALESCE(MAX(first_position + event_count - 1), 0)::int8 FROM commands \
      WHERE first_position IS NOT NULL";
 
-/// Whether the database holds the log's table (a read-only open migrates nothing, so it checks).
-pub(crate) const IS_EVENT_LOG: &str = "SELECT to_regclass('events') IS NOT NULL";
+/// Every command record with events, by first position, for `verify`'s cross-check (one sorted pass:
+/// no index on first_position is kept for this rare walk, so writes pay nothing for it).
+pub(crate) const COMMANDS_BY_POSITION: &str = "SELECT uuid_send(command_id), stream_id, first_position, \
+     event_count, recorded_at FROM commands WHERE first_position IS NOT NULL ORDER BY first_position";
+
+/// How many events and commands the log holds, for `import` (which writes only into an empty log).
+pub(crate) const COUNT_ROWS: &str =
+    "SELECT (SELECT count(*) FROM events)::int8, (SELECT count(*) FROM commands)::int8";
+
+/// One exported event, verbatim, for `import`.
+pub(crate) const IMPORT_EVENT: &str = "INSERT INTO events (global_position, stream_id, stream_version, \
+     event_id, event_type, schema_version, payload, metadata, recorded_at, hash) \
+     VALUES ($1, $2, $3, $4::text::uuid, $5, $6, $7, $8, $9, $10)";
+
+/// One command record rebuilt from an exported command's events, for `import`.
+pub(crate) const IMPORT_COMMAND: &str = "INSERT INTO commands (command_id, stream_id, first_position, \
+     event_count, recorded_at) VALUES ($1::text::uuid, $2, $3, $4, $5)";

@@ -9,6 +9,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use crate::crosscheck::is_canonical_uuid_text;
 use crate::error::StoreError;
 use crate::model::{EventMetadata, RecordedEvent, StreamId};
 
@@ -78,9 +79,17 @@ impl ChunkDecoder {
                 (None, Some(stream_id)) => stream_id.clone(),
                 (None, None) => return Err(missing("stream id")),
             };
-            let event_id = event_ids.next().ok_or_else(|| missing("event id"))?;
-            let event_id = Uuid::try_parse_ascii(event_id)
+            let event_id_text = event_ids.next().ok_or_else(|| missing("event id"))?;
+            let event_id = Uuid::try_parse_ascii(event_id_text)
                 .map_err(|_| corrupt("the event id is not a UUID".to_owned()))?;
+            // The hash covers the id's 16 bytes, not its text: another spelling of it would be a
+            // changed stored byte the chain cannot see.
+            if !is_canonical_uuid_text(event_id_text, &event_id) {
+                return Err(corrupt(format!(
+                    "the event id {:?} is not stored in its canonical form (lower-case, hyphenated)",
+                    String::from_utf8_lossy(event_id_text)
+                )));
+            }
             let hash = hashes.next().ok_or_else(|| missing("hash"))?;
             let hash = <[u8; HASH_LEN]>::try_from(hash)
                 .map_err(|_| corrupt("the hash is not 32 bytes".to_owned()))?;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
 use crate::hooks::CommitHold;
 use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
@@ -472,16 +473,23 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let mut connection = self.reader().await?;
-        // Read first: a command row commits with its events, so every position it claims must
-        // be found by the walk that follows, however many appends land meanwhile.
-        let last_commanded: i64 = sqlx::query_scalar(sql::LAST_COMMANDED_POSITION)
-            .fetch_one(&mut *connection)
+        // The command records are read in one snapshot taken first (see `crosscheck`): every
+        // position it claims, and every event up to its head, must be found by the walk that
+        // follows, however many appends land meanwhile.
+        let mut snapshot_connection = self.reader().await?;
+        let mut snapshot = sqlx::Connection::begin(&mut *snapshot_connection).await?;
+        let (head, last_commanded): (i64, i64) = sqlx::query_as(sql::VERIFY_BOUND)
+            .fetch_one(&mut *snapshot)
             .await?;
+        let bound = u64::try_from(head.max(last_commanded)).unwrap_or(0);
+        let rows = sqlx::query(sql::COMMANDS_BY_POSITION).fetch(&mut *snapshot);
+        let mut commands = CommandCrossCheck::new(CommandRows { rows }, bound);
+
+        let mut connection = self.reader().await?;
         let mut verifier = ChainVerifier::new();
         let mut decoder = ChunkDecoder::default();
         let mut after = 0_i64;
-        loop {
+        'pages: loop {
             let row = sqlx::query(sql::READ_ALL_CHUNK)
                 .bind(after)
                 .bind(READ_CHUNK as i64)
@@ -496,6 +504,13 @@ impl EventStore for SqliteEventStore {
             }
             for (event, metadata) in &page {
                 verifier.check(event, metadata);
+                if verifier.is_broken() {
+                    break 'pages;
+                }
+                commands.event(event).await?;
+                if commands.first_break().is_some() {
+                    break 'pages;
+                }
             }
             let count = match decoded {
                 Ok(count) => count,
@@ -509,14 +524,60 @@ impl EventStore for SqliteEventStore {
                 Err(error) => return Err(error),
             };
             match page.last() {
-                Some((last, _)) if count == READ_CHUNK && !verifier.is_broken() => {
+                Some((last, _)) if count == READ_CHUNK => {
                     after = to_i64(last.global_position)?;
                 }
                 _ => break,
             }
         }
+        if !verifier.is_broken() {
+            commands.finish(verifier.last_position()).await?;
+        }
+        if let Some(found) = commands.first_break() {
+            verifier.found(found);
+        }
         verifier.expect_last_position(u64::try_from(last_commanded).unwrap_or(0));
+        drop(commands);
+        snapshot.rollback().await?;
         Ok(verifier.finish())
+    }
+}
+
+/// The command records of `verify`'s snapshot, decoded as the cross-check pulls them.
+struct CommandRows<'c> {
+    rows: futures_util::stream::BoxStream<'c, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
+}
+
+impl CommandRecords for CommandRows<'_> {
+    async fn next_record(&mut self) -> Result<Option<CommandRecord>, StoreError> {
+        use futures_util::TryStreamExt;
+        let Some(row) = self.rows.try_next().await? else {
+            return Ok(None);
+        };
+        let first_position: i64 = row.try_get(2)?;
+        let global_position = u64::try_from(first_position).unwrap_or(0);
+        let corrupt = |reason: String| StoreError::Corrupt {
+            global_position,
+            reason,
+        };
+        let command_id: &str = row.try_get(0)?;
+        let parsed = Uuid::try_parse(command_id)
+            .map_err(|_| corrupt(format!("the command id {command_id:?} is not a UUID")))?;
+        if !crate::crosscheck::is_canonical_uuid_text(command_id.as_bytes(), &parsed) {
+            return Err(corrupt(format!(
+                "the command id {command_id:?} is not stored in its canonical form (lower-case, \
+                 hyphenated)"
+            )));
+        }
+        let event_count: i64 = row.try_get(3)?;
+        Ok(Some(CommandRecord {
+            command_id: parsed,
+            stream_id: row.try_get(1)?,
+            first_position: global_position,
+            event_count: u64::try_from(event_count)
+                .map_err(|_| corrupt(format!("a command records {event_count} events")))?,
+            recorded_at_micros: row.try_get(4)?,
+        }))
     }
 }
 
@@ -612,6 +673,106 @@ async fn read_all_on(
         }
     }
     Ok(events)
+}
+
+impl SqliteEventStore {
+    /// One chunk of up to `limit` events after `after`, each with its metadata text exactly as stored
+    /// (what the chain hashes), for exports.
+    pub(crate) async fn read_all_as_stored(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(RecordedEvent, String)>, StoreError> {
+        let mut connection = self.reader().await?;
+        let row = sqlx::query(sql::READ_ALL_CHUNK)
+            .bind(to_i64(after)?)
+            .bind(i64::try_from(limit.min(READ_CHUNK)).unwrap_or(1))
+            .fetch_one(&mut *connection)
+            .await?;
+        let mut events = Vec::new();
+        ChunkDecoder::default().decode(&row, None, |event, metadata| {
+            events.push((event, metadata.to_owned()));
+        })?;
+        events.sort_unstable_by_key(|(event, _)| event.global_position);
+        Ok(events)
+    }
+}
+
+/// Writes exported rows verbatim into an empty SQLite log, on a connection of its own under one
+/// `BEGIN IMMEDIATE` transaction: either every row lands or none does.
+pub(crate) struct SqliteImport {
+    connection: SqliteConnection,
+}
+
+impl SqliteImport {
+    /// Takes the write lock and checks, under it, that the log holds no event and no command.
+    pub(crate) async fn begin(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        use sqlx::Executor;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Invalid(format!("bad SQLite URL {url:?}: {error}")))?
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let mut connection = options.connect().await?;
+        connection.execute(sql::BEGIN_IMMEDIATE).await?;
+        let mut import = Self { connection };
+        let (events, commands): (i64, i64) = sqlx::query_as(sql::COUNT_ROWS)
+            .fetch_one(&mut import.connection)
+            .await?;
+        if events != 0 || commands != 0 {
+            import.rollback().await;
+            return Err(StoreError::Invalid(format!(
+                "the target log is not empty ({events} events, {commands} commands): import \
+                 writes only into an empty log"
+            )));
+        }
+        Ok(import)
+    }
+
+    pub(crate) async fn event(
+        &mut self,
+        event: &RecordedEvent,
+        metadata: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql::INSERT_EVENT)
+            .bind(to_i64(event.global_position)?)
+            .bind(event.stream_id.as_str())
+            .bind(to_i64(event.stream_version)?)
+            .bind(event.event_id.hyphenated().to_string())
+            .bind(event.event_type.as_str())
+            .bind(i64::from(event.schema_version))
+            .bind(event.payload.as_str())
+            .bind(metadata)
+            .bind(event.recorded_at.timestamp_micros())
+            .bind(&event.hash[..])
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn command(&mut self, record: &CommandRecord) -> Result<(), StoreError> {
+        sqlx::query(sql::INSERT_COMMAND)
+            .bind(record.command_id.hyphenated().to_string())
+            .bind(record.stream_id.as_str())
+            .bind(to_i64(record.first_position)?)
+            .bind(to_i64(record.event_count)?)
+            .bind(record.recorded_at_micros)
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        use sqlx::Executor;
+        self.connection.execute(sql::COMMIT).await?;
+        let _ = sqlx::Connection::close(self.connection).await;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(mut self) {
+        use sqlx::Executor;
+        let _ = self.connection.execute(sql::ROLLBACK).await;
+        let _ = sqlx::Connection::close(self.connection).await;
+    }
 }
 
 /// The events of a command found in `commands`: they occupy consecutive positions.

@@ -54,10 +54,17 @@ pub(crate) const STREAM_VERSION: &str =
 pub(crate) const FIND_COMMAND: &str =
     "SELECT first_position, event_count FROM commands WHERE command_id = ?1";
 
-/// The highest position any command claims to have written, to catch a truncated tail.
-pub(crate) const LAST_COMMANDED_POSITION: &str = "SELECT \
+/// For `verify`'s cross-check, read first in its snapshot: the head, and the highest position any
+/// command claims to have written.
+pub(crate) const VERIFY_BOUND: &str = "SELECT \
+     (SELECT COALESCE(MAX(global_position), 0) FROM events), \
      COALESCE(MAX(first_position + event_count - 1), 0) FROM commands \
      WHERE first_position IS NOT NULL";
+
+/// Every command record with events, by first position, for `verify`'s cross-check (one sorted pass:
+/// no index on first_position is kept for this rare walk, so writes pay nothing for it).
+pub(crate) const COMMANDS_BY_POSITION: &str = "SELECT command_id, stream_id, first_position, \
+     event_count, recorded_at FROM commands WHERE first_position IS NOT NULL ORDER BY first_position";
 
 /// Group commit, first round trip: take the write lock, then read everything the batch's
 /// decisions depend on. `?1`: JSON array of command ids, `?2`: JSON array of stream ids.
@@ -116,3 +123,7 @@ pub(crate) const RELEASE: &str = "RELEASE append_request";
 pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO append_request";
 pub(crate) const COMMIT: &str = "COMMIT";
 pub(crate) const ROLLBACK: &str = "ROLLBACK";
+
+/// How many events and commands the log holds, for `import` (which writes only into an empty log).
+pub(crate) const COUNT_ROWS: &str =
+    "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM commands)";

@@ -14,6 +14,12 @@ backend_tests!(
     a_deleted_event_is_reported_at_the_gap,
     a_truncated_tail_is_reported,
     a_renumbered_event_is_reported,
+    a_deleted_command_record_is_reported,
+    a_command_record_with_another_count_is_reported,
+    a_command_record_moved_to_another_stream_is_reported,
+    a_command_record_with_another_time_is_reported,
+    a_command_id_spelt_otherwise_is_reported,
+    an_event_id_spelt_otherwise_is_reported,
 );
 
 /// Ten events on two streams, positions 1..=10.
@@ -49,11 +55,12 @@ async fn ten_events(database: &TestDatabase) -> EventLog {
 /// Runs `sql` with the append-only triggers out of the way: dropped on SQLite, disabled for the
 /// statement's transaction on PostgreSQL.
 async fn tamper(database: &TestDatabase, trigger: &str, sql: &str) {
+    let table = trigger.split('_').next().unwrap_or("events");
     let sql = match database.backend() {
         TestBackend::Sqlite => format!("DROP TRIGGER {trigger}; {sql}"),
         TestBackend::Postgres => format!(
-            "BEGIN; ALTER TABLE events DISABLE TRIGGER {trigger}; {sql}; \
-             ALTER TABLE events ENABLE TRIGGER {trigger}; COMMIT"
+            "BEGIN; ALTER TABLE {table} DISABLE TRIGGER {trigger}; {sql}; \
+             ALTER TABLE {table} ENABLE TRIGGER {trigger}; COMMIT"
         ),
     };
     execute_raw(database, &sql)
@@ -170,4 +177,104 @@ async fn a_renumbered_event_is_reported(database: &TestDatabase) {
         chain_break.reason
     );
     store.close().await;
+}
+
+/// The first break verify reports after `sql` ran with `trigger` out of the way.
+async fn break_after(database: &TestDatabase, trigger: &str, sql: &str) -> (u64, String) {
+    let store = ten_events(database).await;
+    tamper(database, trigger, sql).await;
+    let report = store.verify().await.expect("verify");
+    store.close().await;
+    let chain_break = report
+        .first_break
+        .unwrap_or_else(|| panic!("{sql}: verify says the log is intact"));
+    (chain_break.global_position, chain_break.reason)
+}
+
+// The third command wrote positions 6..=9 of stream tamper-a; the second 4..=5 of tamper-b.
+
+async fn a_deleted_command_record_is_reported(database: &TestDatabase) {
+    let (position, reason) = break_after(
+        database,
+        "commands_no_delete",
+        "DELETE FROM commands WHERE first_position = 6",
+    )
+    .await;
+    assert_eq!(position, 6, "{reason}");
+    assert!(reason.contains("no command record"), "{reason}");
+}
+
+async fn a_command_record_with_another_count_is_reported(database: &TestDatabase) {
+    let (position, reason) = break_after(
+        database,
+        "commands_no_update",
+        "UPDATE commands SET event_count = 3 WHERE first_position = 6",
+    )
+    .await;
+    assert_eq!(position, 6, "{reason}");
+    assert!(reason.contains("records 3 events"), "{reason}");
+}
+
+async fn a_command_record_moved_to_another_stream_is_reported(database: &TestDatabase) {
+    let (position, reason) = break_after(
+        database,
+        "commands_no_update",
+        "UPDATE commands SET stream_id = 'elsewhere' WHERE first_position = 4",
+    )
+    .await;
+    assert_eq!(position, 4, "{reason}");
+    assert!(reason.contains("\"elsewhere\""), "{reason}");
+}
+
+async fn a_command_record_with_another_time_is_reported(database: &TestDatabase) {
+    let (position, reason) = break_after(
+        database,
+        "commands_no_update",
+        "UPDATE commands SET recorded_at = recorded_at + 1 WHERE first_position = 10",
+    )
+    .await;
+    assert_eq!(position, 10, "{reason}");
+    assert!(reason.contains("recorded at"), "{reason}");
+}
+
+/// Upper-casing a UUID's letters keeps the UUID and so its hashed bytes. On SQLite the command id is
+/// stored as text, so verify insists on its canonical spelling; on PostgreSQL the metadata is the only
+/// place it is text, and the chain hashes that text as stored.
+async fn a_command_id_spelt_otherwise_is_reported(database: &TestDatabase) {
+    let (trigger, sql, expected) = match database.backend() {
+        TestBackend::Sqlite => (
+            "commands_no_update",
+            "UPDATE commands SET command_id = upper(command_id) WHERE first_position = 4",
+            "canonical form",
+        ),
+        TestBackend::Postgres => (
+            "events_no_update",
+            "UPDATE events SET metadata = replace(metadata, metadata::json->>'command_id', \
+             upper(metadata::json->>'command_id')) WHERE global_position = 4",
+            "hash mismatch",
+        ),
+    };
+    let (position, reason) = break_after(database, trigger, sql).await;
+    assert_eq!(position, 4, "{reason}");
+    assert!(reason.contains(expected), "{reason}");
+}
+
+/// On SQLite the event id is text the hash does not cover as such (it covers the UUID's 16 bytes):
+/// verify insists on its canonical spelling. PostgreSQL stores a `uuid`, which has one form; the
+/// metadata's correlation id is text there and hashed as stored.
+async fn an_event_id_spelt_otherwise_is_reported(database: &TestDatabase) {
+    let (sql, expected) = match database.backend() {
+        TestBackend::Sqlite => (
+            "UPDATE events SET event_id = upper(event_id) WHERE global_position = 5",
+            "canonical form",
+        ),
+        TestBackend::Postgres => (
+            "UPDATE events SET metadata = replace(metadata, metadata::json->>'correlation_id', \
+             upper(metadata::json->>'correlation_id')) WHERE global_position = 5",
+            "hash mismatch",
+        ),
+    };
+    let (position, reason) = break_after(database, "events_no_update", sql).await;
+    assert_eq!(position, 5, "{reason}");
+    assert!(reason.contains(expected), "{reason}");
 }
