@@ -86,7 +86,15 @@ pub async fn run(
     let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let scale = options.scale.clamp(0.01, 10.0);
     let sized = |full: usize| ((full as f64 * scale).round() as usize).max(1);
-    let mut report = BenchReport::new(scale);
+    let setting = match &options.postgres_server {
+        None => {
+            "SQLite (WAL, synchronous=FULL: the default durability) on a fresh temporary database"
+        }
+        Some(_) => {
+            "PostgreSQL (synchronous_commit as the server is set; on) in a temporary database created on the server and dropped after"
+        }
+    };
+    let mut report = BenchReport::new(scale, setting);
 
     let setup = match &options.postgres_server {
         None => {

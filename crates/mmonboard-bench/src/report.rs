@@ -101,6 +101,8 @@ impl Row {
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub scale: f64,
+    /// What the run measured: the backend, its durability and where its log lived.
+    pub setting: String,
     pub rows: Vec<Row>,
     pub events_verified: u64,
     pub elapsed: Duration,
@@ -123,9 +125,10 @@ fn thousands(value: f64) -> String {
 }
 
 impl BenchReport {
-    pub(crate) fn new(scale: f64) -> Self {
+    pub(crate) fn new(scale: f64, setting: impl Into<String>) -> Self {
         Self {
             scale,
+            setting: setting.into(),
             rows: Vec::new(),
             events_verified: 0,
             elapsed: Duration::ZERO,
@@ -160,8 +163,8 @@ impl BenchReport {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "mmonboard bench: SQLite (WAL, synchronous=FULL: the default durability) on a fresh temporary database, scale {}",
-            self.scale
+            "mmonboard bench: {}, scale {}",
+            self.setting, self.scale
         );
         let _ = writeln!(
             text,
@@ -238,6 +241,7 @@ impl BenchReport {
         json!({
             "durability": "WAL, synchronous=FULL",
             "scale": self.scale,
+            "setting": self.setting,
             "workloads": workloads,
             "events_verified": self.events_verified,
             "all_targets_met": self.missed().is_empty(),
