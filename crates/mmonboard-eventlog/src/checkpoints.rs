@@ -68,12 +68,17 @@ impl Checkpoints {
         let now = Utc::now().timestamp_micros();
         match &self.pool {
             CompanionPool::Sqlite(pool) => {
+                // Take the write lock first: an autocommit upsert reads before it writes, and when another
+                // connection commits in between, SQLite refuses the upgrade at once (SQLITE_BUSY_SNAPSHOT)
+                // without waiting for the busy timeout. BEGIN IMMEDIATE waits for the lock instead.
+                let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
                 sqlx::query(sql::sqlite::SAVE)
                     .bind(name)
                     .bind(position)
                     .bind(now)
-                    .execute(pool)
+                    .execute(&mut *transaction)
                     .await?;
+                transaction.commit().await?;
             }
             CompanionPool::Postgres(pool) => {
                 sqlx::query(sql::postgres::SAVE)

@@ -109,16 +109,31 @@ impl Lease {
     /// taken only when free, lapsed, or already ours: one statement, so two instances never both win.
     pub async fn try_hold(&self, now: DateTime<Utc>, ttl: Duration) -> Result<bool, ProcessError> {
         let expires_at = now + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
-        let affected = on_backend!(&self.pool, HOLD_LEASE => |statement, pool| {
-            sqlx::query(statement)
+        let affected = match &self.pool {
+            // The write lock first: an autocommit upsert reads before it writes, and SQLite refuses that
+            // upgrade at once (SQLITE_BUSY_SNAPSHOT) when another connection committed in between.
+            CompanionPool::Sqlite(pool) => {
+                let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let affected = sqlx::query(sql::sqlite::HOLD_LEASE)
+                    .bind(self.name.as_ref())
+                    .bind(&self.holder)
+                    .bind(micros(expires_at))
+                    .bind(micros(now))
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                transaction.commit().await?;
+                affected
+            }
+            CompanionPool::Postgres(pool) => sqlx::query(sql::postgres::HOLD_LEASE)
                 .bind(self.name.as_ref())
                 .bind(&self.holder)
                 .bind(micros(expires_at))
                 .bind(micros(now))
                 .execute(pool)
                 .await?
-                .rows_affected()
-        });
+                .rows_affected(),
+        };
         Ok(affected == 1)
     }
 

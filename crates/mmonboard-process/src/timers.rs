@@ -81,20 +81,40 @@ impl TimerStore {
     pub async fn set(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), ProcessError> {
         let attempts = i64::from(timer.attempts);
         let polls = i64::from(timer.polls);
-        on_backend!(&self.pool, SET_TIMER => |statement, pool| {
-            sqlx::query(statement)
-                .bind(timer.portfolio_id.as_str())
-                .bind(&timer.step_key)
-                .bind(micros(timer.due_at))
-                .bind(attempts)
-                .bind(timer.last_error.as_deref())
-                .bind(micros(now))
-                .bind(timer.waiting_since.map(micros))
-                .bind(polls)
-                .bind(timer.stall_recorded)
-                .execute(pool)
-                .await?;
-        });
+        match &self.pool {
+            // The write lock first (see `Lease::try_hold`): SQLite refuses an upsert's read-to-write upgrade at
+            // once when another connection committed in between.
+            CompanionPool::Sqlite(pool) => {
+                let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+                sqlx::query(sql::sqlite::SET_TIMER)
+                    .bind(timer.portfolio_id.as_str())
+                    .bind(&timer.step_key)
+                    .bind(micros(timer.due_at))
+                    .bind(attempts)
+                    .bind(timer.last_error.as_deref())
+                    .bind(micros(now))
+                    .bind(timer.waiting_since.map(micros))
+                    .bind(polls)
+                    .bind(timer.stall_recorded)
+                    .execute(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+            }
+            CompanionPool::Postgres(pool) => {
+                sqlx::query(sql::postgres::SET_TIMER)
+                    .bind(timer.portfolio_id.as_str())
+                    .bind(&timer.step_key)
+                    .bind(micros(timer.due_at))
+                    .bind(attempts)
+                    .bind(timer.last_error.as_deref())
+                    .bind(micros(now))
+                    .bind(timer.waiting_since.map(micros))
+                    .bind(polls)
+                    .bind(timer.stall_recorded)
+                    .execute(pool)
+                    .await?;
+            }
+        }
         Ok(())
     }
 
