@@ -15,8 +15,8 @@ use std::time::Duration;
 use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
 use mmonboard_eventlog::testing::TestDatabase;
 use mmonboard_eventlog::{
-    Checkpoints, CommitHold, DurableSubscription, EventLog, EventStore, ExpectedVersion,
-    SubscriptionOptions, backend_tests,
+    CommitHold, EventLog, EventStore, ExpectedVersion, Subscription, SubscriptionOptions,
+    backend_tests,
 };
 use uuid::Uuid;
 
@@ -61,7 +61,7 @@ async fn no_subscriber_skips_an_event_while_commits_finish_out_of_order(database
         writers.push(Arc::new(open_log_with(database, &options).await));
     }
 
-    let subscriber = tokio::spawn(follow(Arc::clone(&reader), database.url().to_owned()));
+    let subscriber = tokio::spawn(follow(Arc::clone(&reader)));
     let mut appenders = Vec::new();
     for writer in &writers {
         for _ in 0..APPENDERS_PER_WRITER {
@@ -117,52 +117,36 @@ async fn no_subscriber_skips_an_event_while_commits_finish_out_of_order(database
 /// Follows the log from 0 until it has delivered [`TOTAL_EVENTS`], asserting that each event is the
 /// one after the last (none skipped, none repeated); returns the event ids delivered and the number of
 /// restarts.
-async fn follow(store: Arc<EventLog>, url: String) -> (HashSet<Uuid>, usize) {
-    const NAME: &str = "skip-test";
+async fn follow(store: Arc<EventLog>) -> (HashSet<Uuid>, usize) {
     let options = SubscriptionOptions {
         page_size: 200,
         // Other stores' commits reach this one's head watch only through NOTIFY on PostgreSQL; SQLite
         // relies on the poll.
         poll_interval: Duration::from_millis(5),
     };
-    // The durable checkpoint seam of the backend under test: a restart resumes from what was saved.
-    let checkpoints = Arc::new(Checkpoints::open(&url).await.expect("checkpoints open"));
-    let resume =
-        || DurableSubscription::resume(Arc::clone(&store), Arc::clone(&checkpoints), NAME, options);
-    let mut subscription = resume().await.expect("the subscription resumes");
-    let mut last = 0;
+    let mut checkpoint = 0;
+    let mut subscription = Subscription::after(Arc::clone(&store), checkpoint, options);
     let mut delivered = HashSet::new();
     let mut batches = 0;
     let mut restarts = 0;
-    while last < TOTAL_EVENTS {
+    while checkpoint < TOTAL_EVENTS {
         let batch = subscription.next_batch().await.expect("a batch");
         for event in &batch {
             assert_eq!(
                 event.global_position,
-                last + 1,
-                "delivered out of order or with a gap after {last}"
+                checkpoint + 1,
+                "delivered out of order or with a gap after {checkpoint}"
             );
             assert!(delivered.insert(event.event_id), "an event delivered twice");
-            last = event.global_position;
+            checkpoint = event.global_position;
         }
-        subscription
-            .acknowledge(last)
-            .await
-            .expect("the checkpoint is saved");
         batches += 1;
         if batches % RESTART_EVERY == 0 {
-            // A restarted subscriber resumes after its durable checkpoint: whatever it skipped is lost for good.
-            drop(subscription);
-            subscription = resume().await.expect("the subscription resumes");
-            assert_eq!(
-                subscription.acknowledged(),
-                last,
-                "resumed from the saved checkpoint"
-            );
+            // A restarted subscriber resumes after its checkpoint: whatever it skipped is lost for good.
+            subscription = Subscription::after(Arc::clone(&store), checkpoint, options);
             restarts += 1;
         }
     }
     drop(subscription);
-    checkpoints.close().await;
     (delivered, restarts)
 }
