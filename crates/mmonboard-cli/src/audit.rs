@@ -134,15 +134,7 @@ pub(crate) async fn import(database: &str, file: &Path) -> Result<u8, Failure> {
     let reader = tokio::io::BufReader::new(opened);
     match mmonboard_eventlog::import(database, &LogOptions::default(), reader).await {
         Ok(summary) => {
-            let head = summary
-                .head
-                .map(|(position, hash)| {
-                    format!(
-                        ", head at position {position} with hash {}",
-                        hex::encode(hash)
-                    )
-                })
-                .unwrap_or_default();
+            let head = crate::commands::head_text(summary.head);
             out!(
                 "imported {} events and {} command records{head}",
                 summary.events,
@@ -211,15 +203,7 @@ fn print_report(report: &FileReport, as_json: bool) -> Result<(), Failure> {
     }
     match &report.first_break {
         None if !as_json => {
-            let head_text = report
-                .head
-                .map(|(position, hash)| {
-                    format!(
-                        ", head at position {position} with hash {}",
-                        hex::encode(hash)
-                    )
-                })
-                .unwrap_or_default();
+            let head_text = crate::commands::head_text(report.head);
             out!(
                 "export intact: {} events after position {}{head_text}",
                 report.events_checked,

@@ -199,6 +199,17 @@ fn service(store: EventLog) -> OnboardingService<EventLog, SystemClock> {
     OnboardingService::new(store, SystemClock, DomainConfig::default())
 }
 
+/// ", head at position N with hash H" for a log or export that has a head, "" for an empty one.
+pub(crate) fn head_text(head: Option<(u64, [u8; 32])>) -> String {
+    head.map(|(position, hash)| {
+        format!(
+            ", head at position {position} with hash {}",
+            hex::encode(hash)
+        )
+    })
+    .unwrap_or_default()
+}
+
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
     out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -407,15 +418,7 @@ async fn verify(
     match &report.first_break {
         None => {
             if !as_json {
-                let head_text = report
-                    .head
-                    .map(|(position, hash)| {
-                        format!(
-                            ", head at position {position} with hash {}",
-                            hex::encode(hash)
-                        )
-                    })
-                    .unwrap_or_default();
+                let head_text = crate::commands::head_text(report.head);
                 out!(
                     "log intact: {} in {}{head_text}",
                     counted(report.events_checked, "event"),
