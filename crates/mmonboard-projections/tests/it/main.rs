@@ -123,7 +123,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 12, failure_persistence: None, .. Config::default() })]
+    #![proptest_config(Config { cases: 200, failure_persistence: None, .. Config::default() })]
     /// Projecting as events arrive, in pages of any size, gives exactly what a rebuild from zero gives, and
     /// each status row agrees with the domain's own fold.
     #[test]
