@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The schema-driven HTTP fuzz: serve on a fresh SQLite database and let schemathesis send requests
 # generated from the served OpenAPI document, failing on any 5xx or any status the document does not
-# list for its operation. `.ci/schemathesis.sh [MAX_EXAMPLES]` (50 per operation by default).
+# list for its operation. `.ci/schemathesis.sh [MAX_EXAMPLES]` (50 per operation by default). The coverage
+# phase is left out: in schemathesis 4.32 it fails with a Python error of its own on this document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=${1:-50}
-if ! command -v schemathesis >/dev/null; then
-    python3 -m pip install -q --disable-pip-version-check 'schemathesis>=4,<5'
+# A virtual environment of its own under target/, with the version this script was checked with.
+venv=target/schemathesis-venv
+if [ ! -x "$venv/bin/schemathesis" ] || [ "$("$venv/bin/schemathesis" --version)" != "schemathesis, version 4.32.5" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis==4.32.5'
 fi
 cargo build --quiet --bin mmonboard
-workdir=$(mktemp -d)
+workdir=$(mktemp -d -t mmonboard-schemathesis.XXXXXX)
 log="$workdir/serve.log"
 ./target/debug/mmonboard --database "sqlite://$workdir/log.db" serve --listen 127.0.0.1:0 --insecure-no-auth \
     --rate-limit-per-second 1000000 --rate-limit-burst 1000000 2>"$log" &
@@ -23,7 +27,7 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [ -n "$base" ] || { echo "the server did not start" >&2; cat "$log" >&2; exit 1; }
-schemathesis run "$base/openapi.json" --url "$base" \
+"$venv/bin/schemathesis" run "$base/openapi.json" --url "$base" \
     --checks not_a_server_error,status_code_conformance \
-    --max-examples "$examples" --seed 20261201 --workers 2 \
+    --max-examples "$examples" --seed 20261201 --workers 2 --phases examples,fuzzing,stateful \
     --suppress-health-check all --warnings off
