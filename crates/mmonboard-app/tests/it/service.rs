@@ -391,6 +391,7 @@ async fn conflict_retries_are_bounded_and_then_reported() {
         .with_options(ServiceOptions {
             max_conflict_retries: 3,
             cached_aggregates: 0,
+            ..ServiceOptions::default()
         });
     let outcome = service
         .execute(
