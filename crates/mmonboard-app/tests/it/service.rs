@@ -564,7 +564,11 @@ async fn a_lone_command_on_a_cached_portfolio_costs_one_append() {
         .expect_err("refused");
     assert_eq!(service.store().take(), ["read_stream", "find_command"]);
     assert_eq!(
-        service.current(&portfolio()).await.expect("loads").version(),
+        service
+            .current(&portfolio())
+            .await
+            .expect("loads")
+            .version(),
         2
     );
     assert_eq!(service.store().take(), ["read_stream"]);
