@@ -506,7 +506,8 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         portfolio_id: &PortfolioId,
         stream_id: &StreamId,
     ) -> Result<Arc<Aggregate>, AppError> {
-        let (aggregate, snapshotted) = match self.from_snapshot(portfolio_id, stream_id).await? {
+        let (aggregate, snapshotted) = match self.restored_snapshot(portfolio_id, stream_id).await?
+        {
             Some((mut aggregate, tail)) => {
                 let snapshotted = aggregate.version();
                 for recorded in &tail {
@@ -544,7 +545,7 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     /// (its event at the snapshot's version is the one the snapshot says it folded last), with the events
     /// the log has after it. Anything else (no store, no snapshot, unreadable bytes, another history) is `None`: the stream is
     /// then folded whole, so a snapshot can only ever save time.
-    async fn from_snapshot(
+    async fn restored_snapshot(
         &self,
         portfolio_id: &PortfolioId,
         stream_id: &StreamId,

@@ -4,6 +4,7 @@
 //! so every figure comes with a ratio that means something on whatever machine runs it. Targets are checked
 //! here and reported, never asserted in tests.
 
+mod http;
 mod live;
 mod postgres;
 mod raw;
@@ -409,6 +410,48 @@ async fn workloads_on(
         .note(format!(
             "p50 {:.1} ms, max {:.1} ms over {} events at {:.0} commands/s, each through HTTP POST",
             lag.p50_ms, lag.max_ms, lag.events, lag.rate
+        )),
+    );
+
+    progress("commands over HTTP: 64 clients, each a durable POST on a keep-alive connection");
+    let http_commands = http::commands(url, 64, sized(16), 2_000_000).await?;
+    report.push(
+        Row::measured(
+            "http_commands",
+            "commands over HTTP, 64 clients (each POST durable)",
+            http_commands.rate,
+            "cmd/s",
+        )
+        .target(Target::AtLeast(15_000.0))
+        .note(format!(
+            "{} commands; p50 {:.1} ms, p99 {:.1} ms",
+            http_commands.requests, http_commands.p50_ms, http_commands.p99_ms
+        )),
+    );
+    report.push(
+        Row::measured(
+            "http_commands_p99_ms",
+            "commands over HTTP, 64 clients, p99 latency",
+            http_commands.p99_ms,
+            "ms",
+        )
+        .target(Target::AtMost(25.0)),
+    );
+
+    progress("route questions over HTTP: 64 clients");
+    let http_routes =
+        http::route_questions(url, 64, sized(500), workloads::LONG_STREAM_NUMBER).await?;
+    report.push(
+        Row::measured(
+            "http_route",
+            "route questions over HTTP, 64 clients",
+            http_routes.rate,
+            "answers/s",
+        )
+        .target(Target::AtLeast(40_000.0))
+        .note(format!(
+            "{} answers about a 10,000-event portfolio; p50 {:.2} ms, p99 {:.2} ms",
+            http_routes.requests, http_routes.p50_ms, http_routes.p99_ms
         )),
     );
 

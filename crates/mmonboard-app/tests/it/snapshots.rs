@@ -14,7 +14,7 @@ use mmonboard_eventlog::{
     EventLog, EventStore, LogOptions, SnapshotStore, StoredSnapshot, StreamId, backend_tests,
 };
 
-use crate::service::{facts, portfolio, start_time, to_live, use_template};
+use crate::service::{portfolio, start_time, to_live, use_template};
 
 type Service = OnboardingService<EventLog, ManualClock>;
 
