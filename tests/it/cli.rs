@@ -555,6 +555,35 @@ fn the_read_models_are_rebuilt_from_the_log_and_report_their_lag() {
 }
 
 #[test]
+fn snapshots_are_rebuilt_and_cleared_without_changing_any_state() {
+    let workspace = Workspace::new();
+    up_to_terms(&workspace);
+    let before = workspace.run(&["state", "--portfolio", PORTFOLIO, "--json"], "");
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    let rebuilt = workspace.run(&["snapshots", "rebuild", "--every", "4", "--json"], "");
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert_eq!(rebuilt.json()["events_folded"], 4);
+    assert_eq!(rebuilt.json()["snapshots_stored"], 1);
+    let longer = workspace.run(&["snapshots", "rebuild", "--every", "5", "--json"], "");
+    assert_eq!(longer.json()["snapshots_stored"], 0, "{}", longer.stdout);
+    // Snapshots are a cache: the state read after a rebuild or a clear is the same.
+    let after = workspace.run(&["state", "--portfolio", PORTFOLIO, "--json"], "");
+    assert_eq!(after.json(), before.json());
+    let cleared = workspace.run(&["snapshots", "clear", "--json"], "");
+    assert_eq!(cleared.code, 0, "{}", cleared.stderr);
+    assert_eq!(cleared.json()["snapshots_deleted"], 1);
+    assert_eq!(
+        workspace
+            .run(&["state", "--portfolio", PORTFOLIO, "--json"], "")
+            .json(),
+        before.json()
+    );
+    let zero = workspace.run(&["snapshots", "rebuild", "--every", "0"], "");
+    assert_eq!(zero.code, 2, "{}", zero.stderr);
+    assert!(zero.stderr.contains("--every"), "{}", zero.stderr);
+}
+
+#[test]
 fn meta_settings_that_cannot_work_are_refused_before_anything_starts() {
     let workspace = Workspace::new();
     // Webhooks need both secrets.

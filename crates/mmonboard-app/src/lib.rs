@@ -11,6 +11,6 @@ pub mod service;
 pub use clock::{AcceleratedClock, Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use service::{
-    CommandContext, CommandOutcome, HistoryEntry, LoggedEvent, OnboardingService, ServiceOptions,
-    ServiceStats, derived_command_id,
+    CommandContext, CommandOutcome, DEFAULT_SNAPSHOT_EVERY, HistoryEntry, LoggedEvent,
+    OnboardingService, ServiceOptions, ServiceStats, derived_command_id,
 };

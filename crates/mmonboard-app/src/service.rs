@@ -2,19 +2,25 @@
 //! the decision saw. A stale version is retried a bounded number of times; a command id seen before returns
 //! the original outcome and appends nothing. Refusals come back as values (`Ok(Err(refusal))`), failures of
 //! the infrastructure as errors.
+//!
+//! Folded aggregates are kept in memory between commands and reads, and (with a [`SnapshotStore`]) stored
+//! every few events beside the log, so neither a command nor a question reads more of a stream than the
+//! events it has not folded yet. Both are caches: a cached fold at version v is the fold of events 1..=v,
+//! which never change, and whatever is cached is checked against the log before an answer depends on it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use mmonboard_domain::ids::PortfolioId;
+use mmonboard_domain::snapshot::fingerprint;
 use mmonboard_domain::{
     Aggregate, Decider, DomainConfig, OnboardingCommand, OnboardingEvent, Phase, Refusal,
 };
 use mmonboard_eventlog::{
     AppendError, AppendOutcome, AppendRequest, EventMetadata, EventStore, ExpectedVersion,
-    RecordedEvent, StreamId,
+    RecordedEvent, SnapshotStore, StoredSnapshot, StreamId,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -112,13 +118,21 @@ pub struct ServiceOptions {
     /// of events 1..=v, which never change, so only the events after v are read on the next command: this
     /// stays correct when other processes write the same log. 0 disables the cache.
     pub cached_aggregates: usize,
+    /// With a snapshot store: a portfolio's fold is stored each time its stream passes a multiple of this
+    /// many events (and after folding this many events from the log on a read). 0 never stores one.
+    pub snapshot_every: u64,
 }
+
+/// The default of [`ServiceOptions::snapshot_every`]: a long stream is then folded from at most this many
+/// events after its snapshot.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100;
 
 impl Default for ServiceOptions {
     fn default() -> Self {
         Self {
             max_conflict_retries: 64,
             cached_aggregates: 10_000,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -131,6 +145,14 @@ pub struct ServiceStats {
     pub already_applied: u64,
     /// Appends that met a newer stream version and were decided again.
     pub conflicts_retried: u64,
+    /// Snapshots stored.
+    pub snapshots_written: u64,
+    /// Snapshots that could not be stored (each logged; the command it followed was not affected).
+    pub snapshot_write_failures: u64,
+    /// Folds that started from a stored snapshot.
+    pub snapshots_used: u64,
+    /// Stored snapshots not used: unreadable, or not matching the log (then the stream was folded whole).
+    pub snapshots_rejected: u64,
 }
 
 #[derive(Default)]
@@ -139,6 +161,10 @@ struct Counters {
     refused: AtomicU64,
     already_applied: AtomicU64,
     conflicts_retried: AtomicU64,
+    snapshots_written: AtomicU64,
+    snapshot_write_failures: AtomicU64,
+    snapshots_used: AtomicU64,
+    snapshots_rejected: AtomicU64,
 }
 
 pub struct OnboardingService<S, C> {
@@ -146,9 +172,10 @@ pub struct OnboardingService<S, C> {
     clock: C,
     decider: Decider,
     options: ServiceOptions,
-    cache: Mutex<HashMap<PortfolioId, Aggregate>>,
+    cache: Mutex<HashMap<PortfolioId, Arc<Aggregate>>>,
     locks: KeyedLocks<PortfolioId>,
-    counters: Counters,
+    counters: Arc<Counters>,
+    snapshots: Option<SnapshotStore>,
 }
 
 impl<S: EventStore, C: Clock> OnboardingService<S, C> {
@@ -160,8 +187,20 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             options: ServiceOptions::default(),
             cache: Mutex::new(HashMap::new()),
             locks: KeyedLocks::default(),
-            counters: Counters::default(),
+            counters: Arc::default(),
+            snapshots: None,
         }
+    }
+
+    /// Fold long streams from the snapshots in `snapshots` and store new ones every
+    /// [`ServiceOptions::snapshot_every`] events.
+    pub fn with_snapshots(mut self, snapshots: SnapshotStore) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    pub fn snapshots(&self) -> Option<&SnapshotStore> {
+        self.snapshots.as_ref()
     }
 
     pub fn stats(&self) -> ServiceStats {
@@ -170,6 +209,13 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             refused: self.counters.refused.load(Ordering::Relaxed),
             already_applied: self.counters.already_applied.load(Ordering::Relaxed),
             conflicts_retried: self.counters.conflicts_retried.load(Ordering::Relaxed),
+            snapshots_written: self.counters.snapshots_written.load(Ordering::Relaxed),
+            snapshot_write_failures: self
+                .counters
+                .snapshot_write_failures
+                .load(Ordering::Relaxed),
+            snapshots_used: self.counters.snapshots_used.load(Ordering::Relaxed),
+            snapshots_rejected: self.counters.snapshots_rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -191,34 +237,47 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     }
 
     /// Decide and record one command. `Ok(Err(refusal))` appended nothing.
+    ///
+    /// A lone command costs one trip to the log, the append: it is decided on the cached fold without
+    /// asking the log first whether that fold is current. That is safe because the append carries the
+    /// version the decision saw, so a decision on a stale fold conflicts and is decided again on the events
+    /// read after it; and a refusal is only given once a read has shown that the fold it was decided on is
+    /// current. A command id applied before is answered with its original outcome: the append finds the id
+    /// inside its transaction, and a refusal first looks the id up (a caller that retries with the same
+    /// context would otherwise be refused, "already started", instead of getting the original outcome).
     pub async fn execute(
         &self,
         portfolio_id: &PortfolioId,
         command: &OnboardingCommand,
         context: &CommandContext,
     ) -> Result<Result<CommandOutcome, Refusal>, AppError> {
-        // Always looked up, even for an id generated a moment ago: a caller that times out and retries with the
-        // same context reuses it, and deciding first would refuse the retry ("already started") instead of
-        // returning the original outcome. The append's own check inside its transaction covers the races.
-        if let Some(original) = self.store.find_command(context.command_id).await? {
-            self.counters
-                .already_applied
-                .fetch_add(1, Ordering::Relaxed);
-            return self.already_applied(portfolio_id, original).await.map(Ok);
-        }
         let stream_id = stream_id(portfolio_id);
         let _serialised = self.locks.lock(portfolio_id).await;
+        let (mut aggregate, mut current) = match self.cached(portfolio_id) {
+            Some(cached) => (cached, false),
+            None => (
+                self.fold_and_remember(portfolio_id, &stream_id).await?,
+                true,
+            ),
+        };
         let mut attempts = 0;
         loop {
-            attempts += 1;
-            let aggregate = self.load_current(portfolio_id, &stream_id).await?;
             let now = stored_precision(self.clock.now());
             let events = match self.decider.decide(&aggregate, command, now) {
                 Ok(events) => events,
                 Err(refusal) => {
+                    if !current {
+                        // Decided on the cached fold: refuse only if that fold is the log's state.
+                        let version = aggregate.version();
+                        aggregate = self.brought_up_to_date(&stream_id, aggregate).await?;
+                        current = true;
+                        if aggregate.version() != version {
+                            continue;
+                        }
+                    }
                     // The same command may have been applied while this one waited for the portfolio (a
-                    // concurrent retry with its key, here or in another process): that one's outcome is
-                    // the answer, not a refusal of it as a second attempt ("already started").
+                    // concurrent retry with its key, here or in another process), or before it was sent
+                    // again: that one's outcome is the answer, not a refusal of it as a second attempt.
                     if let Some(original) = self.store.find_command(context.command_id).await? {
                         self.counters
                             .already_applied
@@ -229,7 +288,9 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                     return Ok(Err(refusal));
                 }
             };
-            let expected_version = match aggregate.version() {
+            attempts += 1;
+            let decided_on = aggregate.version();
+            let expected_version = match decided_on {
                 0 => ExpectedVersion::NoStream,
                 version => ExpectedVersion::Exact(version),
             };
@@ -248,7 +309,7 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             };
             match self.store.append(request).await {
                 Ok(AppendOutcome::Appended(recorded)) => {
-                    let mut aggregate = aggregate;
+                    let mut aggregate = Arc::unwrap_or_clone(aggregate);
                     for event in &events {
                         aggregate.apply(event).map_err(|error| AppError::Corrupt {
                             stream_id: stream_id.clone(),
@@ -260,6 +321,12 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                     }
                     let phase = aggregate.phase();
                     let version = aggregate.version();
+                    let aggregate = Arc::new(aggregate);
+                    if let Some(last) = recorded.last()
+                        && self.snapshot_due(decided_on, version)
+                    {
+                        self.store_snapshot(&stream_id, &aggregate, last.event_id);
+                    }
                     self.remember(aggregate);
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     let logged = recorded
@@ -287,6 +354,8 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                     self.counters
                         .conflicts_retried
                         .fetch_add(1, Ordering::Relaxed);
+                    aggregate = self.brought_up_to_date(&stream_id, aggregate).await?;
+                    current = true;
                     continue;
                 }
                 Err(AppendError::Conflict { .. }) => {
@@ -352,8 +421,18 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
 
     /// The portfolio's state now (a portfolio with no history is `not_started`).
     pub async fn load(&self, portfolio_id: &PortfolioId) -> Result<Aggregate, AppError> {
-        self.load_stream(portfolio_id, &stream_id(portfolio_id), None)
-            .await
+        self.current(portfolio_id).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// The portfolio's state now, shared with the service's cache: the cached fold when the log has nothing
+    /// after it (one look at the stream's tail), else the fold brought up to date, else folded from the log
+    /// (from its snapshot when there is one). What questions and state reads are answered from.
+    pub async fn current(&self, portfolio_id: &PortfolioId) -> Result<Arc<Aggregate>, AppError> {
+        let stream_id = stream_id(portfolio_id);
+        match self.cached(portfolio_id) {
+            Some(cached) => self.brought_up_to_date(&stream_id, cached).await,
+            None => self.fold_and_remember(portfolio_id, &stream_id).await,
+        }
     }
 
     /// The state as it was at `as_of`: the fold of the events recorded up to then.
@@ -385,34 +464,192 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         Ok(history)
     }
 
-    /// The current state: the cached fold (if any) brought up to date with the events after it.
-    async fn load_current(
+    /// The cached fold of the portfolio, as it was last seen (it may be behind the log).
+    fn cached(&self, portfolio_id: &PortfolioId) -> Option<Arc<Aggregate>> {
+        if self.options.cached_aggregates == 0 {
+            return None;
+        }
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(portfolio_id)
+            .cloned()
+    }
+
+    /// `aggregate` with the events the log has after it folded in (itself when there are none).
+    async fn brought_up_to_date(
         &self,
-        portfolio_id: &PortfolioId,
         stream_id: &StreamId,
-    ) -> Result<Aggregate, AppError> {
-        let cached = if self.options.cached_aggregates == 0 {
-            None
-        } else {
-            self.cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(portfolio_id)
-                .cloned()
-        };
-        let mut aggregate = cached.unwrap_or_else(|| Aggregate::new(portfolio_id.clone()));
+        aggregate: Arc<Aggregate>,
+    ) -> Result<Arc<Aggregate>, AppError> {
         let tail = self
             .store
             .read_stream(stream_id, aggregate.version())
             .await?;
+        if tail.is_empty() {
+            return Ok(aggregate);
+        }
+        let mut aggregate = Arc::unwrap_or_clone(aggregate);
         for recorded in &tail {
             let event = decode_checked(stream_id, recorded)?;
             apply_checked(&mut aggregate, stream_id, recorded, &event)?;
         }
+        let aggregate = Arc::new(aggregate);
+        self.remember(Arc::clone(&aggregate));
         Ok(aggregate)
     }
 
-    fn remember(&self, aggregate: Aggregate) {
+    /// The portfolio folded from the log (from its snapshot when one of this build matches the log), kept
+    /// in the cache, and snapshotted when that fold read many events.
+    async fn fold_and_remember(
+        &self,
+        portfolio_id: &PortfolioId,
+        stream_id: &StreamId,
+    ) -> Result<Arc<Aggregate>, AppError> {
+        let (aggregate, snapshotted) = match self.restored_snapshot(portfolio_id, stream_id).await?
+        {
+            Some((mut aggregate, tail)) => {
+                let snapshotted = aggregate.version();
+                for recorded in &tail {
+                    let event = decode_checked(stream_id, recorded)?;
+                    apply_checked(&mut aggregate, stream_id, recorded, &event)?;
+                }
+                (Arc::new(aggregate), snapshotted)
+            }
+            None => (
+                Arc::new(self.load_stream(portfolio_id, stream_id, None).await?),
+                0,
+            ),
+        };
+        if aggregate.version() == 0 {
+            // Not cached: questions about portfolios that do not exist must not crowd out those that do.
+            return Ok(aggregate);
+        }
+        if self.snapshot_due_after_fold(snapshotted, aggregate.version()) {
+            let last = self
+                .store
+                .read_stream(stream_id, aggregate.version() - 1)
+                .await?;
+            if let Some(last) = last
+                .first()
+                .filter(|event| event.stream_version == aggregate.version())
+            {
+                self.store_snapshot(stream_id, &aggregate, last.event_id);
+            }
+        }
+        self.remember(Arc::clone(&aggregate));
+        Ok(aggregate)
+    }
+
+    /// The portfolio's stored snapshot of this build, restored, if there is one and the log agrees with it
+    /// (its event at the snapshot's version is the one the snapshot says it folded last), with the events
+    /// the log has after it. Anything else (no store, no snapshot, unreadable bytes, another history) is `None`: the stream is
+    /// then folded whole, so a snapshot can only ever save time.
+    async fn restored_snapshot(
+        &self,
+        portfolio_id: &PortfolioId,
+        stream_id: &StreamId,
+    ) -> Result<Option<(Aggregate, Vec<RecordedEvent>)>, AppError> {
+        let Some(snapshots) = &self.snapshots else {
+            return Ok(None);
+        };
+        let stored = match snapshots.load(stream_id, fingerprint()).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "reading the snapshot failed; folding the whole stream");
+                self.counters
+                    .snapshots_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+        };
+        let mut at_version = self
+            .store
+            .read_stream(stream_id, stored.stream_version - 1)
+            .await?;
+        let matches = at_version.first().is_some_and(|event| {
+            event.stream_version == stored.stream_version && event.event_id == stored.last_event_id
+        });
+        let restored = if matches {
+            Aggregate::from_snapshot(portfolio_id, stored.stream_version, &stored.state)
+                .map_err(|error| error.to_string())
+        } else {
+            Err(format!(
+                "the log's event at version {} is not the one it folded",
+                stored.stream_version
+            ))
+        };
+        match restored {
+            Ok(aggregate) => {
+                self.counters.snapshots_used.fetch_add(1, Ordering::Relaxed);
+                at_version.remove(0);
+                Ok(Some((aggregate, at_version)))
+            }
+            Err(reason) => {
+                tracing::warn!(%stream_id, %reason, "ignoring the stored snapshot; folding the whole stream");
+                self.counters
+                    .snapshots_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether appending took the stream from `before` past a multiple of `snapshot_every`.
+    fn snapshot_due(&self, before: u64, after: u64) -> bool {
+        let every = self.options.snapshot_every;
+        self.snapshots.is_some() && every > 0 && before / every < after / every
+    }
+
+    /// Whether a read folded at least `snapshot_every` events from the log past its snapshot (if any).
+    fn snapshot_due_after_fold(&self, snapshotted: u64, version: u64) -> bool {
+        let every = self.options.snapshot_every;
+        self.snapshots.is_some() && every > 0 && version - snapshotted >= every
+    }
+
+    /// Store `aggregate` as its stream's snapshot, in the background: the command or read that took it does
+    /// not wait, and a failure is logged and counted, never returned (a snapshot is only a cache).
+    fn store_snapshot(
+        &self,
+        stream_id: &StreamId,
+        aggregate: &Aggregate,
+        last_event_id: uuid::Uuid,
+    ) {
+        let Some(snapshots) = self.snapshots.clone() else {
+            return;
+        };
+        let counters = Arc::clone(&self.counters);
+        let state = match aggregate.to_snapshot() {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "could not serialise a snapshot");
+                counters
+                    .snapshot_write_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let snapshot = StoredSnapshot {
+            stream_version: aggregate.version(),
+            last_event_id,
+            state,
+        };
+        let stream_id = stream_id.clone();
+        tokio::spawn(async move {
+            match snapshots.save(&stream_id, fingerprint(), &snapshot).await {
+                Ok(()) => counters.snapshots_written.fetch_add(1, Ordering::Relaxed),
+                Err(error) => {
+                    tracing::warn!(%stream_id, %error, "storing a snapshot failed");
+                    counters
+                        .snapshot_write_failures
+                        .fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        });
+    }
+
+    fn remember(&self, aggregate: Arc<Aggregate>) {
         if self.options.cached_aggregates == 0 {
             return;
         }
@@ -420,7 +657,7 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         if cache.len() >= self.options.cached_aggregates
             && !cache.contains_key(aggregate.portfolio_id())
         {
-            // Bounded memory: drop everything rather than track recency; a miss costs one full stream read.
+            // Bounded memory: drop everything rather than track recency; a miss costs one fold from the log.
             cache.clear();
         }
         if cache

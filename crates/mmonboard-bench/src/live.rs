@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::BenchError;
 
-fn failed(what: &str) -> impl Fn(std::io::Error) -> BenchError + '_ {
+pub(crate) fn failed(what: &str) -> impl Fn(std::io::Error) -> BenchError + '_ {
     move |error| BenchError::Workload(format!("{what}: {error}"))
 }
 
@@ -75,56 +75,85 @@ async fn post(address: &str, token: &str, path: &str, body: &str) -> Result<u16,
         .unwrap_or(0))
 }
 
+/// A real server on port 0 over a bench log, with one admin token unlimited in rate (the rate is the bench's).
+pub(crate) struct Served {
+    pub address: String,
+    pub token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), mmonboard_server::ServerError>>,
+}
+
+impl Served {
+    pub(crate) async fn start(url: &str) -> Result<Self, BenchError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(failed("binding a port"))?;
+        let address = listener
+            .local_addr()
+            .map_err(failed("reading the port"))?
+            .to_string();
+        let token = {
+            EventLog::open(url, &mmonboard_eventlog::LogOptions::default())
+                .await?
+                .close()
+                .await;
+            let store = mmonboard_access::TokenStore::open(url).await?;
+            let suffix = uuid::Uuid::now_v7().simple().to_string();
+            let name = mmonboard_access::TokenName::parse(&format!("bench-{}", &suffix[20..]))?;
+            let created = store
+                .create(
+                    &name,
+                    mmonboard_access::Role::Admin,
+                    chrono::Utc::now(),
+                    None,
+                )
+                .await;
+            store.close().await;
+            created?.secret.expose().to_owned()
+        };
+        let options = mmonboard_server::ServeOptions::<mmonboard_meta::HttpGateway> {
+            access: mmonboard_server::AccessOptions {
+                rate_limit: mmonboard_server::RateLimit::per_second(
+                    std::num::NonZeroU32::MAX,
+                    std::num::NonZeroU32::MAX,
+                ),
+                ..mmonboard_server::AccessOptions::default()
+            },
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(mmonboard_server::run_with(
+            listener,
+            url.to_owned(),
+            SystemClock,
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self {
+            address,
+            token,
+            stop,
+            server,
+        })
+    }
+
+    /// Stop the server and wait until it has closed the log.
+    pub(crate) async fn stop(self) -> Result<(), BenchError> {
+        let _ = self.stop.send(());
+        self.server
+            .await
+            .map_err(|error| BenchError::Workload(format!("the server task failed: {error}")))?
+            .map_err(|error| BenchError::Workload(format!("the server failed: {error}")))
+    }
+}
+
 /// Start a server on port 0 over the log at `url`, follow its SSE stream from the head, and post `events`
 /// commands at `rate` per second; the lag of each is from just before its POST to its arrival on the stream.
 pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<LagRun, BenchError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(failed("binding a port"))?;
-    let address = listener
-        .local_addr()
-        .map_err(failed("reading the port"))?
-        .to_string();
-    // The server admits token holders only: one for this run, unlimited in rate (the rate is the bench's).
-    let token = {
-        EventLog::open(url, &mmonboard_eventlog::LogOptions::default())
-            .await?
-            .close()
-            .await;
-        let store = mmonboard_access::TokenStore::open(url).await?;
-        let suffix = uuid::Uuid::now_v7().simple().to_string();
-        let name = mmonboard_access::TokenName::parse(&format!("bench-{}", &suffix[20..]))?;
-        let created = store
-            .create(
-                &name,
-                mmonboard_access::Role::Admin,
-                chrono::Utc::now(),
-                None,
-            )
-            .await;
-        store.close().await;
-        created?.secret.expose().to_owned()
-    };
-    let options = mmonboard_server::ServeOptions::<mmonboard_meta::HttpGateway> {
-        access: mmonboard_server::AccessOptions {
-            rate_limit: mmonboard_server::RateLimit::per_second(
-                std::num::NonZeroU32::MAX,
-                std::num::NonZeroU32::MAX,
-            ),
-            ..mmonboard_server::AccessOptions::default()
-        },
-        ..Default::default()
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mmonboard_server::run_with(
-        listener,
-        url.to_owned(),
-        SystemClock,
-        options,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(url).await?;
+    let (address, token) = (served.address.clone(), served.token.clone());
 
     // Follow the live stream from the current head.
     let head = {
@@ -200,11 +229,7 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
             BenchError::Workload("the stream did not deliver every event within 60 s".into())
         })?
         .map_err(|error| BenchError::Workload(format!("the stream reader failed: {error}")))?;
-    let _ = stop.send(());
-    server
-        .await
-        .map_err(|error| BenchError::Workload(format!("the server task failed: {error}")))?
-        .map_err(|error| BenchError::Workload(format!("the server failed: {error}")))?;
+    served.stop().await?;
     if lags.len() < events {
         return Err(BenchError::Workload(format!(
             "the stream delivered {} of {events} events",

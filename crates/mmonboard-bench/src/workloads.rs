@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use mmonboard_app::codec::{decode, stream_id};
-use mmonboard_app::{CommandContext, OnboardingService, SystemClock};
+use mmonboard_app::{CommandContext, OnboardingService, ServiceOptions, SystemClock};
 use mmonboard_domain::OnboardingEvent;
-use mmonboard_eventlog::{EventLog, EventStore, LogOptions, StreamId};
+use mmonboard_domain::snapshot::fingerprint;
+use mmonboard_eventlog::{
+    EventLog, EventStore, LogOptions, SnapshotStore, StoredSnapshot, StreamId,
+};
 
 use crate::BenchError;
 use crate::seed::{self, portfolio_id};
@@ -113,7 +116,7 @@ pub(crate) async fn rehydrate(
     store: &Arc<EventLog>,
     events: usize,
 ) -> Result<RehydrateRun, BenchError> {
-    const NUMBER: u64 = 5_000_000;
+    const NUMBER: u64 = LONG_STREAM_NUMBER;
     // 8 onboarding commands and a template change, then sends up to `events` in all.
     let history = seed::history(NUMBER, events.saturating_sub(9))?;
     seed::append_history(store, NUMBER, &history, 1_000).await?;
@@ -365,5 +368,133 @@ pub(crate) async fn one_stream_two_stores(
         rate,
         appended,
         conflicts,
+    })
+}
+
+/// The portfolio whose 10,000-event stream W2 loads, and the route questions ask about.
+pub(crate) const LONG_STREAM_NUMBER: u64 = 5_000_000;
+
+pub(crate) struct SnapshotLoadRun {
+    pub median_ms: f64,
+    pub fastest_ms: f64,
+    pub slowest_ms: f64,
+    /// Events folded after the snapshot on each load.
+    pub tail: u64,
+}
+
+/// W2 again with a snapshot stored: each of 7 cold services (empty cache) loads the long stream from its
+/// snapshot and the events after it. The snapshot is stored `tail` events before the head, as the service
+/// would leave it between two multiples of its snapshot interval.
+pub(crate) async fn rehydrate_from_snapshot(
+    store: &Arc<EventLog>,
+    url: &str,
+    tail: u64,
+) -> Result<SnapshotLoadRun, BenchError> {
+    let portfolio = portfolio_id(LONG_STREAM_NUMBER)?;
+    let stream = stream_id(&portfolio);
+    let recorded = store.read_stream(&stream, 0).await?;
+    let upto = recorded.len().saturating_sub(tail as usize).max(1);
+    let mut folded = mmonboard_domain::Aggregate::new(portfolio.clone());
+    for event in &recorded[..upto] {
+        let event = decode(event).map_err(|error| BenchError::Workload(error.to_string()))?;
+        folded
+            .apply(&event)
+            .map_err(|error| BenchError::Workload(error.to_string()))?;
+    }
+    let snapshots = SnapshotStore::open(url).await?;
+    snapshots.clear().await?;
+    let state = folded
+        .to_snapshot()
+        .map_err(|error| BenchError::Workload(error.to_string()))?;
+    snapshots
+        .save(
+            &stream,
+            fingerprint(),
+            &StoredSnapshot {
+                stream_version: folded.version(),
+                last_event_id: recorded[upto - 1].event_id,
+                state,
+            },
+        )
+        .await?;
+    let mut timings = Vec::new();
+    for _ in 0..7 {
+        // Never stores a snapshot of its own: each load starts from the one stored above.
+        let service = service(store)
+            .with_options(ServiceOptions {
+                snapshot_every: 0,
+                ..ServiceOptions::default()
+            })
+            .with_snapshots(snapshots.clone());
+        let started = Instant::now();
+        let aggregate = service.current(&portfolio).await?;
+        timings.push(started.elapsed().as_secs_f64() * 1_000.0);
+        if aggregate.version() != recorded.len() as u64 || service.stats().snapshots_used != 1 {
+            return Err(BenchError::Workload(format!(
+                "loaded {} of {} events, {} from a snapshot",
+                aggregate.version(),
+                recorded.len(),
+                service.stats().snapshots_used
+            )));
+        }
+    }
+    snapshots.clear().await?;
+    snapshots.close().await;
+    timings.sort_by(f64::total_cmp);
+    Ok(SnapshotLoadRun {
+        median_ms: timings[timings.len() / 2],
+        fastest_ms: timings[0],
+        slowest_ms: timings[timings.len() - 1],
+        tail: recorded.len() as u64 - upto as u64,
+    })
+}
+
+pub(crate) struct RouteRun {
+    pub questions: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rate: f64,
+}
+
+/// Route questions in process, one after another, about the long stream's portfolio and its marketing
+/// template, as the server answers them: the service's current fold (checked against the stream's version)
+/// and the routing rule.
+pub(crate) async fn route_questions(
+    store: &Arc<EventLog>,
+    questions: usize,
+) -> Result<RouteRun, BenchError> {
+    use mmonboard_domain::{MessageKind, ProductPolicy, route};
+    let portfolio = portfolio_id(LONG_STREAM_NUMBER)?;
+    let waba = seed::waba_id(LONG_STREAM_NUMBER)?;
+    let kind = MessageKind::MarketingTemplate {
+        template_id: seed::template_id(LONG_STREAM_NUMBER)?,
+    };
+    let config = seed::config();
+    let service = service(store);
+    service.current(&portfolio).await?;
+    let mut latencies = Vec::with_capacity(questions);
+    let started = Instant::now();
+    for _ in 0..questions {
+        let asked = Instant::now();
+        let aggregate = service.current(&portfolio).await?;
+        let decision = route(
+            &aggregate,
+            &waba,
+            &kind,
+            ProductPolicy::CloudApiFallback,
+            chrono::Utc::now(),
+            &config,
+        );
+        std::hint::black_box(decision);
+        latencies.push(asked.elapsed().as_secs_f64() * 1_000.0);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let at = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile).round() as usize];
+    Ok(RouteRun {
+        questions,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        rate: questions as f64 / elapsed,
     })
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use mmonboard_app::json::{accepted_json, history_entry_json};
 
 use crate::output::{invalid_input_json, refusal_json, state_text};
-use crate::{Cli, Command, ProjectionsAction, TokensAction, exit};
+use crate::{Cli, Command, ProjectionsAction, SnapshotsAction, TokensAction, exit};
 
 /// Run one invocation; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> u8 {
             max_in_flight,
             rate_limit_per_second,
             rate_limit_burst,
+            snapshot_every,
         } => {
             let access = mmonboard_server::AccessOptions {
                 mode: if insecure_no_auth {
@@ -100,6 +101,7 @@ pub async fn run(cli: Cli) -> u8 {
                     access,
                     tls,
                     metrics_listen,
+                    snapshot_every,
                 },
             )
             .await
@@ -130,6 +132,12 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Projections {
             action: ProjectionsAction::Status { json },
         } => projection_status(&database, json).await,
+        Command::Snapshots {
+            action: SnapshotsAction::Rebuild { every, json },
+        } => crate::snapshots::rebuild(&database, every, json).await,
+        Command::Snapshots {
+            action: SnapshotsAction::Clear { json },
+        } => crate::snapshots::clear(&database, json).await,
     };
     match result {
         // The command succeeded, but what it printed was lost: that is a failure too.
@@ -758,6 +766,7 @@ struct ServeAccess {
     access: mmonboard_server::AccessOptions,
     tls: Option<mmonboard_server::TlsFiles>,
     metrics_listen: Option<std::net::SocketAddr>,
+    snapshot_every: u64,
 }
 
 async fn serve(
@@ -850,6 +859,7 @@ async fn serve(
             access: serve_access.access,
             tls: serve_access.tls,
             metrics_listener,
+            snapshot_every: serve_access.snapshot_every,
         },
         shutdown_signal(),
     )

@@ -23,6 +23,7 @@ mod audit;
 mod commands;
 pub mod flow;
 mod output;
+mod snapshots;
 mod tokens;
 
 use std::path::PathBuf;
@@ -203,6 +204,10 @@ pub enum Command {
         /// Requests a token may send in one burst.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         rate_limit_burst: u32,
+        /// Store a portfolio's folded state beside the log each time its history passes a multiple of this
+        /// many events, so a long history loads from there (0: no snapshots).
+        #[arg(long, default_value_t = mmonboard_app::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+        snapshot_every: u64,
     },
     /// Manage the API tokens `serve` accepts (only their hashes are stored, next to the log).
     Tokens {
@@ -232,6 +237,11 @@ pub enum Command {
     Projections {
         #[command(subcommand)]
         action: ProjectionsAction,
+    },
+    /// The aggregate snapshots kept beside the log (a cache: clearing them changes nothing but speed).
+    Snapshots {
+        #[command(subcommand)]
+        action: SnapshotsAction,
     },
     /// Measure the event log on a fresh temporary database against raw baselines.
     Bench {
@@ -279,6 +289,26 @@ pub enum ProjectionsAction {
     /// Log head, checkpoint and lag of each projection.
     Status {
         /// Print JSON (the same shapes as the HTTP API) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsAction {
+    /// Fold every portfolio with at least --every events and store its snapshot; delete those other builds
+    /// wrote (this build never reads them).
+    Rebuild {
+        /// Only portfolios with at least this many events get one (shorter ones load fast without).
+        #[arg(long, default_value_t = mmonboard_app::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+        every: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete every snapshot.
+    Clear {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

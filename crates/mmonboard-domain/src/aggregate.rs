@@ -260,6 +260,34 @@ impl Aggregate {
         self.stall.as_ref()
     }
 
+    /// What a stored snapshot holds beyond the id and version (`snapshot.rs`).
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &InitializedStateMachine<Onboarding>,
+        Option<DateTime<Utc>>,
+        Option<&StallRecord>,
+    ) {
+        (&self.machine, self.last_event_at, self.stall.as_ref())
+    }
+
+    /// An aggregate restored from a snapshot (`snapshot.rs`), which only a fold of the same build wrote.
+    pub(crate) fn restore(
+        portfolio_id: PortfolioId,
+        machine: InitializedStateMachine<Onboarding>,
+        version: u64,
+        last_event_at: Option<DateTime<Utc>>,
+        stall: Option<StallRecord>,
+    ) -> Self {
+        Self {
+            portfolio_id,
+            machine,
+            version,
+            last_event_at,
+            stall,
+        }
+    }
+
     /// A serialisable snapshot for people and tools.
     pub fn view(&self) -> StateView<'_> {
         let phase = self.phase();

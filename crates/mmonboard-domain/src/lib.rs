@@ -16,6 +16,7 @@ pub mod ids;
 pub mod machine;
 pub mod refusal;
 pub mod routing;
+pub mod snapshot;
 #[cfg(feature = "proptest")]
 pub mod testing;
 
@@ -27,3 +28,4 @@ pub use event::{DecodeError, OnboardingEvent};
 pub use ids::InvalidValue;
 pub use refusal::{Refusal, Rule};
 pub use routing::{MessageKind, ProductPolicy, Route, RouteReason, RoutingDecision, route};
+pub use snapshot::SnapshotError;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 
 use crate::command::MirroredAdAccount;
@@ -23,7 +23,7 @@ use crate::ids::{
 };
 
 /// Where a WABA stands in the OBO to shared migration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum OboMigration {
     NotNeeded,
@@ -33,7 +33,7 @@ pub enum OboMigration {
 }
 
 /// Whether a WABA's marketing traffic may use the MM API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum WabaRouting {
     /// The portfolio is not connected yet, or the WABA was not eligible when it was.
@@ -51,7 +51,7 @@ pub enum WabaRouting {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WabaRecord {
     pub verdict: WabaVerdict,
     pub obo_migration: OboMigration,
@@ -59,27 +59,27 @@ pub struct WabaRecord {
     pub routing: WabaRouting,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EligibilityRecord {
     pub facts: PortfolioFacts,
     pub verdict: EligibilityVerdict,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionsRecord {
     pub reviewed_by: UserId,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusinessInfo {
     pub business_name: BusinessName,
     pub website: WebsiteUrl,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermsRecord {
     pub accepted_by: UserId,
     pub role: PortfolioRole,
@@ -88,7 +88,7 @@ pub struct TermsRecord {
 }
 
 /// The terms request that reached Meta.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermsRequestRecord {
     pub request_id: Option<MetaRequestId>,
     pub already_invited: bool,
@@ -96,14 +96,14 @@ pub struct TermsRequestRecord {
 }
 
 /// Meta's report that a portfolio admin signed the terms in Meta's own flow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermsSignedRecord {
     pub reported_for_waba: WabaId,
     pub at: DateTime<Utc>,
 }
 
 /// A step Meta kept failing past the retry bound; current until the portfolio's next event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StallRecord {
     pub step: StepName,
     pub attempts: u32,
@@ -111,14 +111,14 @@ pub struct StallRecord {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigSync {
     pub started_at: DateTime<Utc>,
     pub window_ends_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateRecord {
     pub waba_id: WabaId,
     pub name: TemplateName,
@@ -133,14 +133,14 @@ pub struct TemplateRecord {
     pub last_activity_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffboardRecord {
     pub reason: Reason,
     pub at: DateTime<Utc>,
 }
 
 /// The machine's shared storage: everything the fold knows beyond the current leaf state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Onboarding {
     pub portfolio_id: Option<PortfolioId>,
     pub started_at: Option<DateTime<Utc>>,
@@ -166,7 +166,7 @@ pub struct Onboarding {
 
 #[state_machine(
     initial = "State::not_started()",
-    state(derive(Debug, Clone, PartialEq, Eq)),
+    state(derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)),
     superstate(derive(Debug))
 )]
 impl Onboarding {

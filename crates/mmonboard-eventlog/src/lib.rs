@@ -16,6 +16,7 @@ mod hooks;
 mod log;
 mod model;
 mod postgres;
+mod snapshots;
 mod sqlite;
 mod store;
 pub mod subscription;
@@ -39,6 +40,7 @@ pub use model::{
     NewEvent, RecordedEvent, StreamId, VerifyReport,
 };
 pub use postgres::{PgEventStore, PgOptions};
+pub use snapshots::{SNAPSHOT_MIGRATIONS_TABLE, SnapshotStore, StoredSnapshot};
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
 pub use subscription::{DurableSubscription, HeadWatch, Subscription, SubscriptionOptions};

@@ -74,6 +74,8 @@ pub struct ServeOptions<G = HttpGateway> {
     pub tls: Option<TlsFiles>,
     /// A second listener serving `/metrics` alone, without credentials (for a scraper on a private network).
     pub metrics_listener: Option<TcpListener>,
+    /// Store a portfolio's folded state beside the log every this many events (0: no snapshots).
+    pub snapshot_every: u64,
 }
 
 /// The PEM files `--tls-cert` and `--tls-key` name.
@@ -91,6 +93,7 @@ impl<G> Default for ServeOptions<G> {
             access: AccessOptions::default(),
             tls: None,
             metrics_listener: None,
+            snapshot_every: mmonboard_app::DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -163,9 +166,19 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     let access = Arc::new(auth::AccessControl::new(tokens, options.access.rate_limit));
     let read_models = ReadModels::open(database_url).await?;
     let config = DomainConfig::default();
+    let service = OnboardingService::new(Arc::clone(&store), clock.clone(), config.clone())
+        .with_options(mmonboard_app::ServiceOptions {
+            snapshot_every: options.snapshot_every,
+            ..mmonboard_app::ServiceOptions::default()
+        });
+    let service = if options.snapshot_every > 0 {
+        service.with_snapshots(mmonboard_eventlog::SnapshotStore::open(database_url).await?)
+    } else {
+        service
+    };
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(AppState {
-        service: OnboardingService::new(Arc::clone(&store), clock.clone(), config.clone()),
+        service,
         store: Arc::clone(&store),
         read_models: read_models.clone(),
         config,
@@ -324,6 +337,10 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     let _ = projector.await;
     if let Some(process) = process {
         let _ = process.await;
+    }
+    // Before the log: its last act folds the WAL into the file, which an open connection would hold up.
+    if let Some(snapshots) = state.service.snapshots() {
+        snapshots.close().await;
     }
     drop(state);
     if let Ok(store) = Arc::try_unwrap(store) {

@@ -545,7 +545,8 @@ async fn routing<C: Clock + Clone>(
             )));
         }
     };
-    let aggregate = state.service.load(&portfolio_id).await?;
+    // The cached fold, checked against the stream's version: no stream load per question.
+    let aggregate = state.service.current(&portfolio_id).await?;
     if aggregate.version() == 0 {
         return Err(ApiError::not_found(
             "unknown_portfolio",

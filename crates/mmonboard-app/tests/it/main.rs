@@ -2,4 +2,5 @@
 //! reads, history, and the aggregate cache staying right when another process writes.
 
 mod service;
+mod snapshots;
 mod stored_model;

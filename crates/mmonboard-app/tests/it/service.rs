@@ -19,7 +19,7 @@ use mmonboard_eventlog::{
 
 type Service = OnboardingService<SqliteEventStore, ManualClock>;
 
-fn start_time() -> DateTime<Utc> {
+pub(crate) fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
         .single()
         .expect("a valid time")
@@ -50,19 +50,19 @@ impl Fixture {
     }
 }
 
-fn portfolio() -> PortfolioId {
+pub(crate) fn portfolio() -> PortfolioId {
     PortfolioId::parse("5550001").expect("valid")
 }
 
-fn waba() -> WabaId {
+pub(crate) fn waba() -> WabaId {
     WabaId::parse("1001").expect("valid")
 }
 
-fn template() -> TemplateId {
+pub(crate) fn template() -> TemplateId {
     TemplateId::parse("7001").expect("valid")
 }
 
-fn facts() -> PortfolioFacts {
+pub(crate) fn facts() -> PortfolioFacts {
     let brazil = CountryCode::parse("BR").expect("valid");
     PortfolioFacts {
         business_country: brazil,
@@ -86,7 +86,7 @@ fn facts() -> PortfolioFacts {
 }
 
 /// The commands that take the test portfolio to `live` (the clock moves 15 minutes before the last).
-fn to_live() -> Vec<OnboardingCommand> {
+pub(crate) fn to_live() -> Vec<OnboardingCommand> {
     let admin = UserId::parse("3001").expect("valid");
     vec![
         OnboardingCommand::StartOnboarding {},
@@ -141,7 +141,7 @@ async fn take_live(fixture: &Fixture, service: &Service) {
     .await;
 }
 
-fn use_template() -> OnboardingCommand {
+pub(crate) fn use_template() -> OnboardingCommand {
     OnboardingCommand::RecordTemplateUse {
         waba_id: waba(),
         template_id: template(),
@@ -320,12 +320,21 @@ async fn the_cache_catches_up_with_events_another_process_appended() {
     let outcome = accept(&first, &use_template()).await;
     assert_eq!(
         outcome.version, 12,
-        "the cached fold was brought up to date before deciding"
+        "the cached fold was brought up to date before the command was recorded"
     );
     assert_eq!(
         first.stats().conflicts_retried,
-        0,
-        "the tail read made the decision current"
+        1,
+        "decided on the stale fold, the append conflicted and was decided again after the tail"
+    );
+    assert_eq!(
+        first.load(&portfolio()).await.expect("loads"),
+        fixture
+            .service()
+            .await
+            .load(&portfolio())
+            .await
+            .expect("loads")
     );
 }
 
@@ -391,6 +400,7 @@ async fn conflict_retries_are_bounded_and_then_reported() {
         .with_options(ServiceOptions {
             max_conflict_retries: 3,
             cached_aggregates: 0,
+            ..ServiceOptions::default()
         });
     let outcome = service
         .execute(
@@ -451,4 +461,115 @@ async fn two_processes_writing_one_portfolio_lose_nothing() {
             .first_break
             .is_none()
     );
+}
+
+/// The log, counting what the service asks of it.
+struct Counting {
+    inner: SqliteEventStore,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Counting {
+    fn note(&self, call: &'static str) {
+        self.calls.lock().expect("not poisoned").push(call);
+    }
+
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().expect("not poisoned"))
+    }
+}
+
+impl EventStore for Counting {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        self.note("append");
+        self.inner.append(request).await
+    }
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.note("read_stream");
+        self.inner.read_stream(stream_id, from_version).await
+    }
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.note("read_all");
+        self.inner.read_all(after_position, limit).await
+    }
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
+        self.note("stream_version");
+        self.inner.stream_version(stream_id).await
+    }
+    async fn find_command(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        self.note("find_command");
+        self.inner.find_command(command_id).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.note("head_position");
+        self.inner.head_position().await
+    }
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.note("verify");
+        self.inner.verify().await
+    }
+}
+
+/// What a lone command waits for: on a portfolio whose fold is cached, the append alone (no look-up of its
+/// id, no read of the stream's tail); a refusal is given after one read showing the fold is current and one
+/// look-up of its id; a question reads the tail once.
+#[tokio::test]
+async fn a_lone_command_on_a_cached_portfolio_costs_one_append() {
+    let fixture = Fixture::new();
+    let inner = SqliteEventStore::open(&fixture.url, SqliteOptions::default())
+        .await
+        .expect("opens");
+    let service = OnboardingService::new(
+        Counting {
+            inner,
+            calls: Default::default(),
+        },
+        fixture.clock.clone(),
+        DomainConfig::default(),
+    );
+    let run = |command: OnboardingCommand| {
+        let service = &service;
+        async move {
+            service
+                .execute(&portfolio(), &command, &CommandContext::new("test"))
+                .await
+                .expect("no infrastructure failure")
+        }
+    };
+    run(OnboardingCommand::StartOnboarding {})
+        .await
+        .expect("accepted");
+    assert_eq!(
+        service.store().take(),
+        ["read_stream", "append"],
+        "a portfolio not cached is read once"
+    );
+    run(OnboardingCommand::CheckEligibility { facts: facts() })
+        .await
+        .expect("accepted");
+    assert_eq!(service.store().take(), ["append"]);
+    run(OnboardingCommand::CompleteSync {})
+        .await
+        .expect_err("refused");
+    assert_eq!(service.store().take(), ["read_stream", "find_command"]);
+    assert_eq!(
+        service
+            .current(&portfolio())
+            .await
+            .expect("loads")
+            .version(),
+        2
+    );
+    assert_eq!(service.store().take(), ["read_stream"]);
 }

@@ -5,4 +5,5 @@ mod golden;
 mod model;
 mod routing;
 mod rules;
+mod snapshot;
 mod support;

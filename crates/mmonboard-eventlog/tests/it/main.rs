@@ -14,6 +14,7 @@ mod large;
 mod open;
 mod postgres;
 mod skip;
+mod snapshots;
 mod subscription;
 mod support;
 mod tamper;

@@ -1,0 +1,237 @@
+//! The HTTP figures: commands and route questions through a real server, from 64 concurrent clients, each on
+//! its own keep-alive connection, as a load generator such as wrk would send them. Every command is a real
+//! POST answered after its durable commit; every answer is read whole before the next request.
+
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::BenchError;
+use crate::live::{Served, failed};
+use crate::seed;
+
+/// One keep-alive HTTP/1.1 connection to the server.
+struct Connection {
+    stream: BufReader<TcpStream>,
+    host: String,
+    token: String,
+}
+
+impl Connection {
+    async fn open(served: &Served) -> Result<Self, BenchError> {
+        let stream = TcpStream::connect(&served.address)
+            .await
+            .map_err(failed("connecting to the server"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(failed("setting TCP_NODELAY"))?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            host: served.address.clone(),
+            token: served.token.clone(),
+        })
+    }
+
+    /// Send one request and read its whole answer: the status code.
+    async fn request(&mut self, method: &str, path: &str, body: &str) -> Result<u16, BenchError> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            self.token,
+            body.len()
+        );
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .map_err(failed("sending a request"))?;
+        let mut line = String::new();
+        self.stream
+            .read_line(&mut line)
+            .await
+            .map_err(failed("reading the status line"))?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| BenchError::Workload(format!("not an HTTP answer: {line:?}")))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.stream
+                .read_line(&mut line)
+                .await
+                .map_err(failed("reading the headers"))?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().map_err(|_| {
+                    BenchError::Workload(format!("a bad Content-Length: {header:?}"))
+                })?;
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream
+            .read_exact(&mut body)
+            .await
+            .map_err(failed("reading the body"))?;
+        Ok(status)
+    }
+}
+
+pub(crate) struct HttpRun {
+    pub requests: usize,
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+fn summary(mut latencies: Vec<f64>, elapsed: f64) -> HttpRun {
+    latencies.sort_by(f64::total_cmp);
+    let at = |quantile: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * quantile).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    HttpRun {
+        requests: latencies.len(),
+        rate: latencies.len() as f64 / elapsed,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+    }
+}
+
+/// The commands of W1 each portfolio gets over HTTP: all but the last, `complete_sync`.
+pub(crate) const COMMANDS_PER_PORTFOLIO: usize = 7;
+
+/// `clients` concurrent clients, each taking `portfolios_each` portfolios of its own through the first
+/// [`COMMANDS_PER_PORTFOLIO`] commands of W1, one POST at a time; every command must be answered 201.
+pub(crate) async fn commands(
+    url: &str,
+    clients: usize,
+    portfolios_each: usize,
+    first_number: u64,
+) -> Result<HttpRun, BenchError> {
+    let served = Served::start(url).await?;
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(Connection::open(&served).await?);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(client, mut connection)| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(portfolios_each * COMMANDS_PER_PORTFOLIO);
+                for index in 0..portfolios_each {
+                    let number = first_number + (client * portfolios_each + index) as u64;
+                    let path = format!("/v1/portfolios/{}/commands", seed::portfolio_id(number)?);
+                    // The server keeps the default 15-minute sync window: its flow stops before
+                    // complete_sync, which W1's zero window allows at once.
+                    let commands = seed::onboarding_commands(number)?;
+                    for command in commands.into_iter().take(COMMANDS_PER_PORTFOLIO) {
+                        let body = serde_json::to_string(&command)
+                            .map_err(|error| BenchError::Workload(error.to_string()))?;
+                        let sent = Instant::now();
+                        let status = connection.request("POST", &path, &body).await?;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1_000.0);
+                        if status != 201 {
+                            return Err(BenchError::Workload(format!(
+                                "{} answered {status}",
+                                command.type_name()
+                            )));
+                        }
+                    }
+                }
+                Ok::<_, BenchError>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failure = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(part)) => latencies.extend(part),
+            Ok(Err(error)) => failure = Some(error),
+            Err(error) => failure = Some(BenchError::Workload(format!("a client failed: {error}"))),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    served.stop().await?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(summary(latencies, elapsed)),
+    }
+}
+
+/// `clients` concurrent clients asking `questions_each` route questions each about portfolio `number`'s
+/// marketing template; every one must be answered 200.
+pub(crate) async fn route_questions(
+    url: &str,
+    clients: usize,
+    questions_each: usize,
+    number: u64,
+) -> Result<HttpRun, BenchError> {
+    let path = format!(
+        "/v1/route?portfolio_id={}&waba_id={}&template_id={}",
+        seed::portfolio_id(number)?,
+        seed::waba_id(number)?,
+        seed::template_id(number)?
+    );
+    let served = Served::start(url).await?;
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(Connection::open(&served).await?);
+    }
+    // The first question folds the portfolio; the figure is of the questions after it.
+    let warm = connections[0].request("GET", &path, "").await?;
+    if warm != 200 {
+        served.stop().await?;
+        return Err(BenchError::Workload(format!(
+            "a route question answered {warm}"
+        )));
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .map(|mut connection| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(questions_each);
+                for _ in 0..questions_each {
+                    let sent = Instant::now();
+                    let status = connection.request("GET", &path, "").await?;
+                    latencies.push(sent.elapsed().as_secs_f64() * 1_000.0);
+                    if status != 200 {
+                        return Err(BenchError::Workload(format!(
+                            "a route question answered {status}"
+                        )));
+                    }
+                }
+                Ok::<_, BenchError>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failure = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(part)) => latencies.extend(part),
+            Ok(Err(error)) => failure = Some(error),
+            Err(error) => failure = Some(BenchError::Workload(format!("a client failed: {error}"))),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    served.stop().await?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(summary(latencies, elapsed)),
+    }
+}
