@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,7 +27,7 @@ use uuid::Uuid;
 
 use crate::cloudevents::to_cloud_event;
 use crate::error::ApiError;
-use crate::metrics::Snapshot;
+use crate::metrics::{Outcome, Snapshot, Source};
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
 
@@ -146,6 +145,7 @@ async fn known_portfolio<C: Clock + Clone>(
     state: &AppState<C>,
     portfolio_id: &PortfolioId,
 ) -> Result<(), ApiError> {
+    tracing::Span::current().record("portfolio_id", portfolio_id.as_str());
     let stream_id = mmonboard_app::codec::stream_id(portfolio_id);
     if state.store.stream_version(&stream_id).await? == 0 {
         return Err(ApiError::not_found(
@@ -357,20 +357,23 @@ async fn command<C: Clock + Clone>(
         Ok::<_, ApiError>((portfolio_id, command, context))
     })();
     let (portfolio_id, command, context) = match checked {
-        Ok(checked) => checked,
+        Ok(checked) => {
+            let span = tracing::Span::current();
+            span.record("portfolio_id", checked.0.as_str());
+            span.record("command_id", tracing::field::display(checked.2.command_id));
+            checked
+        }
         Err(error) => {
-            state
-                .metrics
-                .invalid_requests
-                .fetch_add(1, Ordering::Relaxed);
+            state.metrics.command(Source::Api, Outcome::Invalid);
             return Err(error);
         }
     };
-    match state
+    let executed = state
         .service
         .execute(&portfolio_id, &command, &context)
-        .await?
-    {
+        .await;
+    state.metrics.command(Source::Api, Outcome::of(&executed));
+    match executed? {
         Ok(outcome) => {
             if outcome.already_applied && !state.service.is_same_request(&command, &outcome).await?
             {
@@ -390,12 +393,6 @@ async fn command<C: Clock + Clone>(
             } else {
                 StatusCode::CREATED
             };
-            if !outcome.already_applied {
-                state
-                    .metrics
-                    .events_appended
-                    .fetch_add(outcome.events.len() as u64, Ordering::Relaxed);
-            }
             Ok((status, Json(accepted_json(&outcome, context.command_id))).into_response())
         }
         Err(refusal) => Ok(refusal_response(&refusal)),
@@ -733,15 +730,6 @@ async fn portfolios<C: Clock + Clone>(
     })))
 }
 
-/// Counts a live subscriber for as long as its stream exists.
-struct SubscriberGuard<C: Clock + Clone>(Arc<AppState<C>>);
-
-impl<C: Clock + Clone> Drop for SubscriberGuard<C> {
-    fn drop(&mut self) {
-        self.0.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 async fn event_stream<C: Clock + Clone>(
     State(state): Shared<C>,
     headers: HeaderMap,
@@ -754,8 +742,8 @@ async fn event_stream<C: Clock + Clone>(
         poll_interval: Duration::from_millis(500),
     };
     let subscription = Subscription::after(Arc::clone(&state.store), after, options);
-    state.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
-    let guard = SubscriberGuard(Arc::clone(&state));
+    // Counts the subscriber for as long as its stream exists.
+    let guard = state.metrics.subscriber();
     let shutdown = state.shutdown.clone();
     // Each SSE event's id is the global position: a client reconnecting with Last-Event-ID resumes after it.
     let stream = futures_util::stream::unfold(
@@ -846,10 +834,8 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
         .checkpoint(mmonboard_projections::STATUS_PROJECTION)
         .await?;
     let snapshot = Snapshot {
-        accepted: stats.accepted,
-        refused: stats.refused,
-        already_applied: stats.already_applied,
-        conflicts_retried: stats.conflicts_retried,
+        service: stats,
+        process_manager: state.metrics.process_stats.get().map(|stats| stats()),
         head,
         projection_lag: head.saturating_sub(checkpoint),
         process_manager_active: state
@@ -857,8 +843,8 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
             .get()
             .map(|role| u64::from(role.get() == mmonboard_process::ProcessRole::Active)),
     };
-    let body = state.metrics.render(&snapshot);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+    let body = state.metrics.render(&snapshot).await;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
 }
 
 /// The OpenAPI document, kept in the repository at docs/openapi.json.

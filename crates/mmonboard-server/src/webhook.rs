@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -29,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::metrics::{Outcome, Source};
 
 /// The actor webhook commands are recorded with.
 pub const WEBHOOK_ACTOR: &str = "meta-webhook";
@@ -99,10 +99,7 @@ pub(crate) async fn receive<C: Clock + Clone>(
         .get(SIGNATURE_HEADER)
         .map(|value| value.to_str().unwrap_or(""));
     if let Err(error) = verify(config.app_secret.as_bytes(), &body, signature) {
-        state
-            .metrics
-            .webhooks_refused
-            .fetch_add(1, Ordering::Relaxed);
+        state.metrics.webhook(false);
         tracing::warn!(%error, "refused a webhook delivery");
         return Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -113,16 +110,10 @@ pub(crate) async fn receive<C: Clock + Clone>(
     let notifications = WebhookPayload::parse(&body)
         .and_then(|payload| payload.each_notification())
         .map_err(|error| {
-            state
-                .metrics
-                .webhooks_refused
-                .fetch_add(1, Ordering::Relaxed);
+            state.metrics.webhook(false);
             ApiError::bad_request(error.to_string())
         })?;
-    state
-        .metrics
-        .webhooks_accepted
-        .fetch_add(1, Ordering::Relaxed);
+    state.metrics.webhook(true);
     let delivery = hex::encode(Sha256::digest(&body));
     let mut results = Vec::with_capacity(notifications.len());
     for (index, notification) in notifications.iter().enumerate() {
@@ -234,11 +225,14 @@ async fn apply<C: Clock + Clone>(
     let context = CommandContext::new(WEBHOOK_ACTOR)
         .with_command_id(derived_command_id("meta-webhook", &[delivery, &index]))
         .with_causation(causation);
-    match state
+    let executed = state
         .service
         .execute(&portfolio_id, &command, &context)
-        .await?
-    {
+        .await;
+    state
+        .metrics
+        .command(Source::Webhook, Outcome::of(&executed));
+    match executed? {
         Ok(outcome) => Ok(json!({
             "outcome": if outcome.already_applied { "already_applied" } else { "recorded" },
             "portfolio_id": portfolio_id,
