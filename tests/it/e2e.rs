@@ -179,7 +179,10 @@ async fn happy_path_goes_live_with_every_fact_from_meta(backend: TestBackend) {
         let value = metrics
             .lines()
             .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok());
-        assert!(value.is_some_and(|value| value >= 1.0), "{series}: {metrics}");
+        assert!(
+            value.is_some_and(|value| value >= 1.0),
+            "{series}: {metrics}"
+        );
     }
     run.flow.shutdown().await.expect("stops cleanly");
 }

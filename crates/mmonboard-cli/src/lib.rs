@@ -22,6 +22,7 @@ macro_rules! out_part {
 mod audit;
 mod commands;
 pub mod flow;
+mod logging;
 mod output;
 mod tokens;
 
@@ -31,6 +32,7 @@ use clap::{Parser, Subcommand};
 use mmonboard_domain::ids::PortfolioId;
 
 pub use commands::{run, sample_scenarios};
+pub use logging::LogFormat;
 
 /// Exit codes: a contract.
 pub mod exit {
@@ -76,6 +78,18 @@ pub struct Cli {
         value_parser = parse_database_url
     )]
     pub database: String,
+
+    /// How `serve` and `meta-sim` write their log to standard error: text for a person, json for a log
+    /// collector (one JSON object per line). RUST_LOG picks the levels (default: info, with one line per
+    /// HTTP request).
+    #[arg(
+        long,
+        global = true,
+        env = "MMONBOARD_LOG_FORMAT",
+        value_enum,
+        default_value_t = logging::LogFormat::Text
+    )]
+    pub log_format: logging::LogFormat,
 
     #[command(subcommand)]
     pub command: Command,

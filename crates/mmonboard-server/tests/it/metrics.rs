@@ -65,10 +65,7 @@ fn value(scrape: &Exposition, family: &str, labels: &[(&str, &str)]) -> Option<f
 }
 
 fn family_type(scrape: &Exposition, family: &str) -> Option<OpenMetricsType> {
-    scrape
-        .families
-        .get(family)
-        .map(|family| family.family_type)
+    scrape.families.get(family).map(|family| family.family_type)
 }
 
 #[tokio::test]
