@@ -141,6 +141,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Projections {
             action: ProjectionsAction::Status { json },
         } => projection_status(&database, json).await,
+        Command::Completions { shell } => Ok(crate::shell::completions(shell)),
+        Command::Man { dir } => Ok(crate::shell::man(dir.as_deref())),
     };
     match result {
         // The command succeeded, but what it printed was lost: that is a failure too.
