@@ -272,24 +272,10 @@ fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
 
 /// Refusals that depend on where the onboarding stands are 409; those about what the command says, 422.
 fn refusal_response(refusal: &Refusal) -> Response {
-    let status = match refusal.code() {
-        "not_started"
-        | "already_started"
-        | "already_offboarded"
-        | "not_allowed_now"
-        | "time_before_last_event"
-        | "portfolio_still_contains_obo"
-        | "portfolio_ineligible"
-        | "config_sync_window_open"
-        | "template_sync_window_open"
-        | "migration_already_requested"
-        | "migration_not_requested"
-        | "template_already_synced"
-        | "waba_suspended"
-        | "waba_not_suspended"
-        | "waba_offboarded"
-        | "waba_not_onboarded" => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    let status = if refusal.rule.is_conflict() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     };
     let body = json!({ "code": refusal.code(), "message": refusal.to_string(), "state": refusal.phase, "rule": refusal.rule });
     (status, Json(body)).into_response()
