@@ -12,5 +12,5 @@ pub use clock::{AcceleratedClock, Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use service::{
     CommandContext, CommandOutcome, HistoryEntry, LoggedEvent, OnboardingService, ServiceOptions,
-    ServiceStats, derived_command_id,
+    ServiceStats, derived_command_id, sha256_uuid,
 };

@@ -22,7 +22,6 @@ use mmonboard_domain::ids::{PortfolioId, TemplateId, WabaId};
 use mmonboard_domain::{MessageKind, OnboardingCommand, ProductPolicy, Refusal, route};
 use mmonboard_eventlog::{EventStore, RecordedEvent, Subscription, SubscriptionOptions};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::cloudevents::to_cloud_event;
@@ -283,14 +282,10 @@ fn refusal_response(refusal: &Refusal) -> Response {
 
 /// The command id an `Idempotency-Key` stands for: the same key on the same portfolio is the same command.
 fn idempotent_command_id(portfolio_id: &PortfolioId, key: &str) -> Uuid {
-    let digest = Sha256::new_with_prefix(b"mmonboard idempotency key\0")
-        .chain_update(portfolio_id.as_str().as_bytes())
-        .chain_update(b"\0")
-        .chain_update(key.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Uuid::new_v8(bytes)
+    mmonboard_app::sha256_uuid(
+        b"mmonboard idempotency key\0",
+        &[portfolio_id.as_str(), key],
+    )
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
