@@ -816,3 +816,67 @@ fn serve_without_any_token_refuses_before_it_claims_to_serve() {
     );
     assert!(!run.stderr.contains("serving"), "{}", run.stderr);
 }
+
+/// The completion scripts come from the parser's own definitions: each names every subcommand, and bash
+/// loads its script and registers it for `mmonboard`.
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    let workspace = Workspace::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = workspace.run(&["completions", shell], "");
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        for subcommand in ["exec", "serve", "meta-sim", "tokens", "completions", "man"] {
+            assert!(
+                run.stdout.contains(subcommand),
+                "{shell} lacks {subcommand}"
+            );
+        }
+    }
+    let script = workspace.path("mmonboard.bash");
+    std::fs::write(&script, workspace.run(&["completions", "bash"], "").stdout).expect("written");
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p mmonboard",
+            script.display()
+        ))
+        .output()
+        .expect("bash runs");
+    assert!(
+        String::from_utf8_lossy(&loaded.stdout).contains("-F _mmonboard mmonboard"),
+        "{loaded:?}"
+    );
+    let unknown = workspace.run(&["completions", "tcsh"], "");
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("bash"), "{}", unknown.stderr);
+}
+
+/// `man` prints the page, or writes one per command into a directory that must exist.
+#[test]
+fn the_man_pages_are_generated_from_the_same_definitions() {
+    let workspace = Workspace::new();
+    let page = workspace.run(&["man"], "");
+    assert_eq!(page.code, 0, "{}", page.stderr);
+    assert!(page.stdout.contains(".TH mmonboard 1"), "{}", page.stdout);
+    assert!(page.stdout.contains("log\\-format"), "{}", page.stdout);
+    let dir = workspace.path("man1");
+    std::fs::create_dir(&dir).expect("a directory");
+    let written = workspace.run(&["man", "--dir", dir.to_str().expect("a path")], "");
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    for name in [
+        "mmonboard.1",
+        "mmonboard-serve.1",
+        "mmonboard-tokens-create.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert!(text.contains(".TH"), "{name}");
+    }
+    let missing = workspace.run(&["man", "--dir", "/no/such/directory"], "");
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/no/such/directory"),
+        "{}",
+        missing.stderr
+    );
+}

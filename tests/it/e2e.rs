@@ -157,6 +157,33 @@ async fn happy_path_goes_live_with_every_fact_from_meta(backend: TestBackend) {
         completed - started >= chrono::TimeDelta::minutes(15),
         "{sync}"
     );
+    // The metrics saw each source's commands and the process manager's calls to Meta.
+    let metrics = run
+        .flow
+        .client()
+        .get(format!("{}/metrics", run.flow.api_base))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    for series in [
+        "mmonboard_commands_total{source=\"process_manager\",outcome=\"accepted\"}",
+        "mmonboard_commands_total{source=\"webhook\",outcome=\"accepted\"}",
+        "mmonboard_commands_total{source=\"api\",outcome=\"accepted\"}",
+        "mmonboard_meta_request_duration_seconds_count{operation=\"business\",outcome=\"ok\"}",
+        "mmonboard_meta_request_duration_seconds_count{operation=\"request_terms\",outcome=\"ok\"}",
+        "mmonboard_append_batch_requests_count",
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok());
+        assert!(
+            value.is_some_and(|value| value >= 1.0),
+            "{series}: {metrics}"
+        );
+    }
     run.flow.shutdown().await.expect("stops cleanly");
 }
 

@@ -6,5 +6,6 @@ mod cli;
 mod crash;
 mod docs;
 mod e2e;
+mod logs;
 mod support;
 mod tokens;

@@ -12,5 +12,5 @@ pub use clock::{AcceleratedClock, Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use service::{
     CommandContext, CommandOutcome, DEFAULT_SNAPSHOT_EVERY, HistoryEntry, LoggedEvent,
-    OnboardingService, ServiceOptions, ServiceStats, derived_command_id,
+    OnboardingService, ServiceOptions, ServiceStats, derived_command_id, sha256_uuid,
 };

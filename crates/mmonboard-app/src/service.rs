@@ -70,12 +70,24 @@ impl CommandContext {
 /// decision taken twice on the same grounds (a redelivered webhook, a timer that fires again after a crash) is
 /// the same command, which the log applies once.
 pub fn derived_command_id(namespace: &str, parts: &[&str]) -> Uuid {
+    let mut fields = Vec::with_capacity(parts.len() + 1);
+    fields.push(namespace);
+    fields.extend_from_slice(parts);
+    sha256_uuid(b"mmonboard derived command id\0", &fields)
+}
+
+/// A UUID v8 made of the first 16 bytes of SHA-256 over `prefix` and then `fields`, separated by NUL bytes:
+/// the one way mmonboard derives a stable id from what it stands for (derived command ids, the command an
+/// `Idempotency-Key` stands for). The bytes hashed are part of the contract: ids already in logs depend on
+/// them.
+pub fn sha256_uuid(prefix: &[u8], fields: &[&str]) -> Uuid {
     use sha2::{Digest, Sha256};
-    let mut digest = Sha256::new_with_prefix(b"mmonboard derived command id\0");
-    digest.update(namespace.as_bytes());
-    for part in parts {
-        digest.update(b"\0");
-        digest.update(part.as_bytes());
+    let mut digest = Sha256::new_with_prefix(prefix);
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            digest.update(b"\0");
+        }
+        digest.update(field.as_bytes());
     }
     let digest = digest.finalize();
     let mut bytes = [0u8; 16];
@@ -810,4 +822,22 @@ fn apply_checked(
         version: recorded.stream_version,
         reason: error.to_string(),
     })
+}
+
+#[cfg(test)]
+mod derived_id_tests {
+    use super::{derived_command_id, sha256_uuid};
+
+    /// Pinned: ids already recorded in logs were derived with exactly these bytes.
+    #[test]
+    fn derived_ids_keep_their_bytes() {
+        assert_eq!(
+            derived_command_id("meta-webhook", &["abc", "0"]).to_string(),
+            "c305d631-ba6b-81ae-9aef-0302c92ddd45"
+        );
+        assert_eq!(
+            sha256_uuid(b"mmonboard idempotency key\0", &["123", "key-1"]).to_string(),
+            "812130a5-7437-89b1-a07f-d6bf2dde655d"
+        );
+    }
 }

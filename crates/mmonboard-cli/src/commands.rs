@@ -19,6 +19,7 @@ use crate::{Cli, Command, ProjectionsAction, SnapshotsAction, TokensAction, exit
 /// Run one invocation; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let database = cli.database;
+    let log_format = cli.log_format;
     let result = match cli.command {
         Command::Exec {
             portfolio,
@@ -102,6 +103,7 @@ pub async fn run(cli: Cli) -> u8 {
                     tls,
                     metrics_listen,
                     snapshot_every,
+                    log_format,
                 },
             )
             .await
@@ -125,7 +127,16 @@ pub async fn run(cli: Cli) -> u8 {
             scenarios,
             webhook_url,
             time_factor,
-        } => meta_sim(listen, &scenarios, webhook_url.as_deref(), time_factor).await,
+        } => {
+            meta_sim(
+                listen,
+                &scenarios,
+                webhook_url.as_deref(),
+                time_factor,
+                log_format,
+            )
+            .await
+        }
         Command::Projections {
             action: ProjectionsAction::Rebuild { name },
         } => rebuild(&database, name.as_deref()).await,
@@ -138,13 +149,15 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Snapshots {
             action: SnapshotsAction::Clear { json },
         } => crate::snapshots::clear(&database, json).await,
+        Command::Completions { shell } => Ok(crate::shell::completions(shell)),
+        Command::Man { dir } => Ok(crate::shell::man(dir.as_deref())),
     };
     match result {
         // The command succeeded, but what it printed was lost: that is a failure too.
         Ok(exit::OK) if crate::output::output_failed() => exit::FAILURE,
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            crate::logging::fail(log_format, &error);
             exit::FAILURE
         }
     }
@@ -750,23 +763,13 @@ async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, F
         })
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// What `serve` is told about credentials, TLS and the metrics listener.
 struct ServeAccess {
     access: mmonboard_server::AccessOptions,
     tls: Option<mmonboard_server::TlsFiles>,
     metrics_listen: Option<std::net::SocketAddr>,
     snapshot_every: u64,
+    log_format: crate::logging::LogFormat,
 }
 
 async fn serve(
@@ -796,7 +799,7 @@ async fn serve(
             })
         }
     };
-    init_tracing();
+    crate::logging::init(serve_access.log_format);
     // The log must open for writing (migrated, writable), and someone must be able to sign in, before
     // anything says it is served.
     open(database).await?.close().await;
@@ -819,23 +822,32 @@ async fn serve(
         "http"
     };
     if let Ok(address) = listener.local_addr() {
-        eprintln!(
-            "mmonboard serving {scheme}://{address} on {}",
-            mmonboard_eventlog::redact_database_url(database)
+        crate::logging::say(
+            serve_access.log_format,
+            format_args!(
+                "mmonboard serving {scheme}://{address} on {}",
+                mmonboard_eventlog::redact_database_url(database)
+            ),
         );
     }
     if let Some(address) = metrics_listener
         .as_ref()
         .and_then(|listener| listener.local_addr().ok())
     {
-        eprintln!("  /metrics without credentials on http://{address}");
+        crate::logging::say(
+            serve_access.log_format,
+            format_args!("  /metrics without credentials on http://{address}"),
+        );
     }
     if matches!(
         serve_access.access.mode,
         mmonboard_server::AuthMode::InsecureNoAuth
     ) {
-        eprintln!(
-            "  WARNING: --insecure-no-auth: no credentials are checked; anyone reaching the port may read and write"
+        crate::logging::say(
+            serve_access.log_format,
+            format_args!(
+                "  WARNING: --insecure-no-auth: no credentials are checked; anyone reaching the port may read and write"
+            ),
         );
     }
     let meta = if process.is_some() {
@@ -848,7 +860,7 @@ async fn serve(
     } else {
         "no webhooks (META_APP_SECRET unset)"
     };
-    eprintln!("  {meta}; {hooks}");
+    crate::logging::say(serve_access.log_format, format_args!("  {meta}; {hooks}"));
     mmonboard_server::run_with(
         listener,
         database.to_owned(),
@@ -874,6 +886,7 @@ async fn meta_sim(
     files: &[std::path::PathBuf],
     webhook_url: Option<&str>,
     time_factor: u32,
+    log_format: crate::logging::LogFormat,
 ) -> Result<u8, Failure> {
     let mut scenarios = Vec::with_capacity(files.len());
     for file in files {
@@ -915,12 +928,15 @@ async fn meta_sim(
         Ok(simulator) => simulator,
         Err(error) => return invalid_input(&error.to_string()),
     };
-    init_tracing();
+    crate::logging::init(log_format);
     let listener = bind(listen).await?;
     if let Ok(address) = listener.local_addr() {
-        eprintln!(
-            "mmonboard meta-sim serving http://{address} ({} scenario(s), time x{time_factor})",
-            files.len()
+        crate::logging::say(
+            log_format,
+            format_args!(
+                "mmonboard meta-sim serving http://{address} ({} scenario(s), time x{time_factor})",
+                files.len()
+            ),
         );
     }
     simulator

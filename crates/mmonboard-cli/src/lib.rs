@@ -22,8 +22,10 @@ macro_rules! out_part {
 mod audit;
 mod commands;
 pub mod flow;
+mod logging;
 mod output;
 mod snapshots;
+mod shell;
 mod tokens;
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use clap::{Parser, Subcommand};
 use mmonboard_domain::ids::PortfolioId;
 
 pub use commands::{run, sample_scenarios};
+pub use logging::LogFormat;
 
 /// Exit codes: a contract.
 pub mod exit {
@@ -78,6 +81,18 @@ pub struct Cli {
     )]
     pub database: String,
 
+    /// How `serve` and `meta-sim` write their log to standard error: text for a person, json for a log
+    /// collector (one JSON object per line). RUST_LOG picks the levels (default: info, with one line per
+    /// HTTP request).
+    #[arg(
+        long,
+        global = true,
+        env = "MMONBOARD_LOG_FORMAT",
+        value_enum,
+        default_value_t = logging::LogFormat::Text
+    )]
+    pub log_format: logging::LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -85,6 +100,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Decide one JSON command against a portfolio and record its events.
+    #[command(
+        after_help = "Examples:\n  echo '{\"type\": \"start_onboarding\"}' | mmonboard exec --portfolio 123\n  mmonboard exec --portfolio 123 --command-file eligibility.json --command-id 0190f6d2-8b7c-7cc1-9a3b-6f1d2e4c5b6a"
+    )]
     Exec {
         /// The Meta business portfolio id (digits, no leading zero): one portfolio, one history.
         #[arg(long, value_parser = parse_portfolio_id)]
@@ -103,6 +121,9 @@ pub enum Command {
         correlation_id: Option<uuid::Uuid>,
     },
     /// Show a portfolio's onboarding state, now or as it was at a time.
+    #[command(
+        after_help = "Examples:\n  mmonboard state --portfolio 123\n  mmonboard state --portfolio 123 --as-of 2026-11-25T10:00:00Z --json"
+    )]
     State {
         /// The Meta business portfolio id (digits, no leading zero): one portfolio, one history.
         #[arg(long, value_parser = parse_portfolio_id)]
@@ -115,6 +136,7 @@ pub enum Command {
         json: bool,
     },
     /// Every event of a portfolio with the transition it caused.
+    #[command(after_help = "Example:\n  mmonboard history --portfolio 123 --json")]
     History {
         /// The Meta business portfolio id (digits, no leading zero): one portfolio, one history.
         #[arg(long, value_parser = parse_portfolio_id)]
@@ -124,6 +146,9 @@ pub enum Command {
         json: bool,
     },
     /// Walk the hash chain and the stream versions of the whole log, and cross-check the command records.
+    #[command(
+        after_help = "Examples:\n  mmonboard verify\n  mmonboard verify --file export.ndjson --expect-head 42:<64 hex digits>"
+    )]
     Verify {
         /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
@@ -137,6 +162,7 @@ pub enum Command {
         expect_head: Option<(u64, [u8; 32])>,
     },
     /// Write the log as NDJSON, each event exactly as stored (docs/audit.md): a backup, or an auditor's copy.
+    #[command(after_help = "Example:\n  mmonboard export --out backup.ndjson")]
     Export {
         /// Only events after this position (the header carries its hash).
         #[arg(long, default_value_t = 0)]
@@ -150,6 +176,9 @@ pub enum Command {
     },
     /// Restore a whole-log export into an empty log of either backend, keeping positions, ids, times and
     /// hashes; a broken file or a non-empty target writes nothing.
+    #[command(
+        after_help = "Example:\n  mmonboard --database postgres://postgres@127.0.0.1/restored import --file backup.ndjson"
+    )]
     Import {
         /// The export file.
         #[arg(long)]
@@ -157,6 +186,9 @@ pub enum Command {
     },
     /// Onboard the sample portfolios end to end through the Meta simulator, over real HTTP, on this database,
     /// with accelerated time: only the operator's own steps come from here; every fact comes from Meta.
+    #[command(
+        after_help = "Example:\n  mmonboard --database sqlite://demo.db demo --time-factor 600"
+    )]
     Demo {
         /// Scenario files to onboard (see scenarios/README.md); default: the seven samples shipped with mmonboard.
         #[arg(long = "scenario")]
@@ -171,7 +203,10 @@ pub enum Command {
         META_APP_SECRET            the Meta app's secret: webhook deliveries at /webhooks/meta are checked against it\n  \
         META_WEBHOOK_VERIFY_TOKEN  the token Meta echoes in the webhook subscription handshake\n  \
         (set both or neither; with neither, /webhooks/meta answers 404)\n  \
-        RUST_LOG                   which logs go to stderr, e.g. RUST_LOG=info or RUST_LOG=mmonboard_process=debug")]
+        RUST_LOG                   which logs go to stderr, e.g. RUST_LOG=info or RUST_LOG=mmonboard_process=debug\n\n\
+        Examples:\n  \
+        mmonboard tokens create --name admin --role admin && mmonboard serve --listen 0.0.0.0:8080\n  \
+        META_ACCESS_TOKEN=… mmonboard serve --meta-base-url https://graph.facebook.com --log-format json")]
     Serve {
         /// Address to listen on; port 0 picks a free port (the chosen address is logged).
         #[arg(long, env = "MMONBOARD_LISTEN", default_value = "127.0.0.1:8080")]
@@ -210,6 +245,9 @@ pub enum Command {
         snapshot_every: u64,
     },
     /// Manage the API tokens `serve` accepts (only their hashes are stored, next to the log).
+    #[command(
+        after_help = "Examples:\n  mmonboard tokens create --name alice --role operator --expires-in 90d\n  mmonboard tokens list --json\n  mmonboard tokens revoke alice"
+    )]
     Tokens {
         #[command(subcommand)]
         action: TokensAction,
@@ -218,7 +256,9 @@ pub enum Command {
     #[command(after_help = "Environment:\n  \
         META_ACCESS_TOKEN  the token the simulator expects in calls (the same value as serve's)\n  \
         META_APP_SECRET    the app secret the simulator signs its webhooks with (the same value as serve's)\n  \
-        RUST_LOG           which logs go to stderr, e.g. RUST_LOG=info")]
+        RUST_LOG           which logs go to stderr, e.g. RUST_LOG=info\n\n\
+        Example:\n  \
+        mmonboard meta-sim --scenario scenarios/happy_path.json --webhook-url http://127.0.0.1:8080/webhooks/meta")]
     MetaSim {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -234,6 +274,9 @@ pub enum Command {
         time_factor: u32,
     },
     /// The read models: rebuild them from the log, or show how far behind they are.
+    #[command(
+        after_help = "Examples:\n  mmonboard projections status\n  mmonboard projections rebuild"
+    )]
     Projections {
         #[command(subcommand)]
         action: ProjectionsAction,
@@ -244,14 +287,33 @@ pub enum Command {
         action: SnapshotsAction,
     },
     /// Measure the event log on a fresh temporary database against raw baselines.
+    #[command(after_help = "Example:\n  mmonboard bench --quick")]
     Bench {
         /// One JSON object (workload -> figure, baseline, ratio) instead of a table.
-        /// Print JSON (the same shapes as the HTTP API) instead of text.
         #[arg(long)]
         json: bool,
         /// A smaller run (a tenth of the sizes), for a quick look; the figures are not comparable.
         #[arg(long)]
         quick: bool,
+    },
+    /// Print a shell completion script, generated from these definitions.
+    #[command(after_help = "Examples:\n  \
+        mmonboard completions bash > /etc/bash_completion.d/mmonboard\n  \
+        mmonboard completions zsh > \"${fpath[1]}/_mmonboard\"\n  \
+        mmonboard completions fish > ~/.config/fish/completions/mmonboard.fish")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    #[command(after_help = "Examples:\n  \
+        mmonboard man | man -l -\n  \
+        mmonboard man --dir /usr/local/share/man/man1")]
+    Man {
+        /// Write mmonboard.1 and a page per subcommand (mmonboard-serve.1, …) into this existing directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -271,11 +333,15 @@ pub enum TokensAction {
     },
     /// List the tokens: name, role, created, expires, last used, status (never the token).
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token: every server refuses it within the refresh interval (5 s).
-    Revoke { name: String },
+    Revoke {
+        /// The token's name, as `tokens list` shows it.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

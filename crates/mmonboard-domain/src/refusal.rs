@@ -154,6 +154,42 @@ impl Rule {
             Self::PortfolioIneligible { .. } => "portfolio_ineligible",
         }
     }
+
+    /// Whether the command was refused because of where the onboarding stands (it may be right later, or
+    /// was right earlier: HTTP 409), rather than because of what it says (wrong whatever the state: 422).
+    /// Exhaustive, so a new rule must be placed on one side.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::NotStarted
+            | Self::AlreadyStarted
+            | Self::AlreadyOffboarded
+            | Self::NotAllowedNow { .. }
+            | Self::TimeBeforeLastEvent { .. }
+            | Self::PortfolioStillContainsObo { .. }
+            | Self::PortfolioIneligible { .. }
+            | Self::ConfigSyncWindowOpen { .. }
+            | Self::TemplateSyncWindowOpen { .. }
+            | Self::MigrationAlreadyRequested { .. }
+            | Self::MigrationNotRequested { .. }
+            | Self::TemplateAlreadySynced { .. }
+            | Self::WabaSuspended { .. }
+            | Self::WabaNotSuspended { .. }
+            | Self::WabaOffboarded { .. }
+            | Self::WabaNotOnboarded { .. } => true,
+            Self::TermsRequireAdmin { .. }
+            | Self::TermsAlreadyRequested
+            | Self::UnknownWaba { .. }
+            | Self::NotAwaitingMigration { .. }
+            | Self::DuplicateWabaInFacts { .. }
+            | Self::MissingAdAccount { .. }
+            | Self::UnexpectedAdAccount { .. }
+            | Self::DuplicateAdAccount { .. }
+            | Self::WabaStillIneligible { .. }
+            | Self::UnknownTemplate { .. }
+            | Self::TemplateOfAnotherWaba { .. }
+            | Self::TemplateNotMarketing { .. } => false,
+        }
+    }
 }
 
 /// A refused command: the state it met and the rule it broke.

@@ -33,7 +33,7 @@ pub use export::{
 };
 pub use hash::{GENESIS_HASH, chain_hash};
 #[doc(hidden)]
-pub use hooks::CommitHold;
+pub use hooks::{AppendObserver, CommitHold, CommittedBatch};
 pub use log::{EventLog, LogOptions};
 pub use model::{
     AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, MAX_STREAM_ID_CHARS,

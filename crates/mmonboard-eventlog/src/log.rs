@@ -22,6 +22,16 @@ pub struct LogOptions {
     pub postgres: PgOptions,
 }
 
+impl LogOptions {
+    /// The defaults, with `observer` told of every group commit on whichever backend is opened.
+    pub fn observed(observer: crate::hooks::AppendObserver) -> Self {
+        let mut options = Self::default();
+        options.sqlite.observer = Some(observer.clone());
+        options.postgres.observer = Some(observer);
+        options
+    }
+}
+
 /// The event log on either backend.
 pub enum EventLog {
     Sqlite(SqliteEventStore),

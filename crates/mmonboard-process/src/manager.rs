@@ -227,6 +227,11 @@ where
         self
     }
 
+    /// The counters of the commands this manager recorded (accepted, refused, already applied), for metrics.
+    pub fn command_stats(&self) -> mmonboard_app::ServiceStats {
+        self.service.stats()
+    }
+
     /// This instance's role: active while it holds the lease and acts, standby while another does.
     pub fn role(&self) -> RoleWatch {
         self.role.clone()
@@ -583,11 +588,11 @@ where
                 Ok(Ok(outcome)) => {
                     recorded = true;
                     for logged in &outcome.events {
-                        tracing::info!(%portfolio_id, step = key, event = logged.event.type_name(), phase = %outcome.phase, "recorded");
+                        tracing::info!(%portfolio_id, %command_id, step = key, event = logged.event.type_name(), phase = %outcome.phase, "recorded");
                     }
                 }
                 Ok(Err(refusal)) => {
-                    tracing::warn!(%portfolio_id, step = key, command = command.type_name(), %refusal, "the log refused the step's command");
+                    tracing::warn!(%portfolio_id, %command_id, step = key, command = command.type_name(), %refusal, "the log refused the step's command");
                 }
                 Err(AppError::ConflictRetriesExhausted { .. }) => {
                     // Others keep writing to this portfolio: its next event brings it back here.

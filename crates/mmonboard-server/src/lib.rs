@@ -42,7 +42,7 @@ pub(crate) struct AppState<C> {
     pub store: Arc<EventLog>,
     pub read_models: ReadModels,
     pub config: DomainConfig,
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
     pub shutdown: watch::Receiver<bool>,
     /// The projector's supervisor: an error it restarts after makes the server degraded until it works again.
     pub projector_health: supervise::TaskHealth,
@@ -140,7 +140,14 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
                 })?,
         ),
     };
-    let store = Arc::new(EventLog::open(database_url, &LogOptions::default()).await?);
+    let metrics = Arc::new(metrics::Metrics::new(options.process.is_some()));
+    let store = Arc::new(
+        EventLog::open(
+            database_url,
+            &LogOptions::observed(metrics.append_observer()),
+        )
+        .await?,
+    );
     let tokens = match options.access.mode {
         AuthMode::InsecureNoAuth => {
             tracing::warn!(
@@ -182,7 +189,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         store: Arc::clone(&store),
         read_models: read_models.clone(),
         config,
-        metrics: metrics::Metrics::default(),
+        metrics: Arc::clone(&metrics),
         shutdown: stopped.clone(),
         projector_health: supervise::TaskHealth::default(),
         webhook: options.webhook,
@@ -233,7 +240,10 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
                 Arc::clone(&store),
                 database_url,
                 clock,
-                setup.gateway,
+                Arc::new(metrics::MeteredGateway::new(
+                    setup.gateway,
+                    Arc::clone(&metrics),
+                )),
                 state.config.clone(),
                 setup.config,
                 setup.options,
@@ -242,6 +252,10 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
             let role = manager.role();
             let _ = state.process_role.set(manager.role());
             let manager = Arc::new(manager);
+            let counted = Arc::clone(&manager);
+            let _ = metrics
+                .process_stats
+                .set(Box::new(move || counted.command_stats()));
             let process_stop = stopped.clone();
             let process_state = Arc::clone(&state);
             Some(tokio::spawn(async move {
@@ -300,6 +314,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         routes::router(Arc::clone(&state)),
         &access,
         options.access.max_in_flight,
+        &metrics,
     );
     let shutdown = async move {
         shutdown.await;
@@ -352,12 +367,14 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
 }
 
 /// The layers around the routes, innermost first: the access layer (credentials, matrix, per-token rate
-/// limit), the global limit of requests in flight (shed at once with 503, never queued), and the request log,
-/// which records the method and the path but never the query (`hub.verify_token`) or a header.
+/// limit), the global limit of requests in flight (shed at once with 503, never queued), the request metrics,
+/// the request log (one line at info level per answer), which records the method and the path but never the
+/// query (`hub.verify_token`) or a header, and the request id outermost, so that every log line has it.
 fn layers<C: Clock + Clone>(
     router: axum::Router,
     access: &Arc<auth::AccessControl<C>>,
     max_in_flight: usize,
+    metrics: &Arc<metrics::Metrics>,
 ) -> axum::Router {
     use axum::http::StatusCode;
     router
@@ -383,15 +400,43 @@ fn layers<C: Clock + Clone>(
                     max_in_flight.max(1),
                 )),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(metrics),
+            metrics::time_requests,
+        ))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |request: &axum::http::Request<axum::body::Body>| {
-                    tracing::debug_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                    )
-                },
-            ),
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
         )
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
+}
+
+/// The span every log line of a request carries: its method, path and route template, its request id (the
+/// caller's `X-Request-Id`, else a new UUID, returned either way), and the portfolio and command once the
+/// handler knows them (recorded by the routes).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", axum::extract::MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        route,
+        request_id,
+        portfolio_id = tracing::field::Empty,
+        command_id = tracing::field::Empty,
+    )
 }

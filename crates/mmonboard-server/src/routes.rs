@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -23,12 +22,11 @@ use mmonboard_domain::ids::{PortfolioId, TemplateId, WabaId};
 use mmonboard_domain::{MessageKind, OnboardingCommand, ProductPolicy, Refusal, route};
 use mmonboard_eventlog::{EventStore, RecordedEvent, Subscription, SubscriptionOptions};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::cloudevents::to_cloud_event;
 use crate::error::ApiError;
-use crate::metrics::Snapshot;
+use crate::metrics::{Outcome, Snapshot, Source};
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
 
@@ -146,6 +144,7 @@ async fn known_portfolio<C: Clock + Clone>(
     state: &AppState<C>,
     portfolio_id: &PortfolioId,
 ) -> Result<(), ApiError> {
+    tracing::Span::current().record("portfolio_id", portfolio_id.as_str());
     let stream_id = mmonboard_app::codec::stream_id(portfolio_id);
     if state.store.stream_version(&stream_id).await? == 0 {
         return Err(ApiError::not_found(
@@ -272,24 +271,10 @@ fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
 
 /// Refusals that depend on where the onboarding stands are 409; those about what the command says, 422.
 fn refusal_response(refusal: &Refusal) -> Response {
-    let status = match refusal.code() {
-        "not_started"
-        | "already_started"
-        | "already_offboarded"
-        | "not_allowed_now"
-        | "time_before_last_event"
-        | "portfolio_still_contains_obo"
-        | "portfolio_ineligible"
-        | "config_sync_window_open"
-        | "template_sync_window_open"
-        | "migration_already_requested"
-        | "migration_not_requested"
-        | "template_already_synced"
-        | "waba_suspended"
-        | "waba_not_suspended"
-        | "waba_offboarded"
-        | "waba_not_onboarded" => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    let status = if refusal.rule.is_conflict() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     };
     let body = json!({ "code": refusal.code(), "message": refusal.to_string(), "state": refusal.phase, "rule": refusal.rule });
     (status, Json(body)).into_response()
@@ -297,14 +282,10 @@ fn refusal_response(refusal: &Refusal) -> Response {
 
 /// The command id an `Idempotency-Key` stands for: the same key on the same portfolio is the same command.
 fn idempotent_command_id(portfolio_id: &PortfolioId, key: &str) -> Uuid {
-    let digest = Sha256::new_with_prefix(b"mmonboard idempotency key\0")
-        .chain_update(portfolio_id.as_str().as_bytes())
-        .chain_update(b"\0")
-        .chain_update(key.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Uuid::new_v8(bytes)
+    mmonboard_app::sha256_uuid(
+        b"mmonboard idempotency key\0",
+        &[portfolio_id.as_str(), key],
+    )
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -357,20 +338,23 @@ async fn command<C: Clock + Clone>(
         Ok::<_, ApiError>((portfolio_id, command, context))
     })();
     let (portfolio_id, command, context) = match checked {
-        Ok(checked) => checked,
+        Ok(checked) => {
+            let span = tracing::Span::current();
+            span.record("portfolio_id", checked.0.as_str());
+            span.record("command_id", tracing::field::display(checked.2.command_id));
+            checked
+        }
         Err(error) => {
-            state
-                .metrics
-                .invalid_requests
-                .fetch_add(1, Ordering::Relaxed);
+            state.metrics.command(Source::Api, Outcome::Invalid);
             return Err(error);
         }
     };
-    match state
+    let executed = state
         .service
         .execute(&portfolio_id, &command, &context)
-        .await?
-    {
+        .await;
+    state.metrics.command(Source::Api, Outcome::of(&executed));
+    match executed? {
         Ok(outcome) => {
             if outcome.already_applied && !state.service.is_same_request(&command, &outcome).await?
             {
@@ -390,12 +374,6 @@ async fn command<C: Clock + Clone>(
             } else {
                 StatusCode::CREATED
             };
-            if !outcome.already_applied {
-                state
-                    .metrics
-                    .events_appended
-                    .fetch_add(outcome.events.len() as u64, Ordering::Relaxed);
-            }
             Ok((status, Json(accepted_json(&outcome, context.command_id))).into_response())
         }
         Err(refusal) => Ok(refusal_response(&refusal)),
@@ -734,15 +712,6 @@ async fn portfolios<C: Clock + Clone>(
     })))
 }
 
-/// Counts a live subscriber for as long as its stream exists.
-struct SubscriberGuard<C: Clock + Clone>(Arc<AppState<C>>);
-
-impl<C: Clock + Clone> Drop for SubscriberGuard<C> {
-    fn drop(&mut self) {
-        self.0.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 async fn event_stream<C: Clock + Clone>(
     State(state): Shared<C>,
     headers: HeaderMap,
@@ -755,8 +724,8 @@ async fn event_stream<C: Clock + Clone>(
         poll_interval: Duration::from_millis(500),
     };
     let subscription = Subscription::after(Arc::clone(&state.store), after, options);
-    state.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
-    let guard = SubscriberGuard(Arc::clone(&state));
+    // Counts the subscriber for as long as its stream exists.
+    let guard = state.metrics.subscriber();
     let shutdown = state.shutdown.clone();
     // Each SSE event's id is the global position: a client reconnecting with Last-Event-ID resumes after it.
     let stream = futures_util::stream::unfold(
@@ -847,10 +816,8 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
         .checkpoint(mmonboard_projections::STATUS_PROJECTION)
         .await?;
     let snapshot = Snapshot {
-        accepted: stats.accepted,
-        refused: stats.refused,
-        already_applied: stats.already_applied,
-        conflicts_retried: stats.conflicts_retried,
+        service: stats,
+        process_manager: state.metrics.process_stats.get().map(|stats| stats()),
         head,
         projection_lag: head.saturating_sub(checkpoint),
         process_manager_active: state
@@ -858,8 +825,8 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
             .get()
             .map(|role| u64::from(role.get() == mmonboard_process::ProcessRole::Active)),
     };
-    let body = state.metrics.render(&snapshot);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+    let body = state.metrics.render(&snapshot).await;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
 }
 
 /// The OpenAPI document, kept in the repository at docs/openapi.json.

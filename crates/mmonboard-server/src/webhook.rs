@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -29,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::metrics::{Outcome, Source};
 
 /// The actor webhook commands are recorded with.
 pub const WEBHOOK_ACTOR: &str = "meta-webhook";
@@ -99,10 +99,7 @@ pub(crate) async fn receive<C: Clock + Clone>(
         .get(SIGNATURE_HEADER)
         .map(|value| value.to_str().unwrap_or(""));
     if let Err(error) = verify(config.app_secret.as_bytes(), &body, signature) {
-        state
-            .metrics
-            .webhooks_refused
-            .fetch_add(1, Ordering::Relaxed);
+        state.metrics.webhook(false);
         tracing::warn!(%error, "refused a webhook delivery");
         return Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -113,37 +110,102 @@ pub(crate) async fn receive<C: Clock + Clone>(
     let notifications = WebhookPayload::parse(&body)
         .and_then(|payload| payload.each_notification())
         .map_err(|error| {
-            state
-                .metrics
-                .webhooks_refused
-                .fetch_add(1, Ordering::Relaxed);
+            state.metrics.webhook(false);
             ApiError::bad_request(error.to_string())
         })?;
-    state
-        .metrics
-        .webhooks_accepted
-        .fetch_add(1, Ordering::Relaxed);
+    state.metrics.webhook(true);
     let delivery = hex::encode(Sha256::digest(&body));
     let mut results = Vec::with_capacity(notifications.len());
     for (index, notification) in notifications.iter().enumerate() {
         results.push(match notification {
             Ok(notification) => apply(&state, &delivery, index, notification).await?,
             // Sending it again would not make it valid: acknowledged, named, and the others still applied.
-            Err(error) => json!({ "outcome": "invalid", "message": error.to_string() }),
+            Err(error) => Applied::Invalid {
+                message: error.to_string(),
+            },
         });
     }
     // A notification for a WABA whose portfolio is not known here yet (the read model still catching up, or
     // a portfolio not connected yet) is not acknowledged: Meta delivers the whole payload again later, and
     // what was recorded from it is recognised then by its command id.
-    let status = if results
-        .iter()
-        .any(|result| result["outcome"] == "unroutable")
-    {
+    let status = if results.iter().any(Applied::wants_redelivery) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
+    let results: Vec<Value> = results.iter().map(Applied::to_json).collect();
     Ok((status, Json(json!({ "notifications": results }))).into_response())
+}
+
+/// What became of one notification of a delivery.
+enum Applied {
+    /// Nothing mmonboard records (a status it does not act on, a field it does not follow).
+    Ignored,
+    /// Not a notification mmonboard can read; acknowledged all the same.
+    Invalid { message: String },
+    /// For a WABA of no portfolio known here (yet): the delivery is not acknowledged.
+    Unroutable { waba_id: WabaId },
+    /// Its command was decided and recorded (or had been, for a redelivery).
+    Recorded {
+        portfolio_id: PortfolioId,
+        command: &'static str,
+        already_applied: bool,
+        events: Vec<&'static str>,
+    },
+    /// The domain refused its command: acknowledged, nothing recorded.
+    Refused {
+        portfolio_id: PortfolioId,
+        command: &'static str,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl Applied {
+    /// Whether Meta should deliver the payload again (answered 503).
+    fn wants_redelivery(&self) -> bool {
+        match self {
+            Self::Unroutable { .. } => true,
+            Self::Ignored | Self::Invalid { .. } | Self::Recorded { .. } | Self::Refused { .. } => {
+                false
+            }
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Ignored => json!({ "outcome": "ignored" }),
+            Self::Invalid { message } => json!({ "outcome": "invalid", "message": message }),
+            Self::Unroutable { waba_id } => json!({
+                "outcome": "unroutable",
+                "waba_id": waba_id,
+                "message": format!("WABA {waba_id} belongs to no connected portfolio known here"),
+            }),
+            Self::Recorded {
+                portfolio_id,
+                command,
+                already_applied,
+                events,
+            } => json!({
+                "outcome": if *already_applied { "already_applied" } else { "recorded" },
+                "portfolio_id": portfolio_id,
+                "command": command,
+                "events": events,
+            }),
+            Self::Refused {
+                portfolio_id,
+                command,
+                code,
+                message,
+            } => json!({
+                "outcome": "refused",
+                "portfolio_id": portfolio_id,
+                "command": command,
+                "code": code,
+                "message": message,
+            }),
+        }
+    }
 }
 
 /// What one notification asks of which portfolio.
@@ -200,9 +262,9 @@ async fn apply<C: Clock + Clone>(
     delivery: &str,
     index: usize,
     notification: &Notification,
-) -> Result<Value, ApiError> {
+) -> Result<Applied, ApiError> {
     let Some((waba_id, command)) = command_of(notification) else {
-        return Ok(json!({ "outcome": "ignored" }));
+        return Ok(Applied::Ignored);
     };
     let named = match notification {
         Notification::AccountUpdate { business_id, .. } => business_id.clone(),
@@ -220,11 +282,9 @@ async fn apply<C: Clock + Clone>(
             Some(Ok(portfolio_id)) => portfolio_id,
             _ => {
                 tracing::warn!(%waba_id, "webhook for a WABA of no known portfolio");
-                return Ok(json!({
-                    "outcome": "unroutable",
-                    "waba_id": waba_id,
-                    "message": format!("WABA {waba_id} belongs to no connected portfolio known here"),
-                }));
+                return Ok(Applied::Unroutable {
+                    waba_id: waba_id.clone(),
+                });
             }
         },
     };
@@ -234,26 +294,32 @@ async fn apply<C: Clock + Clone>(
     let context = CommandContext::new(WEBHOOK_ACTOR)
         .with_command_id(derived_command_id("meta-webhook", &[delivery, &index]))
         .with_causation(causation);
-    match state
+    let executed = state
         .service
         .execute(&portfolio_id, &command, &context)
-        .await?
-    {
-        Ok(outcome) => Ok(json!({
-            "outcome": if outcome.already_applied { "already_applied" } else { "recorded" },
-            "portfolio_id": portfolio_id,
-            "command": command.type_name(),
-            "events": outcome.events.iter().map(|logged| logged.event.type_name()).collect::<Vec<_>>(),
-        })),
+        .await;
+    state
+        .metrics
+        .command(Source::Webhook, Outcome::of(&executed));
+    match executed? {
+        Ok(outcome) => Ok(Applied::Recorded {
+            portfolio_id,
+            command: command.type_name(),
+            already_applied: outcome.already_applied,
+            events: outcome
+                .events
+                .iter()
+                .map(|logged| logged.event.type_name())
+                .collect(),
+        }),
         Err(refusal) => {
             tracing::info!(%portfolio_id, command = command.type_name(), %refusal, "webhook acknowledged; the domain refused its command");
-            Ok(json!({
-                "outcome": "refused",
-                "portfolio_id": portfolio_id,
-                "command": command.type_name(),
-                "code": refusal.code(),
-                "message": refusal.to_string(),
-            }))
+            Ok(Applied::Refused {
+                portfolio_id,
+                command: command.type_name(),
+                code: refusal.code(),
+                message: refusal.to_string(),
+            })
         }
     }
 }

@@ -38,7 +38,7 @@ use uuid::Uuid;
 use crate::backend::redact_url;
 use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
-use crate::hooks::CommitHold;
+use crate::hooks::{AppendObserver, CommitHold};
 use crate::model::{
     AppendOutcome, AppendRequest, EventMetadata, RecordedEvent, StreamId, VerifyReport,
 };
@@ -63,6 +63,8 @@ pub struct PgOptions {
     /// Test-only: holds each batch's transaction open between its insert and its COMMIT.
     #[doc(hidden)]
     pub hold_commit: Option<CommitHold>,
+    /// Told of every group commit (the server's metrics); none by default.
+    pub observer: Option<AppendObserver>,
 }
 
 impl Default for PgOptions {
@@ -72,6 +74,7 @@ impl Default for PgOptions {
             max_batch: 256,
             lock_timeout: Duration::from_secs(5),
             hold_commit: None,
+            observer: None,
         }
     }
 }
@@ -130,6 +133,7 @@ impl PgEventStore {
             lock_timeout: options.lock_timeout,
             max_batch: options.max_batch,
             hold_commit: options.hold_commit,
+            observer: options.observer,
             commits: Arc::clone(&commits),
             head: Arc::clone(&head),
         };
@@ -248,7 +252,11 @@ impl EventStore for PgEventStore {
         let append = prepare(request)?;
         let (reply, answer) = oneshot::channel();
         appends
-            .send(AppendJob { append, reply })
+            .send(AppendJob {
+                append,
+                reply,
+                queued: std::time::Instant::now(),
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

@@ -24,13 +24,15 @@ use uuid::Uuid;
 use super::{advance, non_negative, read_command_events, sql, to_i64};
 use crate::error::{AppendError, StoreError};
 use crate::hash::{CanonicalEvent, GENESIS_HASH};
-use crate::hooks::CommitHold;
+use crate::hooks::{AppendObserver, CommitHold};
 use crate::model::{AppendOutcome, RecordedEvent};
 use crate::sqlite::PreparedAppend;
 
 pub(crate) struct AppendJob {
     pub append: PreparedAppend,
     pub reply: oneshot::Sender<Reply>,
+    /// When the request was sent to the writer, for the append latency the observer sees.
+    pub queued: std::time::Instant,
 }
 
 pub(crate) type Reply = Result<AppendOutcome, AppendError>;
@@ -78,6 +80,8 @@ pub(crate) struct Writer {
     pub lock_timeout: Duration,
     pub max_batch: usize,
     pub hold_commit: Option<CommitHold>,
+    /// Told of every batch (metrics).
+    pub observer: Option<AppendObserver>,
     /// Transactions committed so far, shared with the store for observability.
     pub commits: Arc<AtomicU64>,
     /// The log's head as last committed or heard of.
@@ -89,7 +93,19 @@ impl Writer {
     pub(crate) async fn run(mut self, mut receiver: mpsc::Receiver<AppendJob>) {
         let mut batch = Vec::with_capacity(self.max_batch);
         while receiver.recv_many(&mut batch, self.max_batch).await > 0 {
+            let started = std::time::Instant::now();
             let replies = self.commit_batch(&batch).await;
+            if let Some(observer) = &self.observer {
+                observer.observe(&crate::hooks::report(
+                    started,
+                    batch.iter().map(|job| job.queued),
+                    &replies,
+                    |outcome| match outcome {
+                        AppendOutcome::Appended(events) => events.len(),
+                        AppendOutcome::AlreadyApplied(_) => 0,
+                    },
+                ));
+            }
             for (job, reply) in batch.drain(..).zip(replies) {
                 // The caller may have stopped waiting; its append stands all the same.
                 let _ = job.reply.send(reply);

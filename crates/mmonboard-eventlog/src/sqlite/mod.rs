@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
-use crate::hooks::CommitHold;
+use crate::hooks::{AppendObserver, CommitHold};
 use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
 use crate::store::{ChainVerifier, EventStore};
 use decode::ChunkDecoder;
@@ -75,6 +75,8 @@ pub struct SqliteOptions {
     /// Test-only: holds each batch's transaction open between its insert and its COMMIT.
     #[doc(hidden)]
     pub hold_commit: Option<CommitHold>,
+    /// Told of every group commit (the server's metrics); none by default.
+    pub observer: Option<AppendObserver>,
 }
 
 impl Default for SqliteOptions {
@@ -87,6 +89,7 @@ impl Default for SqliteOptions {
             read_cache_kib: 64 * 1024,
             mmap_size: 1 << 30,
             hold_commit: None,
+            observer: None,
         }
     }
 }
@@ -162,6 +165,7 @@ impl SqliteEventStore {
             commits: Arc::clone(&commits),
             head: Arc::clone(&head),
             hold_commit: options.hold_commit,
+            observer: options.observer,
         };
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {
@@ -374,7 +378,11 @@ impl EventStore for SqliteEventStore {
         let append = prepare(request)?;
         let (reply, answer) = oneshot::channel();
         appends
-            .send(AppendJob { append, reply })
+            .send(AppendJob {
+                append,
+                reply,
+                queued: std::time::Instant::now(),
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

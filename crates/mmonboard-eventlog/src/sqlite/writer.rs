@@ -22,7 +22,7 @@ use super::sql;
 use super::{read_command_events, to_i64};
 use crate::error::{AppendError, StoreError};
 use crate::hash::{CanonicalEvent, GENESIS_HASH};
-use crate::hooks::CommitHold;
+use crate::hooks::{AppendObserver, CommitHold};
 use crate::model::{
     AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
@@ -43,6 +43,8 @@ pub(crate) struct PreparedAppend {
 pub(crate) struct AppendJob {
     pub append: PreparedAppend,
     pub reply: oneshot::Sender<Reply>,
+    /// When the request was sent to the writer, for the append latency the observer sees.
+    pub queued: std::time::Instant,
 }
 
 pub(crate) type Reply = Result<AppendOutcome, AppendError>;
@@ -99,6 +101,8 @@ pub(crate) struct Writer {
     pub head: Arc<tokio::sync::watch::Sender<u64>>,
     /// Test-only: when set, the insert and the COMMIT go as two statements with this wait between.
     pub hold_commit: Option<CommitHold>,
+    /// Told of every batch (metrics).
+    pub observer: Option<AppendObserver>,
 }
 
 impl Writer {
@@ -106,7 +110,19 @@ impl Writer {
     pub(crate) async fn run(mut self, mut receiver: mpsc::Receiver<AppendJob>) {
         let mut batch = Vec::with_capacity(self.max_batch);
         while receiver.recv_many(&mut batch, self.max_batch).await > 0 {
+            let started = std::time::Instant::now();
             let replies = self.commit_batch(&batch).await;
+            if let Some(observer) = &self.observer {
+                observer.observe(&crate::hooks::report(
+                    started,
+                    batch.iter().map(|job| job.queued),
+                    &replies,
+                    |outcome| match outcome {
+                        AppendOutcome::Appended(events) => events.len(),
+                        AppendOutcome::AlreadyApplied(_) => 0,
+                    },
+                ));
+            }
             for (job, reply) in batch.drain(..).zip(replies) {
                 // The caller may have stopped waiting; its append stands all the same.
                 let _ = job.reply.send(reply);

@@ -18,6 +18,7 @@ current_thread_backend_tests!(
     a_failing_request_is_rolled_back_alone,
     malformed_requests_are_refused,
     a_constraint_hit_by_the_insert_refuses_that_request_alone,
+    the_observer_sees_each_group_commit,
 );
 
 /// On the current-thread runtime, `join!` sends every request before the writer task can
@@ -220,4 +221,55 @@ async fn a_constraint_hit_by_the_insert_refuses_that_request_alone(database: &Te
     assert_eq!(store.head_position().await.expect("head"), 3);
     assert!(store.verify().await.expect("verify").is_intact());
     store.close().await;
+}
+
+/// The observer hears of a batch once, with its size, the events it wrote and one latency per request; an
+/// append refused inside the batch counts as failed and writes nothing.
+async fn the_observer_sees_each_group_commit(database: &TestDatabase) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer = {
+        let seen = std::sync::Arc::clone(&seen);
+        mmonboard_eventlog::AppendObserver::new(move |batch| {
+            seen.lock().expect("the test's list").push(batch.clone());
+        })
+    };
+    let store = open_log_with(
+        database,
+        &mmonboard_eventlog::LogOptions::observed(observer),
+    )
+    .await;
+    let stream = unique_stream("observed");
+    let (first, conflicting, other) = tokio::join!(
+        store.append(request(&stream, ExpectedVersion::NoStream, events(2))),
+        store.append(request(&stream, ExpectedVersion::NoStream, events(1))),
+        store.append(request(
+            &unique_stream("observed-other"),
+            ExpectedVersion::Any,
+            events(3)
+        )),
+    );
+    first.expect("the first lands");
+    assert_conflict(conflicting, &stream, 2);
+    other.expect("another stream lands");
+    store.close().await;
+    let seen = seen.lock().expect("the test's list").clone();
+    assert_eq!(seen.len(), 1, "one group commit: {seen:?}");
+    let batch = &seen[0];
+    assert_eq!(
+        (
+            batch.requests,
+            batch.events_written,
+            batch.failed,
+            batch.append_latencies.len()
+        ),
+        (3, 5, 1, 3),
+        "{batch:?}"
+    );
+    assert!(
+        batch
+            .append_latencies
+            .iter()
+            .all(|latency| *latency >= batch.transaction),
+        "each request waited at least as long as the transaction that answered it: {batch:?}"
+    );
 }

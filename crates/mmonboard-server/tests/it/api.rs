@@ -208,7 +208,7 @@ async fn operations_endpoints_answer() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("mmonboard_commands_total{outcome=\"accepted\"} 1"),
+        metrics.contains("mmonboard_commands_total{source=\"api\",outcome=\"accepted\"} 1"),
         "{metrics}"
     );
     assert!(

@@ -7,6 +7,7 @@ mod disk_full;
 mod edges;
 mod filters;
 mod idempotency;
+mod metrics;
 mod recovery;
 mod stream;
 mod support;
