@@ -16,6 +16,7 @@ mod hooks;
 mod log;
 mod model;
 mod postgres;
+mod signed;
 mod sqlite;
 mod store;
 pub mod subscription;
@@ -29,6 +30,7 @@ pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
 pub use export::{
     EXPORT_FORMAT, ExportError, ExportLine, ExportRange, ExportSummary, FileBreak, FileReport,
     ImportSummary, expected_head_break, export, import, verify_export, verify_export_expecting,
+    verify_export_trusting,
 };
 pub use hash::{GENESIS_HASH, chain_hash};
 #[doc(hidden)]
@@ -39,6 +41,10 @@ pub use model::{
     NewEvent, RecordedEvent, StreamId, VerifyReport,
 };
 pub use postgres::{PgEventStore, PgOptions};
+pub use signed::{
+    CHECKPOINT_FORMAT, CheckpointError, CheckpointKey, CheckpointReport, KeyError, RecordOutcome,
+    SignedCheckpoint, SignedCheckpoints, TrustedKey, check_checkpoints, key_id_of, signed_bytes,
+};
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
 pub use subscription::{DurableSubscription, HeadWatch, Subscription, SubscriptionOptions};

@@ -13,6 +13,7 @@ mod export;
 mod large;
 mod open;
 mod postgres;
+mod signed;
 mod skip;
 mod subscription;
 mod support;
