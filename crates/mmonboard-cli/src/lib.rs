@@ -134,6 +134,26 @@ pub enum Command {
         /// with exactly that hash, which catches a log re-chained after an edit or cut back before it.
         #[arg(long, value_parser = parse_expected_head)]
         expect_head: Option<(u64, [u8; 32])>,
+        /// A public key (ed25519:<hex>, as `keys generate` prints it, or its .pub file) whose signed
+        /// checkpoints are trusted; repeatable. Every checkpoint must then be signed by one of them, and the
+        /// log must still hold each checkpointed position with exactly its hash.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
+    /// Sign a checkpoint of the chain head now (for a cron job), after checking the chain since the key's
+    /// previous checkpoint.
+    Checkpoint {
+        /// The private key file `keys generate` wrote.
+        #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
+        signing_key: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ed25519 keys for signed checkpoints.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Write the log as NDJSON, each event exactly as stored (docs/audit.md): a backup, or an auditor's copy.
     Export {
@@ -203,6 +223,15 @@ pub enum Command {
         /// Requests a token may send in one burst.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         rate_limit_burst: u32,
+        /// Sign checkpoints of the chain head with this private key (from `keys generate`), and at shutdown.
+        #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
+        signing_key: Option<PathBuf>,
+        /// With --signing-key: sign when the head is this many events past the last checkpoint.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_every_events: u64,
+        /// With --signing-key: sign at least this often (seconds) while the head moves.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        checkpoint_every_seconds: u64,
     },
     /// Manage the API tokens `serve` accepts (only their hashes are stored, next to the log).
     Tokens {
@@ -242,6 +271,16 @@ pub enum Command {
         /// A smaller run (a tenth of the sizes), for a quick look; the figures are not comparable.
         #[arg(long)]
         quick: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Write a new Ed25519 key pair: the private key to FILE (readable by its owner only), the public key to
+    /// FILE.pub; the public key is printed.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -211,11 +211,10 @@ pub async fn export<W: AsyncWrite + Unpin>(
     write_line(out, &header).await?;
     // Read before the events: every checkpoint then signs a position the export reaches (the head only
     // grows), unless `to` stops before it.
-    let checkpoints = log.signed_checkpoints().await?;
-    let mut checkpoints = checkpoints
-        .iter()
-        .filter(|checkpoint| checkpoint.position > range.after)
-        .peekable();
+    let mut checkpoints = log.signed_checkpoints().await?;
+    checkpoints.retain(|checkpoint| checkpoint.position > range.after);
+    // An index rather than a borrowing iterator: the future stays `Send` for a spawned export.
+    let mut next_checkpoint = 0;
     let mut summary = ExportSummary {
         events: 0,
         checkpoints: 0,
@@ -230,11 +229,13 @@ pub async fn export<W: AsyncWrite + Unpin>(
                 break 'pages;
             }
             write_line(out, &ExportLine::event(event, metadata)).await?;
-            while let Some(checkpoint) =
-                checkpoints.next_if(|checkpoint| checkpoint.position <= event.global_position)
+            while let Some(checkpoint) = checkpoints
+                .get(next_checkpoint)
+                .filter(|checkpoint| checkpoint.position <= event.global_position)
             {
                 write_line(out, &ExportLine::checkpoint(checkpoint)).await?;
                 summary.checkpoints += 1;
+                next_checkpoint += 1;
             }
             summary.events += 1;
             summary.last = Some((event.global_position, event.hash));
