@@ -18,4 +18,5 @@ mod skip;
 mod subscription;
 mod support;
 mod tamper;
+mod tamper_matrix;
 mod verify_live;
