@@ -135,7 +135,8 @@ async fn the_auditor_gets_checkpoints_an_export_and_a_report(backend: TestBacken
 
     // The history as of a time between the two commands holds the first only.
     let (_, all) = get(&client, format!("{base}/v1/portfolios/5550000002/history")).await;
-    let between = (started + TimeDelta::minutes(1)).to_rfc3339();
+    let between =
+        (started + TimeDelta::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (status, then) = get(
         &client,
         format!("{base}/v1/portfolios/5550000002/history?as_of={between}"),
