@@ -51,6 +51,14 @@ pub async fn run(cli: Cli) -> u8 {
         } => {
             crate::audit::verify(&database, file.as_deref(), json, expect_head, &trusted_keys).await
         }
+        Command::Report {
+            portfolio,
+            out,
+            file,
+            trusted_keys,
+        } => {
+            crate::report::report(&database, &portfolio, &out, file.as_deref(), &trusted_keys).await
+        }
         Command::Checkpoint { signing_key, json } => {
             crate::audit::checkpoint(&database, &signing_key, json).await
         }

@@ -23,6 +23,7 @@ mod audit;
 mod commands;
 pub mod flow;
 mod output;
+mod report;
 mod tokens;
 
 use std::path::PathBuf;
@@ -149,6 +150,22 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write one self-contained HTML page on a portfolio for a person to read: the integrity proof, the state
+    /// machine with its path, each WABA's verdict, templates, and the timeline of every event.
+    Report {
+        /// The Meta business portfolio id.
+        #[arg(long, value_parser = parse_portfolio_id)]
+        portfolio: PortfolioId,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read this export file instead of the database (verified and imported into a temporary log).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Public keys whose checkpoints are trusted (as for verify); repeatable.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
     },
     /// Ed25519 keys for signed checkpoints.
     Keys {
