@@ -273,9 +273,9 @@ fn wabas(page: &mut String, state: &Value) {
     page.push_str("<h2>WABAs and their ad accounts</h2>\n");
     let portfolio_reasons = reasons(&state["eligibility"]["verdict"]["portfolio_reasons"]);
     if !portfolio_reasons.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<p>Portfolio: not eligible: {}</p>\n",
+            "<p>Portfolio: not eligible: {}</p>",
             escape(&portfolio_reasons)
         );
     }
