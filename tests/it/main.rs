@@ -7,5 +7,6 @@ mod crash;
 mod docs;
 mod e2e;
 mod logs;
+mod report;
 mod support;
 mod tokens;

@@ -20,6 +20,9 @@ pub enum Endpoint {
     Events,
     EventStream,
     Metrics,
+    AuditExport,
+    AuditVerify,
+    AuditCheckpoints,
     ListTokens,
     CreateToken,
     RevokeToken,
@@ -41,6 +44,7 @@ pub struct Rule {
 const READERS: &[Role] = &[Role::Operator, Role::Auditor, Role::Admin];
 const FEED: &[Role] = &[Role::Operator, Role::Auditor, Role::Subscriber, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
+const AUDIT: &[Role] = &[Role::Auditor, Role::Admin];
 const COMMANDS: &str = "/v1/portfolios/{portfolio_id}/commands";
 
 /// The matrix. Each endpoint appears exactly once.
@@ -77,7 +81,7 @@ pub const MATRIX: &[Rule] = &[
         endpoint: Endpoint::History,
         method: "GET",
         path: "/v1/portfolios/{portfolio_id}/history",
-        what: "the history",
+        what: "the history, or its part up to as_of",
         roles: READERS,
     },
     Rule {
@@ -128,6 +132,27 @@ pub const MATRIX: &[Rule] = &[
         path: "/metrics",
         what: "Prometheus metrics on the API's listener (open on --metrics-listen)",
         roles: READERS,
+    },
+    Rule {
+        endpoint: Endpoint::AuditExport,
+        method: "GET",
+        path: "/v1/audit/export",
+        what: "the whole log as NDJSON, each event as stored, with the signed checkpoints (streamed)",
+        roles: AUDIT,
+    },
+    Rule {
+        endpoint: Endpoint::AuditVerify,
+        method: "GET",
+        path: "/v1/audit/verify",
+        what: "the verification report: chain, command records, signed checkpoints",
+        roles: AUDIT,
+    },
+    Rule {
+        endpoint: Endpoint::AuditCheckpoints,
+        method: "GET",
+        path: "/v1/audit/checkpoints",
+        what: "the signed checkpoints of the chain head",
+        roles: AUDIT,
     },
     Rule {
         endpoint: Endpoint::ListTokens,

@@ -46,14 +46,26 @@ pub async fn run(cli: Cli) -> u8 {
         Command::History { portfolio, json } => history(&database, &portfolio, json).await,
         Command::Verify {
             json,
-            file: Some(file),
+            file,
             expect_head,
-        } => crate::audit::verify_file(&file, json, expect_head),
-        Command::Verify {
-            json,
-            file: None,
-            expect_head,
-        } => verify(&database, json, expect_head).await,
+            trusted_keys,
+        } => {
+            crate::audit::verify(&database, file.as_deref(), json, expect_head, &trusted_keys).await
+        }
+        Command::Report {
+            portfolio,
+            out,
+            file,
+            trusted_keys,
+        } => {
+            crate::report::report(&database, &portfolio, &out, file.as_deref(), &trusted_keys).await
+        }
+        Command::Checkpoint { signing_key, json } => {
+            crate::audit::checkpoint(&database, &signing_key, json).await
+        }
+        Command::Keys {
+            action: crate::KeysAction::Generate { out },
+        } => crate::audit::generate_key(&out),
         Command::Export { after, to, out } => crate::audit::export(&database, after, to, out).await,
         Command::Import { file } => crate::audit::import(&database, &file).await,
         Command::Demo {
@@ -73,7 +85,23 @@ pub async fn run(cli: Cli) -> u8 {
             rate_limit_per_second,
             rate_limit_burst,
             snapshot_every,
+            signing_key,
+            checkpoint_every_events,
+            checkpoint_every_seconds,
         } => {
+            let checkpoints = match signing_key {
+                None => None,
+                Some(path) => match mmonboard_eventlog::CheckpointKey::read(&path) {
+                    Ok(key) => Some(mmonboard_server::CheckpointSetup {
+                        key,
+                        every_events: checkpoint_every_events,
+                        every: std::time::Duration::from_secs(checkpoint_every_seconds),
+                    }),
+                    Err(error) => {
+                        return invalid_input(&error.to_string()).unwrap_or(exit::FAILURE);
+                    }
+                },
+            };
             let access = mmonboard_server::AccessOptions {
                 mode: if insecure_no_auth {
                     mmonboard_server::AuthMode::InsecureNoAuth
@@ -104,6 +132,7 @@ pub async fn run(cli: Cli) -> u8 {
                     metrics_listen,
                     snapshot_every,
                     log_format,
+                    checkpoints,
                 },
             )
             .await
@@ -381,7 +410,7 @@ async fn history(database: &str, portfolio_id: &PortfolioId, as_json: bool) -> R
 }
 
 /// "1 event", "2 events".
-fn counted(count: u64, noun: &str) -> String {
+pub(crate) fn counted(count: u64, noun: &str) -> String {
     if count == 1 {
         format!("1 {noun}")
     } else {
@@ -397,64 +426,6 @@ fn truncate(text: &str, width: usize) -> String {
         cut.push('…');
         cut
     }
-}
-
-async fn verify(
-    database: &str,
-    as_json: bool,
-    expect_head: Option<(u64, [u8; 32])>,
-) -> Result<u8, Failure> {
-    let store = open_read_only(database).await?;
-    let mut report = store.verify().await?;
-    if let Some(expected) = expect_head
-        && report.is_intact()
-        && let Some(reason) =
-            mmonboard_eventlog::expected_head_break(&store, report.head, expected).await?
-    {
-        report.first_break = Some(mmonboard_eventlog::ChainBreak {
-            global_position: expected.0,
-            reason,
-        });
-    }
-    store.close().await;
-    let head = report
-        .head
-        .map(|(position, hash)| json!({ "global_position": position, "hash": hex::encode(hash) }));
-    let code = match &report.first_break {
-        None => exit::OK,
-        Some(_) => exit::LOG_BROKEN,
-    };
-    if as_json {
-        let first_break = report.first_break.as_ref().map(
-            |found| json!({ "global_position": found.global_position, "reason": found.reason }),
-        );
-        print_json(&json!({
-            "intact": report.first_break.is_none(),
-            "events_checked": report.events_checked,
-            "streams_checked": report.streams_checked,
-            "head": head,
-            "first_break": first_break,
-        }))?;
-    }
-    match &report.first_break {
-        None => {
-            if !as_json {
-                let head_text = crate::commands::head_text(report.head);
-                out!(
-                    "log intact: {} in {}{head_text}",
-                    counted(report.events_checked, "event"),
-                    counted(report.streams_checked, "stream")
-                );
-            }
-        }
-        Some(found) => {
-            eprintln!(
-                "log broken at global position {}: {}",
-                found.global_position, found.reason
-            );
-        }
-    }
-    Ok(code)
 }
 
 /// The sample scenarios shipped with mmonboard (the files in `scenarios/`), for a demo from a fresh clone.
@@ -770,6 +741,7 @@ struct ServeAccess {
     metrics_listen: Option<std::net::SocketAddr>,
     snapshot_every: u64,
     log_format: crate::logging::LogFormat,
+    checkpoints: Option<mmonboard_server::CheckpointSetup>,
 }
 
 async fn serve(
@@ -872,6 +844,7 @@ async fn serve(
             tls: serve_access.tls,
             metrics_listener,
             snapshot_every: serve_access.snapshot_every,
+            checkpoints: serve_access.checkpoints,
         },
         shutdown_signal(),
     )

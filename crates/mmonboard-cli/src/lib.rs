@@ -26,6 +26,7 @@ mod logging;
 mod output;
 mod snapshots;
 mod shell;
+mod report;
 mod tokens;
 
 use std::path::PathBuf;
@@ -160,6 +161,42 @@ pub enum Command {
         /// with exactly that hash, which catches a log re-chained after an edit or cut back before it.
         #[arg(long, value_parser = parse_expected_head)]
         expect_head: Option<(u64, [u8; 32])>,
+        /// A public key (ed25519:<hex>, as `keys generate` prints it, or its .pub file) whose signed
+        /// checkpoints are trusted; repeatable. Every checkpoint must then be signed by one of them, and the
+        /// log must still hold each checkpointed position with exactly its hash.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
+    /// Sign a checkpoint of the chain head now (for a cron job), after checking the chain since the key's
+    /// previous checkpoint.
+    Checkpoint {
+        /// The private key file `keys generate` wrote.
+        #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
+        signing_key: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one self-contained HTML page on a portfolio for a person to read: the integrity proof, the state
+    /// machine with its path, each WABA's verdict, templates, and the timeline of every event.
+    Report {
+        /// The Meta business portfolio id.
+        #[arg(long, value_parser = parse_portfolio_id)]
+        portfolio: PortfolioId,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read this export file instead of the database (verified and imported into a temporary log).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Public keys whose checkpoints are trusted (as for verify); repeatable.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
+    /// Ed25519 keys for signed checkpoints.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Write the log as NDJSON, each event exactly as stored (docs/audit.md): a backup, or an auditor's copy.
     #[command(after_help = "Example:\n  mmonboard export --out backup.ndjson")]
@@ -243,6 +280,15 @@ pub enum Command {
         /// many events, so a long history loads from there (0: no snapshots).
         #[arg(long, default_value_t = mmonboard_app::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
         snapshot_every: u64,
+        /// Sign checkpoints of the chain head with this private key (from `keys generate`), and at shutdown.
+        #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
+        signing_key: Option<PathBuf>,
+        /// With --signing-key: sign when the head is this many events past the last checkpoint.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_every_events: u64,
+        /// With --signing-key: sign at least this often (seconds) while the head moves.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        checkpoint_every_seconds: u64,
     },
     /// Manage the API tokens `serve` accepts (only their hashes are stored, next to the log).
     #[command(
@@ -314,6 +360,16 @@ pub enum Command {
         /// Write mmonboard.1 and a page per subcommand (mmonboard-serve.1, …) into this existing directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Write a new Ed25519 key pair: the private key to FILE (readable by its owner only), the public key to
+    /// FILE.pub; the public key is printed.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

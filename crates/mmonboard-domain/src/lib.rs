@@ -19,6 +19,7 @@ pub mod routing;
 pub mod snapshot;
 #[cfg(feature = "proptest")]
 pub mod testing;
+pub mod transitions;
 
 pub use aggregate::{Aggregate, Phase, ReplayError, Stage, StateView};
 pub use command::{MirroredAdAccount, OnboardingCommand};

@@ -7,6 +7,10 @@
 //! and compared), so a changed byte either changes a hashed field, which breaks the chain, or changes the
 //! form, which is refused: nothing in a file can change unseen. `docs/audit.md` describes the bytes.
 //!
+//! Signed checkpoints are exported too, each as a `checkpoint` line right after the event at its position, so
+//! that a verifier checks each against the chain as it reads (an export written before checkpoints existed
+//! simply has none, and reads as before).
+//!
 //! Command records are not exported: an import rebuilds each command's record from its events (a command's
 //! events are consecutive and carry its id), which is what `verify` cross-checks. Commands that wrote no
 //! event (recorded only so a retry is recognised) are not carried over.
@@ -22,6 +26,7 @@ use crate::error::StoreError;
 use crate::hash::GENESIS_HASH;
 use crate::log::{EventLog, LogOptions};
 use crate::model::{EventMetadata, RecordedEvent, StreamId};
+use crate::signed::{SignedCheckpoint, TrustedKey};
 use crate::store::{ChainVerifier, EventStore};
 use crate::{Backend, PgEventStore, SqliteEventStore};
 
@@ -58,9 +63,33 @@ pub enum ExportLine {
         payload: String,
         hash: String,
     },
+    /// A signed checkpoint of the event just before it (docs/audit.md, "The bytes that are signed").
+    Checkpoint {
+        position: u64,
+        /// The signed chain hash at `position`, hex.
+        hash: String,
+        /// Unix microseconds, as signed.
+        recorded_at: i64,
+        key_id: String,
+        /// The Ed25519 public key, hex.
+        public_key: String,
+        /// The Ed25519 signature, hex.
+        signature: String,
+    },
 }
 
 impl ExportLine {
+    fn checkpoint(checkpoint: &SignedCheckpoint) -> Self {
+        Self::Checkpoint {
+            position: checkpoint.position,
+            hash: hex::encode(checkpoint.head_hash),
+            recorded_at: checkpoint.recorded_at_micros,
+            key_id: checkpoint.key_id.clone(),
+            public_key: hex::encode(checkpoint.public_key),
+            signature: hex::encode(checkpoint.signature),
+        }
+    }
+
     fn event(event: &RecordedEvent, metadata: &str) -> Self {
         Self::Event {
             position: event.global_position,
@@ -90,6 +119,8 @@ pub struct ExportRange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
     pub events: u64,
+    /// Signed checkpoints written.
+    pub checkpoints: u64,
     /// The last exported event's position and hash.
     pub last: Option<(u64, [u8; 32])>,
 }
@@ -130,6 +161,10 @@ pub struct FileReport {
     pub events_checked: u64,
     /// The last sound event's position and hash.
     pub head: Option<(u64, [u8; 32])>,
+    /// Signed checkpoints found sound.
+    pub checkpoints_checked: u64,
+    /// The sound checkpoint of the highest position.
+    pub newest_checkpoint: Option<SignedCheckpoint>,
     pub first_break: Option<FileBreak>,
 }
 
@@ -174,8 +209,15 @@ pub async fn export<W: AsyncWrite + Unpin>(
         previous_hash: hex::encode(previous_hash),
     };
     write_line(out, &header).await?;
+    // Read before the events: every checkpoint then signs a position the export reaches (the head only
+    // grows), unless `to` stops before it.
+    let mut checkpoints = log.signed_checkpoints().await?;
+    checkpoints.retain(|checkpoint| checkpoint.position > range.after);
+    // An index rather than a borrowing iterator: the future stays `Send` for a spawned export.
+    let mut next_checkpoint = 0;
     let mut summary = ExportSummary {
         events: 0,
+        checkpoints: 0,
         last: None,
     };
     let mut after = range.after;
@@ -187,6 +229,14 @@ pub async fn export<W: AsyncWrite + Unpin>(
                 break 'pages;
             }
             write_line(out, &ExportLine::event(event, metadata)).await?;
+            while let Some(checkpoint) = checkpoints
+                .get(next_checkpoint)
+                .filter(|checkpoint| checkpoint.position <= event.global_position)
+            {
+                write_line(out, &ExportLine::checkpoint(checkpoint)).await?;
+                summary.checkpoints += 1;
+                next_checkpoint += 1;
+            }
             summary.events += 1;
             summary.last = Some((event.global_position, event.hash));
             after = event.global_position;
@@ -203,7 +253,7 @@ pub async fn export<W: AsyncWrite + Unpin>(
     Ok(summary)
 }
 
-async fn read_as_stored(
+pub(crate) async fn read_as_stored(
     log: &EventLog,
     after: u64,
     limit: usize,
@@ -234,19 +284,35 @@ struct FileChecker {
     line: u64,
     after: Option<u64>,
     verifier: ChainVerifier,
+    /// The keys checkpoints must be signed by (none: any key, as long as its signature verifies).
+    trusted: Vec<TrustedKey>,
+    /// The last sound event's position and hash.
+    last: Option<(u64, [u8; 32])>,
+    /// The position of the last sound checkpoint, to say where a rewrite happened.
+    last_checkpoint: u64,
+}
+
+/// One line, checked.
+enum Checked {
+    Header,
+    Event(RecordedEvent, String),
+    Checkpoint(SignedCheckpoint),
 }
 
 impl FileChecker {
-    fn new() -> Self {
+    fn new(trusted: Vec<TrustedKey>) -> Self {
         Self {
             line: 0,
             after: None,
             verifier: ChainVerifier::new(),
+            trusted,
+            last: None,
+            last_checkpoint: 0,
         }
     }
 
-    /// Checks the next line (without its newline); an event line gives the event and its metadata text.
-    fn line(&mut self, text: &str) -> Result<Option<(RecordedEvent, String)>, FileBreak> {
+    /// Checks the next line (without its newline).
+    fn line(&mut self, text: &str) -> Result<Checked, FileBreak> {
         self.line += 1;
         let line = self.line;
         let broken = |global_position: Option<u64>, reason: String| FileBreak {
@@ -259,7 +325,9 @@ impl FileChecker {
         let canonical = serde_json::to_string(&parsed)
             .map_err(|error| broken(None, format!("cannot re-serialize the line: {error}")))?;
         let position = match &parsed {
-            ExportLine::Event { position, .. } => Some(*position),
+            ExportLine::Event { position, .. } | ExportLine::Checkpoint { position, .. } => {
+                Some(*position)
+            }
             ExportLine::Header { .. } => None,
         };
         if canonical != text {
@@ -296,15 +364,73 @@ impl FileChecker {
                 }
                 self.after = Some(after);
                 self.verifier = ChainVerifier::starting_after(after, previous_hash);
-                Ok(None)
+                self.last_checkpoint = after;
+                Ok(Checked::Header)
             }
             (ExportLine::Header { .. }, Some(_)) => {
                 Err(broken(None, "a second header line".to_owned()))
             }
-            (ExportLine::Event { .. }, None) => Err(broken(
+            (ExportLine::Event { .. } | ExportLine::Checkpoint { .. }, None) => Err(broken(
                 position,
                 "the file does not start with an export header".to_owned(),
             )),
+            (
+                ExportLine::Checkpoint {
+                    position,
+                    hash,
+                    recorded_at,
+                    key_id,
+                    public_key,
+                    signature,
+                },
+                Some(_),
+            ) => {
+                let at = Some(position);
+                let head_hash = hash_of(&hash)
+                    .ok_or_else(|| broken(at, "the hash is not 64 hex digits".to_owned()))?;
+                let public_key = hex_bytes::<32>(&public_key)
+                    .ok_or_else(|| broken(at, "the public key is not 64 hex digits".to_owned()))?;
+                let signature = hex_bytes::<64>(&signature)
+                    .ok_or_else(|| broken(at, "the signature is not 128 hex digits".to_owned()))?;
+                let checkpoint = SignedCheckpoint {
+                    position,
+                    head_hash,
+                    recorded_at_micros: recorded_at,
+                    key_id,
+                    public_key,
+                    signature,
+                };
+                checkpoint
+                    .check(&self.trusted)
+                    .map_err(|reason| broken(at, reason))?;
+                match self.last {
+                    Some((last, last_hash)) if last == position => {
+                        if last_hash != head_hash {
+                            return Err(broken(
+                                at,
+                                crate::signed::rewritten(
+                                    &checkpoint,
+                                    &last_hash,
+                                    self.last_checkpoint,
+                                ),
+                            ));
+                        }
+                    }
+                    last => {
+                        let last = last.map_or(self.after.unwrap_or(0), |(last, _)| last);
+                        return Err(broken(
+                            at,
+                            format!(
+                                "a checkpoint of position {position} follows the event at position \
+                                 {last}: an export writes each checkpoint right after the event it \
+                                 signs (events were removed or lines moved)"
+                            ),
+                        ));
+                    }
+                }
+                self.last_checkpoint = position;
+                Ok(Checked::Checkpoint(checkpoint))
+            }
             (
                 ExportLine::Event {
                     position,
@@ -354,7 +480,8 @@ impl FileChecker {
                 if let Some(reason) = self.verifier.break_reason() {
                     return Err(broken(at, reason.to_owned()));
                 }
-                Ok(Some((event, metadata_text)))
+                self.last = Some((event.global_position, event.hash));
+                Ok(Checked::Event(event, metadata_text))
             }
         }
     }
@@ -373,19 +500,25 @@ impl FileChecker {
             after,
             events_checked: report.events_checked,
             head: report.head,
+            checkpoints_checked: 0,
+            newest_checkpoint: None,
             first_break: None,
         })
     }
 }
 
 fn hash_of(text: &str) -> Option<[u8; 32]> {
-    let mut hash = [0; 32];
+    hex_bytes::<32>(text)
+}
+
+fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let mut bytes = [0; N];
     // Lower-case only: the form an export writes.
     if text.bytes().any(|byte| byte.is_ascii_uppercase()) {
         return None;
     }
-    hex::decode_to_slice(text, &mut hash).ok()?;
-    Some(hash)
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Verifies an export file without any database, naming the first broken line and position.
@@ -399,11 +532,23 @@ pub fn verify_export_expecting<R: BufRead>(
     reader: R,
     expect_head: Option<(u64, [u8; 32])>,
 ) -> Result<FileReport, ExportError> {
-    let mut checker = FileChecker::new();
+    verify_export_trusting(reader, expect_head, &[])
+}
+
+/// [`verify_export_expecting`], and every checkpoint in the file signed by one of `trusted` (when not
+/// empty), of which there must be at least one: the file then proves itself up to its newest checkpoint.
+pub fn verify_export_trusting<R: BufRead>(
+    reader: R,
+    expect_head: Option<(u64, [u8; 32])>,
+    trusted: &[TrustedKey],
+) -> Result<FileReport, ExportError> {
+    let mut checker = FileChecker::new(trusted.to_vec());
     let mut report = FileReport {
         after: 0,
         events_checked: 0,
         head: None,
+        checkpoints_checked: 0,
+        newest_checkpoint: None,
         first_break: None,
     };
     for text in reader.lines() {
@@ -412,7 +557,11 @@ pub fn verify_export_expecting<R: BufRead>(
             source,
         })?;
         match checker.line(&text) {
-            Ok(Some((event, _))) => {
+            Ok(Checked::Checkpoint(checkpoint)) => {
+                report.checkpoints_checked += 1;
+                report.newest_checkpoint = Some(checkpoint);
+            }
+            Ok(Checked::Event(event, _)) => {
                 if let Some((position, hash)) = expect_head
                     && position == event.global_position
                     && hash != event.hash
@@ -432,7 +581,7 @@ pub fn verify_export_expecting<R: BufRead>(
                 report.events_checked += 1;
                 report.head = Some((event.global_position, event.hash));
             }
-            Ok(None) => report.after = checker.after.unwrap_or(0),
+            Ok(Checked::Header) => report.after = checker.after.unwrap_or(0),
             Err(found) => {
                 report.first_break = Some(found);
                 return Ok(report);
@@ -442,6 +591,16 @@ pub fn verify_export_expecting<R: BufRead>(
     let line = checker.line + 1;
     if let Err(found) = checker.finish() {
         report.first_break = Some(found);
+        return Ok(report);
+    }
+    if !trusted.is_empty() && report.newest_checkpoint.is_none() {
+        report.first_break = Some(FileBreak {
+            line,
+            global_position: None,
+            reason:
+                "no checkpoint signed by a trusted key: nothing proves the file was not rewritten"
+                    .to_owned(),
+        });
         return Ok(report);
     }
     if let Some((position, _)) = expect_head {
@@ -503,6 +662,7 @@ pub async fn expected_head_break(
 pub struct ImportSummary {
     pub events: u64,
     pub commands: u64,
+    pub checkpoints: u64,
     /// The imported head: the same position and hash as the exported log's.
     pub head: Option<(u64, [u8; 32])>,
 }
@@ -556,6 +716,13 @@ impl Target {
         }
     }
 
+    async fn checkpoint(&mut self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(target) => target.checkpoint(checkpoint).await,
+            Self::Postgres(target) => target.checkpoint(checkpoint).await,
+        }
+    }
+
     async fn commit(self) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(target) => target.commit().await,
@@ -575,11 +742,12 @@ async fn import_into<R: AsyncBufRead + Unpin>(
     target: &mut Target,
     reader: R,
 ) -> Result<ImportSummary, ExportError> {
-    let mut checker = FileChecker::new();
+    let mut checker = FileChecker::new(Vec::new());
     let mut lines = reader.lines();
     let mut summary = ImportSummary {
         events: 0,
         commands: 0,
+        checkpoints: 0,
         head: None,
     };
     let mut run: Option<CommandRecord> = None;
@@ -587,19 +755,27 @@ async fn import_into<R: AsyncBufRead + Unpin>(
         what: "cannot read the export file".to_owned(),
         source,
     })? {
-        let Some((event, metadata)) = checker.line(&text).map_err(ExportError::Broken)? else {
-            if checker.after != Some(0) {
-                return Err(ExportError::Broken(FileBreak {
-                    line: checker.line,
-                    global_position: None,
-                    reason: format!(
-                        "the export starts after position {}: only an export of the whole log can be \
-                         imported",
-                        checker.after.unwrap_or(0)
-                    ),
-                }));
+        let (event, metadata) = match checker.line(&text).map_err(ExportError::Broken)? {
+            Checked::Event(event, metadata) => (event, metadata),
+            Checked::Checkpoint(checkpoint) => {
+                target.checkpoint(&checkpoint).await?;
+                summary.checkpoints += 1;
+                continue;
             }
-            continue;
+            Checked::Header => {
+                if checker.after != Some(0) {
+                    return Err(ExportError::Broken(FileBreak {
+                        line: checker.line,
+                        global_position: None,
+                        reason: format!(
+                            "the export starts after position {}: only an export of the whole log can be \
+                         imported",
+                            checker.after.unwrap_or(0)
+                        ),
+                    }));
+                }
+                continue;
+            }
         };
         target.event(&event, &metadata).await?;
         summary.events += 1;

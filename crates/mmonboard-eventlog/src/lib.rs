@@ -17,6 +17,7 @@ mod log;
 mod model;
 mod postgres;
 mod snapshots;
+mod signed;
 mod sqlite;
 mod store;
 pub mod subscription;
@@ -30,6 +31,7 @@ pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
 pub use export::{
     EXPORT_FORMAT, ExportError, ExportLine, ExportRange, ExportSummary, FileBreak, FileReport,
     ImportSummary, expected_head_break, export, import, verify_export, verify_export_expecting,
+    verify_export_trusting,
 };
 pub use hash::{GENESIS_HASH, chain_hash};
 #[doc(hidden)]
@@ -41,6 +43,10 @@ pub use model::{
 };
 pub use postgres::{PgEventStore, PgOptions};
 pub use snapshots::{SNAPSHOT_MIGRATIONS_TABLE, SnapshotStore, StoredSnapshot};
+pub use signed::{
+    CHECKPOINT_FORMAT, CheckpointError, CheckpointKey, CheckpointReport, KeyError, RecordOutcome,
+    SignedCheckpoint, SignedCheckpoints, TrustedKey, check_checkpoints, key_id_of, signed_bytes,
+};
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
 pub use subscription::{DurableSubscription, HeadWatch, Subscription, SubscriptionOptions};

@@ -80,6 +80,17 @@ impl EventLog {
         }
     }
 
+    /// The signed checkpoints beside the log, by position then key id (read on the log's own readers, so a
+    /// read-only log has them too; none on a log whose schema predates them).
+    pub async fn signed_checkpoints(
+        &self,
+    ) -> Result<Vec<crate::signed::SignedCheckpoint>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.signed_checkpoints().await,
+            Self::Postgres(store) => store.signed_checkpoints().await,
+        }
+    }
+
     /// Write transactions committed by this process so far (group commit makes it grow slower than appends).
     pub fn committed_batches(&self) -> u64 {
         match self {

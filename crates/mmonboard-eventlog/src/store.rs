@@ -210,6 +210,11 @@ impl ChainVerifier {
         self.next_position = position + 1;
     }
 
+    /// The first break found in the events fed so far.
+    pub(crate) fn first_break(&self) -> Option<&ChainBreak> {
+        self.first_break.as_ref()
+    }
+
     /// Why the events fed so far are broken, if they are.
     pub(crate) fn break_reason(&self) -> Option<&str> {
         self.first_break.as_ref().map(|found| found.reason.as_str())

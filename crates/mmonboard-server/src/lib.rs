@@ -5,7 +5,9 @@
 //! access layer (`auth.rs`): bearer tokens checked against a cached copy of the token store, the role
 //! matrix, a per-token rate limit, and a global limit of requests in flight; TLS is optional (rustls).
 
+mod audit;
 mod auth;
+mod checkpointer;
 mod cloudevents;
 mod error;
 mod metrics;
@@ -29,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{AccessOptions, AuthMode, DEFAULT_REFRESH, RateLimit};
+pub use checkpointer::CheckpointSetup;
 pub use error::ServerError;
 pub use token_cache::Principal;
 pub use webhook::{WEBHOOK_ACTOR, WebhookConfig};
@@ -53,6 +56,8 @@ pub(crate) struct AppState<C> {
     pub process_role: std::sync::OnceLock<mmonboard_process::RoleWatch>,
     /// Tokens, roles and limits; also what `/readyz` reports of them.
     pub access: Arc<auth::AccessControl<C>>,
+    /// The checkpoint signer's supervisor, likewise (when `--signing-key` is given).
+    pub checkpoint_health: supervise::TaskHealth,
 }
 
 /// The process manager to run beside the API: it drives onboardings forward through Meta.
@@ -76,6 +81,8 @@ pub struct ServeOptions<G = HttpGateway> {
     pub metrics_listener: Option<TcpListener>,
     /// Store a portfolio's folded state beside the log every this many events (0: no snapshots).
     pub snapshot_every: u64,
+    /// Sign checkpoints of the chain head with this key, this often, and at shutdown.
+    pub checkpoints: Option<CheckpointSetup>,
 }
 
 /// The PEM files `--tls-cert` and `--tls-key` name.
@@ -94,6 +101,7 @@ impl<G> Default for ServeOptions<G> {
             tls: None,
             metrics_listener: None,
             snapshot_every: mmonboard_app::DEFAULT_SNAPSHOT_EVERY,
+            checkpoints: None,
         }
     }
 }
@@ -196,6 +204,7 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         process_health: supervise::TaskHealth::default(),
         process_role: std::sync::OnceLock::new(),
         access: Arc::clone(&access),
+        checkpoint_health: supervise::TaskHealth::default(),
     });
 
     let projector = Arc::new(tokio::sync::Mutex::new(Projector::new(
@@ -233,13 +242,46 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         .await;
     });
 
+    let signer = match options.checkpoints {
+        None => None,
+        Some(setup) => {
+            let checkpoints = mmonboard_eventlog::SignedCheckpoints::open(database_url).await?;
+            let (signer_store, signer_state, signer_stop) =
+                (Arc::clone(&store), Arc::clone(&state), stopped.clone());
+            let (signer_checkpoints, signer_setup, signer_clock) =
+                (checkpoints.clone(), setup.clone(), clock.clone());
+            let task = tokio::spawn(async move {
+                let worked = AtomicBool::new(false);
+                supervise::supervise(
+                    "checkpoint signer",
+                    &signer_state.checkpoint_health,
+                    signer_stop.clone(),
+                    || worked.load(Ordering::SeqCst),
+                    || {
+                        worked.store(false, Ordering::SeqCst);
+                        checkpointer::run(
+                            &signer_store,
+                            &signer_checkpoints,
+                            &signer_setup,
+                            &signer_clock,
+                            signer_stop.clone(),
+                            &worked,
+                        )
+                    },
+                )
+                .await;
+            });
+            Some((task, checkpoints, setup))
+        }
+    };
+
     let process = match options.process {
         None => None,
         Some(setup) => {
             let manager = ProcessManager::open(
                 Arc::clone(&store),
                 database_url,
-                clock,
+                clock.clone(),
                 Arc::new(metrics::MeteredGateway::new(
                     setup.gateway,
                     Arc::clone(&metrics),
@@ -352,6 +394,14 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     let _ = projector.await;
     if let Some(process) = process {
         let _ = process.await;
+    }
+    if let Some((task, checkpoints, setup)) = signer {
+        let _ = task.await;
+        // Everything acknowledged is in the log now: sign its head once more.
+        if let Err(error) = checkpointer::sign(&store, &checkpoints, &setup.key, &clock).await {
+            tracing::error!(%error, "the checkpoint at shutdown was not signed");
+        }
+        checkpoints.close().await;
     }
     // Before the log: its last act folds the WAL into the file, which an open connection would hold up.
     if let Some(snapshots) = state.service.snapshots() {

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use mmonboard_app::json::{accepted_json, history_entry_json};
+use mmonboard_app::json::accepted_json;
 use mmonboard_app::{Clock, CommandContext};
 use mmonboard_domain::ids::{PortfolioId, TemplateId, WabaId};
 use mmonboard_domain::{MessageKind, OnboardingCommand, ProductPolicy, Refusal, route};
@@ -37,7 +37,13 @@ pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
         .route("/v1/portfolios/{portfolio_id}/commands", post(command::<C>))
         .route("/v1/portfolios", get(portfolios::<C>))
         .route("/v1/portfolios/{portfolio_id}", get(portfolio_state::<C>))
-        .route("/v1/portfolios/{portfolio_id}/history", get(history::<C>))
+        .route(
+            "/v1/portfolios/{portfolio_id}/history",
+            get(crate::audit::history::<C>),
+        )
+        .route("/v1/audit/export", get(crate::audit::export::<C>))
+        .route("/v1/audit/verify", get(crate::audit::verify::<C>))
+        .route("/v1/audit/checkpoints", get(crate::audit::checkpoints::<C>))
         .route("/v1/portfolios/{portfolio_id}/status", get(status::<C>))
         .route(
             "/v1/portfolios/{portfolio_id}/ad-accounts",
@@ -88,7 +94,9 @@ pub(crate) fn metrics_router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Route
 /// misspelt `as_of` would otherwise answer the state now as if it were the state then).
 fn query_parameters_of(route: &str) -> &'static [&'static str] {
     match route {
-        "/v1/portfolios/{portfolio_id}" => &["as_of"],
+        "/v1/portfolios/{portfolio_id}" | "/v1/portfolios/{portfolio_id}/history" => &["as_of"],
+        "/v1/audit/export" => &["after", "to"],
+        "/v1/audit/verify" => &["trusted_key"],
         "/v1/route" => &["portfolio_id", "waba_id", "template_id", "kind", "policy"],
         "/v1/portfolios" => &["phase", "after", "limit"],
         "/v1/events" => &["after", "limit", "portfolio_id", "type"],
@@ -265,7 +273,7 @@ pub(crate) fn body_rejection(rejection: &BytesRejection) -> ApiError {
     }
 }
 
-fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
+pub(crate) fn portfolio(raw: &str) -> Result<PortfolioId, ApiError> {
     PortfolioId::parse(raw).map_err(|error| ApiError::bad_request(error.to_string()))
 }
 
@@ -380,7 +388,7 @@ async fn command<C: Clock + Clone>(
     }
 }
 
-fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value)
         .map(|time| time.with_timezone(&Utc))
         .map_err(|error| ApiError::bad_request(format!("{name} is not an RFC 3339 time ({error})")))
@@ -415,22 +423,6 @@ async fn portfolio_state<C: Clock + Clone>(
         map.insert("as_of".into(), json!(as_of));
     }
     Ok(Json(view))
-}
-
-async fn history<C: Clock + Clone>(
-    State(state): Shared<C>,
-    Path(portfolio_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let portfolio_id = portfolio(&portfolio_id)?;
-    let entries = state.service.history(&portfolio_id).await?;
-    if entries.is_empty() {
-        return Err(ApiError::not_found(
-            "unknown_portfolio",
-            format!("portfolio {portfolio_id} has no recorded onboarding"),
-        ));
-    }
-    let entries: Vec<Value> = entries.iter().map(history_entry_json).collect();
-    Ok(Json(json!(entries)))
 }
 
 async fn status<C: Clock + Clone>(
@@ -549,7 +541,10 @@ async fn routing<C: Clock + Clone>(
 type Pairs = Query<Vec<(String, String)>>;
 
 /// The one value of a parameter that may appear at most once: a repeated `after` or `limit` is ambiguous.
-fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn single<'a>(
+    pairs: &'a [(String, String)],
+    name: &str,
+) -> Result<Option<&'a str>, ApiError> {
     let mut values = pairs.iter().filter(|(key, _)| key == name);
     let first = values.next().map(|(_, value)| value.as_str());
     if values.next().is_some() {
@@ -771,6 +766,7 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
     let degraded: Vec<String> = [
         ("the projector", state.projector_health.failure()),
         ("the process manager", state.process_health.failure()),
+        ("the checkpoint signer", state.checkpoint_health.failure()),
     ]
     .into_iter()
     .filter_map(|(task, failure)| Some(format!("{task} is restarting after: {}", failure?)))

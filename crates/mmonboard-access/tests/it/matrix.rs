@@ -18,6 +18,9 @@ fn every_endpoint() -> Vec<Endpoint> {
         Endpoint::Events,
         Endpoint::EventStream,
         Endpoint::Metrics,
+        Endpoint::AuditExport,
+        Endpoint::AuditVerify,
+        Endpoint::AuditCheckpoints,
         Endpoint::ListTokens,
         Endpoint::CreateToken,
         Endpoint::RevokeToken,
@@ -36,6 +39,9 @@ fn every_endpoint() -> Vec<Endpoint> {
             | Endpoint::Events
             | Endpoint::EventStream
             | Endpoint::Metrics
+            | Endpoint::AuditExport
+            | Endpoint::AuditVerify
+            | Endpoint::AuditCheckpoints
             | Endpoint::ListTokens
             | Endpoint::CreateToken
             | Endpoint::RevokeToken => {}

@@ -7,3 +7,4 @@ mod routing;
 mod rules;
 mod snapshot;
 mod support;
+mod transitions;

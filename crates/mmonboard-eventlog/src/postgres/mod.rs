@@ -493,6 +493,16 @@ impl PgEventStore {
     }
 }
 
+impl PgEventStore {
+    /// The signed checkpoints beside the log, by position (none on a log whose schema predates them).
+    pub(crate) async fn signed_checkpoints(
+        &self,
+    ) -> Result<Vec<crate::signed::SignedCheckpoint>, StoreError> {
+        let mut connection = self.reader().await?;
+        crate::signed::list_on_postgres(&mut connection).await
+    }
+}
+
 /// Writes exported rows verbatim into an empty PostgreSQL log, in one transaction holding the log's
 /// write lock: either every row lands or none does, and no append can interleave.
 pub(crate) struct PgImport {
@@ -552,6 +562,14 @@ impl PgImport {
             .bind(record.recorded_at_micros)
             .execute(&mut self.connection)
             .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn checkpoint(
+        &mut self,
+        checkpoint: &crate::signed::SignedCheckpoint,
+    ) -> Result<(), StoreError> {
+        crate::signed::insert_on_postgres(&mut self.connection, checkpoint).await?;
         Ok(())
     }
 

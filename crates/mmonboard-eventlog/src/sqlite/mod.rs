@@ -706,6 +706,16 @@ impl SqliteEventStore {
     }
 }
 
+impl SqliteEventStore {
+    /// The signed checkpoints beside the log, by position (none on a log whose schema predates them).
+    pub(crate) async fn signed_checkpoints(
+        &self,
+    ) -> Result<Vec<crate::signed::SignedCheckpoint>, StoreError> {
+        let mut connection = self.reader().await?;
+        crate::signed::list_on_sqlite(&mut connection).await
+    }
+}
+
 /// Writes exported rows verbatim into an empty SQLite log, on a connection of its own under one
 /// `BEGIN IMMEDIATE` transaction: either every row lands or none does.
 pub(crate) struct SqliteImport {
@@ -766,6 +776,14 @@ impl SqliteImport {
             .bind(record.recorded_at_micros)
             .execute(&mut self.connection)
             .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn checkpoint(
+        &mut self,
+        checkpoint: &crate::signed::SignedCheckpoint,
+    ) -> Result<(), StoreError> {
+        crate::signed::insert_on_sqlite(&mut self.connection, checkpoint).await?;
         Ok(())
     }
 
