@@ -6,7 +6,6 @@
 //! matrix, a per-token rate limit, and a global limit of requests in flight; TLS is optional (rustls).
 
 mod auth;
-mod cloudevents;
 mod error;
 mod metrics;
 mod routes;
@@ -53,6 +52,10 @@ pub(crate) struct AppState<C> {
     pub process_role: std::sync::OnceLock<mmonboard_process::RoleWatch>,
     /// Tokens, roles and limits; also what `/readyz` reports of them.
     pub access: Arc<auth::AccessControl<C>>,
+    /// The outbox relay's supervisor, likewise.
+    pub relay_health: supervise::TaskHealth,
+    /// The relay's counters, for `/metrics` and `/readyz` (set when one runs).
+    pub relay: std::sync::OnceLock<Arc<mmonboard_relay::RelayStats>>,
 }
 
 /// The process manager to run beside the API: it drives onboardings forward through Meta.
@@ -74,6 +77,8 @@ pub struct ServeOptions<G = HttpGateway> {
     pub tls: Option<TlsFiles>,
     /// A second listener serving `/metrics` alone, without credentials (for a scraper on a private network).
     pub metrics_listener: Option<TcpListener>,
+    /// The outbox relay to NATS JetStream (`--nats-url`); without it no stream is fed from this server.
+    pub relay: Option<mmonboard_relay::RelayOptions>,
 }
 
 /// The PEM files `--tls-cert` and `--tls-key` name.
@@ -91,6 +96,7 @@ impl<G> Default for ServeOptions<G> {
             access: AccessOptions::default(),
             tls: None,
             metrics_listener: None,
+            relay: None,
         }
     }
 }
@@ -176,6 +182,8 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         process_health: supervise::TaskHealth::default(),
         process_role: std::sync::OnceLock::new(),
         access: Arc::clone(&access),
+        relay_health: supervise::TaskHealth::default(),
+        relay: std::sync::OnceLock::new(),
     });
 
     let projector = Arc::new(tokio::sync::Mutex::new(Projector::new(
@@ -262,6 +270,44 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         }
     };
 
+    let relay = match options.relay {
+        None => None,
+        Some(relay_options) => {
+            let relay = Arc::new(
+                mmonboard_relay::Relay::open(Arc::clone(&store), database_url, relay_options)
+                    .await?,
+            );
+            let _ = state.relay.set(relay.stats());
+            let relay_state = Arc::clone(&state);
+            let relay_stop = stopped.clone();
+            Some(tokio::spawn(async move {
+                let stats = relay.stats();
+                supervise::supervise(
+                    "relay",
+                    &relay_state.relay_health,
+                    relay_stop.clone(),
+                    // Connected with the stream read (or standing by): NATS answers again.
+                    || stats.working(),
+                    || {
+                        let relay = Arc::clone(&relay);
+                        let mut stop = relay_stop.clone();
+                        async move {
+                            // A lost lease ends an attempt well: stand by again until shutdown.
+                            loop {
+                                relay.run_once(&mut stop).await?;
+                                if *stop.borrow() {
+                                    return Ok::<(), mmonboard_relay::RelayError>(());
+                                }
+                            }
+                        }
+                    },
+                )
+                .await;
+                relay.close().await;
+            }))
+        }
+    };
+
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
@@ -324,6 +370,9 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     let _ = projector.await;
     if let Some(process) = process {
         let _ = process.await;
+    }
+    if let Some(relay) = relay {
+        let _ = relay.await;
     }
     drop(state);
     if let Ok(store) = Arc::try_unwrap(store) {

@@ -26,11 +26,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::cloudevents::to_cloud_event;
 use crate::error::ApiError;
 use crate::metrics::Snapshot;
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
+use mmonboard_app::cloudevents::to_cloud_event;
 
 type Shared<C> = State<Arc<AppState<C>>>;
 
@@ -801,6 +801,7 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
     let degraded: Vec<String> = [
         ("the projector", state.projector_health.failure()),
         ("the process manager", state.process_health.failure()),
+        ("the JetStream relay", state.relay_health.failure()),
     ]
     .into_iter()
     .filter_map(|(task, failure)| Some(format!("{task} is restarting after: {}", failure?)))
@@ -819,6 +820,9 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
             // A standby is ready: it serves the API, and takes over Meta's steps if the holder goes away.
             if let Some(role) = state.process_role.get() {
                 body["process_manager"] = json!(role.get().as_str());
+            }
+            if let Some(relay) = state.relay.get() {
+                body["relay"] = json!(if relay.active() { "active" } else { "standby" });
             }
             Json(body).into_response()
         }
@@ -857,7 +861,10 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
             .get()
             .map(|role| u64::from(role.get() == mmonboard_process::ProcessRole::Active)),
     };
-    let body = state.metrics.render(&snapshot);
+    let mut body = state.metrics.render(&snapshot);
+    if let Some(relay) = state.relay.get() {
+        body.push_str(&relay.render(head));
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
