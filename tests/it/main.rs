@@ -5,5 +5,6 @@ mod audit;
 mod cli;
 mod docs;
 mod e2e;
+mod relay;
 mod support;
 mod tokens;

@@ -59,7 +59,28 @@ pub async fn run(cli: Cli) -> u8 {
             scenarios,
             time_factor,
         } => run_demo(&database, &scenarios, time_factor).await,
-        Command::Bench { json, quick } => bench(&database, json, quick).await,
+        Command::Bench {
+            json,
+            quick,
+            nats_url,
+        } => bench(&database, json, quick, &nats_url).await,
+        Command::Relay {
+            nats_url,
+            from_position,
+            stream,
+            subject_prefix,
+            lease_ttl,
+        } => {
+            let mut options = mmonboard_relay::RelayOptions::new(nats_url);
+            options.lease = mmonboard_process::LeaseOptions {
+                ttl: lease_ttl,
+                renew_every: lease_ttl / 3,
+            };
+            options.from_position = from_position;
+            options.stream = stream;
+            options.subject_prefix = subject_prefix;
+            crate::relay::relay(&database, options).await
+        }
         Command::Serve {
             listen,
             meta_base_url,
@@ -71,7 +92,16 @@ pub async fn run(cli: Cli) -> u8 {
             max_in_flight,
             rate_limit_per_second,
             rate_limit_burst,
+            nats_url,
+            nats_stream,
+            nats_subject_prefix,
         } => {
+            let relay = nats_url.map(|nats_url| {
+                let mut options = mmonboard_relay::RelayOptions::new(nats_url);
+                options.stream = nats_stream;
+                options.subject_prefix = nats_subject_prefix;
+                options
+            });
             let access = mmonboard_server::AccessOptions {
                 mode: if insecure_no_auth {
                     mmonboard_server::AuthMode::InsecureNoAuth
@@ -100,6 +130,7 @@ pub async fn run(cli: Cli) -> u8 {
                     access,
                     tls,
                     metrics_listen,
+                    relay,
                 },
             )
             .await
@@ -156,6 +187,8 @@ pub(crate) enum Failure {
     Store(#[from] mmonboard_eventlog::StoreError),
     #[error(transparent)]
     Export(#[from] mmonboard_eventlog::ExportError),
+    #[error("the relay: {0}")]
+    Relay(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
@@ -671,7 +704,7 @@ async fn run_demo(
     Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
 }
 
-async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure> {
+async fn bench(database: &str, as_json: bool, quick: bool, nats_url: &str) -> Result<u8, Failure> {
     // The bench never touches the log `--database` names: on SQLite it runs on a temporary file; on
     // PostgreSQL in a temporary database it creates on that server and drops afterwards.
     let postgres_server = match mmonboard_eventlog::Backend::of_url(database)? {
@@ -681,6 +714,7 @@ async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure
     let options = mmonboard_bench::BenchOptions {
         scale: if quick { 0.1 } else { 1.0 },
         postgres_server,
+        nats_url: Some(nats_url.to_owned()),
     };
     let report = mmonboard_bench::run(options, |line| eprintln!("{line}"))
         .await
@@ -694,7 +728,7 @@ async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -742,7 +776,7 @@ async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, F
         })
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -758,6 +792,7 @@ struct ServeAccess {
     access: mmonboard_server::AccessOptions,
     tls: Option<mmonboard_server::TlsFiles>,
     metrics_listen: Option<std::net::SocketAddr>,
+    relay: Option<mmonboard_relay::RelayOptions>,
 }
 
 async fn serve(
@@ -771,6 +806,9 @@ async fn serve(
         Ok(webhook) => webhook,
         Err(message) => return invalid_input(&message),
     };
+    if let Some(Err(message)) = serve_access.relay.as_ref().map(|relay| relay.validate()) {
+        return invalid_input(&message);
+    }
     let process = match meta_base_url {
         None => None,
         Some(base_url) => {
@@ -840,6 +878,12 @@ async fn serve(
         "no webhooks (META_APP_SECRET unset)"
     };
     eprintln!("  {meta}; {hooks}");
+    if let Some(relay) = &serve_access.relay {
+        eprintln!(
+            "  relaying every event to the JetStream stream {} on {}",
+            relay.stream, relay.nats_url
+        );
+    }
     mmonboard_server::run_with(
         listener,
         database.to_owned(),
@@ -850,6 +894,7 @@ async fn serve(
             access: serve_access.access,
             tls: serve_access.tls,
             metrics_listener,
+            relay: serve_access.relay,
         },
         shutdown_signal(),
     )

@@ -59,7 +59,9 @@ impl RelayOptions {
         validate_stream_name(&self.stream)?;
         validate_subject_prefix(&self.subject_prefix)?;
         if self.from_position == Some(0) {
-            return Err("--from-position counts from 1 (the log's first event)".to_owned());
+            return Err(
+                "the first position to republish counts from 1 (the log's first event)".to_owned(),
+            );
         }
         if self.max_in_flight == 0 || self.page_size == 0 {
             return Err(
@@ -72,7 +74,7 @@ impl RelayOptions {
 
 fn validate_nats_url(url: &str) -> Result<(), String> {
     if url.trim().is_empty() {
-        return Err("--nats-url is empty: give nats://host:port".to_owned());
+        return Err("the NATS URL is empty: give nats://host:port".to_owned());
     }
     for server in url.split(',') {
         let server = server.trim();
@@ -83,12 +85,12 @@ fn validate_nats_url(url: &str) -> Result<(), String> {
             })
             .ok_or_else(|| {
                 format!(
-                    "--nats-url {server:?}: the scheme must be nats://, tls://, ws:// or wss://"
+                    "the NATS URL {server:?}: the scheme must be nats://, tls://, ws:// or wss://"
                 )
             })?;
         let host_port = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
         if host_port.is_empty() || host_port.contains(char::is_whitespace) {
-            return Err(format!("--nats-url {server:?} names no server"));
+            return Err(format!("the NATS URL {server:?} names no server"));
         }
     }
     Ok(())
@@ -103,7 +105,7 @@ pub fn validate_stream_name(name: &str) -> Result<(), String> {
         })
     {
         return Err(format!(
-            "--stream {name:?} is not a JetStream stream name: use letters, digits, '-' and '_' (no '.', '*', '>', '/', spaces)"
+            "the stream name {name:?} is not a JetStream stream name: use letters, digits, '-' and '_' (no '.', '*', '>', '/', spaces)"
         ));
     }
     Ok(())
@@ -119,7 +121,7 @@ pub fn validate_subject_prefix(prefix: &str) -> Result<(), String> {
     };
     if prefix.split('.').any(bad_token) {
         return Err(format!(
-            "--subject-prefix {prefix:?} is not a subject prefix: dot-separated literal tokens, no wildcards ('*', '>'), empty tokens or spaces"
+            "the subject prefix {prefix:?} is not one: dot-separated literal tokens, no wildcards ('*', '>'), empty tokens or spaces"
         ));
     }
     Ok(())
@@ -134,13 +136,13 @@ mod tests {
         assert!(validate_stream_name("MMONBOARD_EVENTS").is_ok());
         for bad in ["", "a.b", "a b", "a*", "a>", "a/b"] {
             let error = validate_stream_name(bad).expect_err(bad);
-            assert!(error.contains("--stream"), "{error}");
+            assert!(error.contains("stream name"), "{error}");
         }
         assert!(validate_subject_prefix("mmonboard.onboarding").is_ok());
         assert!(validate_subject_prefix("x").is_ok());
         for bad in ["", "a..b", ".a", "a.", "a.*", "a.>", "a b"] {
             let error = validate_subject_prefix(bad).expect_err(bad);
-            assert!(error.contains("--subject-prefix"), "{error}");
+            assert!(error.contains("subject prefix"), "{error}");
         }
     }
 
@@ -151,16 +153,11 @@ mod tests {
         for bad in ["", "http://127.0.0.1:4222", "nats://", "nats:// x"] {
             options.nats_url = bad.to_owned();
             let error = options.validate().expect_err(bad);
-            assert!(error.contains("--nats-url"), "{error}");
+            assert!(error.contains("NATS URL"), "{error}");
         }
         options.nats_url = "127.0.0.1:4222,nats://user:pw@10.0.0.2:4222".to_owned();
         assert_eq!(options.validate(), Ok(()));
         options.from_position = Some(0);
-        assert!(
-            options
-                .validate()
-                .expect_err("0")
-                .contains("--from-position")
-        );
+        assert!(options.validate().expect_err("0").contains("counts from 1"));
     }
 }
