@@ -8,5 +8,6 @@ mod docs;
 mod e2e;
 mod logs;
 mod report;
+mod relay;
 mod support;
 mod tokens;

@@ -2,6 +2,7 @@
 //! as of a time, history with transitions, and the clock every time-dependent piece takes as a dependency.
 
 pub mod clock;
+pub mod cloudevents;
 pub mod codec;
 pub mod diagram;
 pub mod error;

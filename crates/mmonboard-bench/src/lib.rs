@@ -8,6 +8,7 @@ mod http;
 mod live;
 mod postgres;
 mod raw;
+mod relay;
 mod report;
 mod seed;
 mod workloads;
@@ -25,6 +26,9 @@ pub struct BenchOptions {
     /// A PostgreSQL server (`postgres://…`) to run on, in a temporary database created on it for the run;
     /// `None`: a temporary SQLite file.
     pub postgres_server: Option<String>,
+    /// A NATS server for the relay rows (catch-up into JetStream, append → consumer lag); they are left out,
+    /// with a note, when it is `None` or does not answer.
+    pub nats_url: Option<String>,
 }
 
 impl Default for BenchOptions {
@@ -32,6 +36,7 @@ impl Default for BenchOptions {
         Self {
             scale: 1.0,
             postgres_server: None,
+            nats_url: None,
         }
     }
 }
@@ -193,7 +198,17 @@ pub async fn run(
             }
         }
     };
-    let result = workloads_on(&setup, sized, &mut report, &mut progress).await;
+    let mut result = workloads_on(&setup, sized, &mut report, &mut progress).await;
+    if let (Ok(()), Some(nats_url)) = (&result, &options.nats_url) {
+        result = relay::rows(
+            &setup.url,
+            nats_url,
+            sized(2_000),
+            &mut report,
+            &mut progress,
+        )
+        .await;
+    }
     if let Some(database) = setup.postgres {
         database.drop_now().await?;
     }

@@ -72,7 +72,28 @@ pub async fn run(cli: Cli) -> u8 {
             scenarios,
             time_factor,
         } => run_demo(&database, &scenarios, time_factor).await,
-        Command::Bench { json, quick } => bench(&database, json, quick).await,
+        Command::Bench {
+            json,
+            quick,
+            nats_url,
+        } => bench(&database, json, quick, &nats_url).await,
+        Command::Relay {
+            nats_url,
+            from_position,
+            stream,
+            subject_prefix,
+            lease_ttl,
+        } => {
+            let mut options = mmonboard_relay::RelayOptions::new(nats_url);
+            options.lease = mmonboard_process::LeaseOptions {
+                ttl: lease_ttl,
+                renew_every: lease_ttl / 3,
+            };
+            options.from_position = from_position;
+            options.stream = stream;
+            options.subject_prefix = subject_prefix;
+            crate::relay::relay(&database, options, log_format).await
+        }
         Command::Serve {
             listen,
             meta_base_url,
@@ -88,6 +109,9 @@ pub async fn run(cli: Cli) -> u8 {
             signing_key,
             checkpoint_every_events,
             checkpoint_every_seconds,
+            nats_url,
+            nats_stream,
+            nats_subject_prefix,
         } => {
             let checkpoints = match signing_key {
                 None => None,
@@ -102,6 +126,12 @@ pub async fn run(cli: Cli) -> u8 {
                     }
                 },
             };
+            let relay = nats_url.map(|nats_url| {
+                let mut options = mmonboard_relay::RelayOptions::new(nats_url);
+                options.stream = nats_stream;
+                options.subject_prefix = nats_subject_prefix;
+                options
+            });
             let access = mmonboard_server::AccessOptions {
                 mode: if insecure_no_auth {
                     mmonboard_server::AuthMode::InsecureNoAuth
@@ -133,6 +163,7 @@ pub async fn run(cli: Cli) -> u8 {
                     snapshot_every,
                     log_format,
                     checkpoints,
+                    relay,
                 },
             )
             .await
@@ -206,6 +237,8 @@ pub(crate) enum Failure {
     Store(#[from] mmonboard_eventlog::StoreError),
     #[error(transparent)]
     Export(#[from] mmonboard_eventlog::ExportError),
+    #[error("the relay: {0}")]
+    Relay(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] serde_json::Error),
     #[error("benchmark failed: {0}")]
@@ -663,7 +696,7 @@ async fn run_demo(
     Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
 }
 
-async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure> {
+async fn bench(database: &str, as_json: bool, quick: bool, nats_url: &str) -> Result<u8, Failure> {
     // The bench never touches the log `--database` names: on SQLite it runs on a temporary file; on
     // PostgreSQL in a temporary database it creates on that server and drops afterwards.
     let postgres_server = match mmonboard_eventlog::Backend::of_url(database)? {
@@ -673,6 +706,7 @@ async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure
     let options = mmonboard_bench::BenchOptions {
         scale: if quick { 0.1 } else { 1.0 },
         postgres_server,
+        nats_url: Some(nats_url.to_owned()),
     };
     let report = mmonboard_bench::run(options, |line| eprintln!("{line}"))
         .await
@@ -686,7 +720,7 @@ async fn bench(database: &str, as_json: bool, quick: bool) -> Result<u8, Failure
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -742,6 +776,7 @@ struct ServeAccess {
     snapshot_every: u64,
     log_format: crate::logging::LogFormat,
     checkpoints: Option<mmonboard_server::CheckpointSetup>,
+    relay: Option<mmonboard_relay::RelayOptions>,
 }
 
 async fn serve(
@@ -755,6 +790,9 @@ async fn serve(
         Ok(webhook) => webhook,
         Err(message) => return invalid_input(&message),
     };
+    if let Some(Err(message)) = serve_access.relay.as_ref().map(|relay| relay.validate()) {
+        return invalid_input(&message);
+    }
     let process = match meta_base_url {
         None => None,
         Some(base_url) => {
@@ -833,6 +871,15 @@ async fn serve(
         "no webhooks (META_APP_SECRET unset)"
     };
     crate::logging::say(serve_access.log_format, format_args!("  {meta}; {hooks}"));
+    if let Some(relay) = &serve_access.relay {
+        crate::logging::say(
+            serve_access.log_format,
+            format_args!(
+                "  relaying every event to the JetStream stream {} on {}",
+                relay.stream, relay.nats_url
+            ),
+        );
+    }
     mmonboard_server::run_with(
         listener,
         database.to_owned(),
@@ -845,6 +892,7 @@ async fn serve(
             metrics_listener,
             snapshot_every: serve_access.snapshot_every,
             checkpoints: serve_access.checkpoints,
+            relay: serve_access.relay,
         },
         shutdown_signal(),
     )

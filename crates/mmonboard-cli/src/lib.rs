@@ -27,6 +27,7 @@ mod output;
 mod snapshots;
 mod shell;
 mod report;
+mod relay;
 mod tokens;
 
 use std::path::PathBuf;
@@ -289,6 +290,36 @@ pub enum Command {
         /// With --signing-key: sign at least this often (seconds) while the head moves.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         checkpoint_every_seconds: u64,
+        /// Also run the outbox relay: every event, in order, into a NATS JetStream stream (docs/events.md).
+        #[arg(long, env = "MMONBOARD_NATS_URL")]
+        nats_url: Option<String>,
+        /// The JetStream stream the relay feeds (created with file storage when absent).
+        #[arg(long, env = "MMONBOARD_NATS_STREAM", default_value = mmonboard_relay::DEFAULT_STREAM)]
+        nats_stream: String,
+        /// Subjects are <prefix>.<portfolio_id>.<event_type>.
+        #[arg(long, env = "MMONBOARD_NATS_SUBJECT_PREFIX", default_value = mmonboard_relay::DEFAULT_SUBJECT_PREFIX)]
+        nats_subject_prefix: String,
+    },
+    /// Run the outbox relay alone: publish every event of the log, in order, exactly once, to a NATS JetStream
+    /// stream, until interrupted. One relay publishes per database; more stand by and take over.
+    Relay {
+        /// The NATS server, e.g. nats://127.0.0.1:4222.
+        #[arg(long, env = "MMONBOARD_NATS_URL")]
+        nats_url: String,
+        /// When the stream is empty (new or purged), republish from this position on instead of continuing
+        /// after the relay's checkpoint. A stream that holds messages always continues after its last one.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        from_position: Option<u64>,
+        /// The JetStream stream (created with file storage when absent).
+        #[arg(long, env = "MMONBOARD_NATS_STREAM", default_value = mmonboard_relay::DEFAULT_STREAM)]
+        stream: String,
+        /// Subjects are <prefix>.<portfolio_id>.<event_type>.
+        #[arg(long, env = "MMONBOARD_NATS_SUBJECT_PREFIX", default_value = mmonboard_relay::DEFAULT_SUBJECT_PREFIX)]
+        subject_prefix: String,
+        /// How long the relay lease lasts (renewed every third of it): a standby takes over within about
+        /// this long after the active relay dies. e.g. 15s, 3s.
+        #[arg(long, default_value = "15s", value_parser = parse_lease_ttl)]
+        lease_ttl: std::time::Duration,
     },
     /// Manage the API tokens `serve` accepts (only their hashes are stored, next to the log).
     #[command(
@@ -341,6 +372,13 @@ pub enum Command {
         /// A smaller run (a tenth of the sizes), for a quick look; the figures are not comparable.
         #[arg(long)]
         quick: bool,
+        /// The NATS server for the relay rows; they are left out, with a note, when it does not answer.
+        #[arg(
+            long,
+            env = "MMONBOARD_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats_url: String,
     },
     /// Print a shell completion script, generated from these definitions.
     #[command(after_help = "Examples:\n  \
@@ -434,6 +472,14 @@ pub enum SnapshotsAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_lease_ttl(value: &str) -> Result<std::time::Duration, String> {
+    let ttl = humantime::parse_duration(value).map_err(|error| format!("{value:?}: {error}"))?;
+    if ttl < std::time::Duration::from_secs(1) {
+        return Err(format!("{value:?} is shorter than the 1 s a lease needs"));
+    }
+    Ok(ttl)
 }
 
 fn parse_portfolio_id(value: &str) -> Result<PortfolioId, String> {

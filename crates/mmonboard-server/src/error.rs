@@ -15,6 +15,8 @@ pub enum ServerError {
     Process(#[from] mmonboard_process::ProcessError),
     #[error(transparent)]
     Access(#[from] mmonboard_access::AccessError),
+    #[error("the JetStream relay: {0}")]
+    Relay(#[from] mmonboard_relay::RelayError),
     #[error(
         "the database holds no usable access token, so every request would be refused: create the first \
          with `mmonboard tokens create --name admin --role admin` (with the same --database), or start with \

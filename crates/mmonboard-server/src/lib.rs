@@ -8,7 +8,6 @@
 mod audit;
 mod auth;
 mod checkpointer;
-mod cloudevents;
 mod error;
 mod metrics;
 mod routes;
@@ -58,6 +57,10 @@ pub(crate) struct AppState<C> {
     pub access: Arc<auth::AccessControl<C>>,
     /// The checkpoint signer's supervisor, likewise (when `--signing-key` is given).
     pub checkpoint_health: supervise::TaskHealth,
+    /// The outbox relay's supervisor, likewise.
+    pub relay_health: supervise::TaskHealth,
+    /// The relay's counters, for `/metrics` and `/readyz` (set when one runs).
+    pub relay: std::sync::OnceLock<Arc<mmonboard_relay::RelayStats>>,
 }
 
 /// The process manager to run beside the API: it drives onboardings forward through Meta.
@@ -83,6 +86,8 @@ pub struct ServeOptions<G = HttpGateway> {
     pub snapshot_every: u64,
     /// Sign checkpoints of the chain head with this key, this often, and at shutdown.
     pub checkpoints: Option<CheckpointSetup>,
+    /// The outbox relay to NATS JetStream (`--nats-url`); without it no stream is fed from this server.
+    pub relay: Option<mmonboard_relay::RelayOptions>,
 }
 
 /// The PEM files `--tls-cert` and `--tls-key` name.
@@ -102,6 +107,7 @@ impl<G> Default for ServeOptions<G> {
             metrics_listener: None,
             snapshot_every: mmonboard_app::DEFAULT_SNAPSHOT_EVERY,
             checkpoints: None,
+            relay: None,
         }
     }
 }
@@ -148,7 +154,10 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
                 })?,
         ),
     };
-    let metrics = Arc::new(metrics::Metrics::new(options.process.is_some()));
+    let metrics = Arc::new(metrics::Metrics::new(
+        options.process.is_some(),
+        options.relay.is_some(),
+    ));
     let store = Arc::new(
         EventLog::open(
             database_url,
@@ -205,6 +214,8 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         process_role: std::sync::OnceLock::new(),
         access: Arc::clone(&access),
         checkpoint_health: supervise::TaskHealth::default(),
+        relay_health: supervise::TaskHealth::default(),
+        relay: std::sync::OnceLock::new(),
     });
 
     let projector = Arc::new(tokio::sync::Mutex::new(Projector::new(
@@ -331,6 +342,44 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
         }
     };
 
+    let relay = match options.relay {
+        None => None,
+        Some(relay_options) => {
+            let relay = Arc::new(
+                mmonboard_relay::Relay::open(Arc::clone(&store), database_url, relay_options)
+                    .await?,
+            );
+            let _ = state.relay.set(relay.stats());
+            let relay_state = Arc::clone(&state);
+            let relay_stop = stopped.clone();
+            Some(tokio::spawn(async move {
+                let stats = relay.stats();
+                supervise::supervise(
+                    "relay",
+                    &relay_state.relay_health,
+                    relay_stop.clone(),
+                    // Connected with the stream read (or standing by): NATS answers again.
+                    || stats.working(),
+                    || {
+                        let relay = Arc::clone(&relay);
+                        let mut stop = relay_stop.clone();
+                        async move {
+                            // A lost lease ends an attempt well: stand by again until shutdown.
+                            loop {
+                                relay.run_once(&mut stop).await?;
+                                if *stop.borrow() {
+                                    return Ok::<(), mmonboard_relay::RelayError>(());
+                                }
+                            }
+                        }
+                    },
+                )
+                .await;
+                relay.close().await;
+            }))
+        }
+    };
+
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
@@ -394,6 +443,9 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
     let _ = projector.await;
     if let Some(process) = process {
         let _ = process.await;
+    }
+    if let Some(relay) = relay {
+        let _ = relay.await;
     }
     if let Some((task, checkpoints, setup)) = signer {
         let _ = task.await;

@@ -146,6 +146,74 @@ pub(crate) struct Snapshot {
     pub projection_lag: u64,
     /// 1 while this instance's process manager holds the lease, 0 on standby; `None` without one.
     pub process_manager_active: Option<u64>,
+    /// The outbox relay's counters, when one runs.
+    pub relay: Option<RelaySnapshot>,
+}
+
+/// What the relay has counted so far (it keeps running totals; a scrape raises the counters to them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RelaySnapshot {
+    pub published: u64,
+    pub publish_errors: u64,
+    pub last_published_position: u64,
+    pub active: bool,
+}
+
+/// The relay's series, registered only when this instance runs a relay.
+struct RelayMetrics {
+    published: Counter,
+    publish_errors: Counter,
+    last_published_position: Gauge,
+    lag: Gauge,
+    active: Gauge,
+}
+
+impl RelayMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            published: Counter::default(),
+            publish_errors: Counter::default(),
+            last_published_position: Gauge::default(),
+            lag: Gauge::default(),
+            active: Gauge::default(),
+        };
+        registry.register(
+            "mmonboard_relay_events_published",
+            "Events JetStream acknowledged from this relay (duplicates included: they are stored once)",
+            metrics.published.clone(),
+        );
+        registry.register(
+            "mmonboard_relay_publish_errors",
+            "Failed publishes, NATS connections or stream requests of this relay (each is retried)",
+            metrics.publish_errors.clone(),
+        );
+        registry.register(
+            "mmonboard_relay_last_published_position",
+            "Global position of the last event known to be in the JetStream stream",
+            metrics.last_published_position.clone(),
+        );
+        registry.register(
+            "mmonboard_relay_lag_events",
+            "Events in the log not yet acknowledged by JetStream",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "mmonboard_relay_active",
+            "1 while this instance holds the relay lease and publishes, 0 while it stands by",
+            metrics.active.clone(),
+        );
+        metrics
+    }
+
+    fn update(&self, relay: &RelaySnapshot, head: u64) {
+        catch_up(&self.published, relay.published);
+        catch_up(&self.publish_errors, relay.publish_errors);
+        self.last_published_position
+            .set(saturating_i64(relay.last_published_position));
+        self.lag
+            .set(saturating_i64(head.saturating_sub(relay.last_published_position)));
+        self.active.set(i64::from(relay.active));
+    }
 }
 
 pub(crate) struct Metrics {
@@ -163,6 +231,7 @@ pub(crate) struct Metrics {
     subscribers: Gauge,
     webhooks: Family<OutcomeLabel, Counter>,
     process_manager_active: Option<Gauge>,
+    relay: Option<RelayMetrics>,
     /// Serialises the scrape-time updates (see the module's doc).
     scrape: tokio::sync::Mutex<()>,
     /// The process manager's command counters, set once it is opened.
@@ -170,8 +239,8 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Every metric registered; the process manager's gauge only when one runs.
-    pub fn new(with_process_manager: bool) -> Self {
+    /// Every metric registered; the process manager's gauge and the relay's series only when they run.
+    pub fn new(with_process_manager: bool, with_relay: bool) -> Self {
         let mut registry = Registry::default();
         let commands = Family::<CommandLabels, Counter>::default();
         registry.register(
@@ -266,6 +335,7 @@ impl Metrics {
             );
             gauge
         });
+        let relay = with_relay.then(|| RelayMetrics::register(&mut registry));
         registry.register(
             "mmonboard_build",
             "The running build: its version",
@@ -286,6 +356,7 @@ impl Metrics {
             subscribers,
             webhooks,
             process_manager_active,
+            relay,
             scrape: tokio::sync::Mutex::new(()),
             process_stats: OnceLock::new(),
         }
@@ -381,6 +452,9 @@ impl Metrics {
             snapshot.process_manager_active,
         ) {
             gauge.set(saturating_i64(active));
+        }
+        if let (Some(metrics), Some(relay)) = (&self.relay, &snapshot.relay) {
+            metrics.update(relay, snapshot.head);
         }
         let mut text = String::new();
         // Writing to a String cannot fail; the encoder's only error is the writer's.

@@ -24,11 +24,11 @@ use mmonboard_eventlog::{EventStore, RecordedEvent, Subscription, SubscriptionOp
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::cloudevents::to_cloud_event;
 use crate::error::ApiError;
 use crate::metrics::{Outcome, Snapshot, Source};
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
+use mmonboard_app::cloudevents::to_cloud_event;
 
 type Shared<C> = State<Arc<AppState<C>>>;
 
@@ -767,6 +767,7 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
         ("the projector", state.projector_health.failure()),
         ("the process manager", state.process_health.failure()),
         ("the checkpoint signer", state.checkpoint_health.failure()),
+        ("the JetStream relay", state.relay_health.failure()),
     ]
     .into_iter()
     .filter_map(|(task, failure)| Some(format!("{task} is restarting after: {}", failure?)))
@@ -785,6 +786,9 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
             // A standby is ready: it serves the API, and takes over Meta's steps if the holder goes away.
             if let Some(role) = state.process_role.get() {
                 body["process_manager"] = json!(role.get().as_str());
+            }
+            if let Some(relay) = state.relay.get() {
+                body["relay"] = json!(if relay.active() { "active" } else { "standby" });
             }
             Json(body).into_response()
         }
@@ -820,6 +824,12 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
             .process_role
             .get()
             .map(|role| u64::from(role.get() == mmonboard_process::ProcessRole::Active)),
+        relay: state.relay.get().map(|relay| crate::metrics::RelaySnapshot {
+            published: relay.published(),
+            publish_errors: relay.publish_errors(),
+            last_published_position: relay.last_published_position(),
+            active: relay.active(),
+        }),
     };
     let body = state.metrics.render(&snapshot).await;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())

@@ -1,6 +1,8 @@
-//! Stored events in the CloudEvents 1.0 JSON format for other services.
+//! Stored events in the CloudEvents 1.0 JSON format for other services: the body of every event the HTTP
+//! API serves (`/v1/events`, the SSE stream) and of every message the outbox relay publishes to JetStream,
+//! so a consumer parses one shape whichever way it reads.
 
-use mmonboard_app::codec::portfolio_of;
+use crate::codec::portfolio_of;
 use mmonboard_eventlog::RecordedEvent;
 use serde_json::{Value, json};
 

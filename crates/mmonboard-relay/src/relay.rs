@@ -1,0 +1,535 @@
+//! The relay itself: take the lease, find where the stream ends, then publish the log's events after it in a
+//! pipeline (many publishes in flight, acknowledgements awaited in order) and save the acknowledged position.
+//!
+//! One call of [`Relay::run_once`] is one attempt: it returns `Ok` at shutdown or when the lease is lost, and
+//! an error when NATS or the database fails. [`Relay::run`] repeats attempts with a jittered, capped backoff
+//! (for `mmonboard relay`); the server runs `run_once` under its own supervisor instead, which also makes
+//! `/readyz` say degraded while it recovers.
+
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck, stream};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, TimeDelta, Utc};
+use mmonboard_app::cloudevents::to_cloud_event;
+use mmonboard_app::codec::portfolio_of;
+use mmonboard_eventlog::{
+    Checkpoints, EventLog, EventStore, RecordedEvent, Subscription, SubscriptionOptions,
+};
+use mmonboard_process::{Lease, TimerStore};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::RelayError;
+use crate::options::RelayOptions;
+use crate::stats::RelayStats;
+
+/// The header holding an event's global position (decimal). Persisted in every stream: never rename.
+pub const POSITION_HEADER: &str = "Mmonboard-Position";
+/// The relay's row in the lease table: one active relay per database.
+pub const LEASE_NAME: &str = "relay";
+/// The relay's checkpoint is named `jetstream:<stream>`, so two streams fed from one log keep apart.
+pub const CHECKPOINT_PREFIX: &str = "jetstream:";
+
+type AckFuture =
+    Pin<Box<dyn Future<Output = Result<PublishAck, jetstream::context::PublishError>> + Send>>;
+
+/// The subject of an event: `<prefix>.<portfolio_id>.<event_type>`. A stream that is not a portfolio's
+/// (none is today) gets its name as the token, with the characters a subject token cannot hold replaced.
+pub fn subject_of(prefix: &str, event: &RecordedEvent) -> String {
+    let token = match portfolio_of(&event.stream_id) {
+        Some(portfolio_id) => portfolio_id.to_string(),
+        None => event
+            .stream_id
+            .as_str()
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || matches!(c, '.' | '*' | '>') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    };
+    format!("{prefix}.{token}.{}", event.event_type)
+}
+
+/// A relay from one log to one JetStream stream.
+pub struct Relay {
+    store: Arc<EventLog>,
+    checkpoints: Checkpoints,
+    timers: TimerStore,
+    lease: Lease,
+    options: RelayOptions,
+    stats: Arc<RelayStats>,
+}
+
+/// The lease as this instance holds it.
+struct Tenure {
+    /// Act only until then: one renewal interval before another instance could take it.
+    held_until: DateTime<Utc>,
+    next_renewal: DateTime<Utc>,
+}
+
+impl Relay {
+    /// A relay for the log `store` (opened from `database_url`), with its checkpoint and lease in that
+    /// database. Nothing is asked of NATS yet.
+    pub async fn open(
+        store: Arc<EventLog>,
+        database_url: &str,
+        options: RelayOptions,
+    ) -> Result<Self, RelayError> {
+        options.validate().map_err(RelayError::Invalid)?;
+        let timers = TimerStore::open(database_url).await?;
+        let checkpoints = Checkpoints::open(database_url).await?;
+        let holder = format!(
+            "relay-pid{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        let lease = timers.lease_named(LEASE_NAME, holder)?;
+        Ok(Self {
+            store,
+            checkpoints,
+            timers,
+            lease,
+            options,
+            stats: Arc::new(RelayStats::default()),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub fn options(&self) -> &RelayOptions {
+        &self.options
+    }
+
+    /// The name of this relay's checkpoint.
+    pub fn checkpoint_name(&self) -> String {
+        format!("{CHECKPOINT_PREFIX}{}", self.options.stream)
+    }
+
+    /// Closes the checkpoint and lease connections (the log is the caller's).
+    pub async fn close(&self) {
+        self.checkpoints.close().await;
+        self.timers.close().await;
+    }
+
+    /// Attempts until `shutdown` is set, each failure followed by a backoff delay (200 ms doubling to 10 s,
+    /// with jitter; back to the start once an attempt works).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        // backon gives the delays; the loop is ours because an attempt runs until shutdown rather than
+        // returning a value to retry for.
+        let backoff = || {
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(10))
+                .with_jitter()
+                .without_max_times()
+                .build()
+        };
+        let mut delays = backoff();
+        loop {
+            match self.run_once(&mut shutdown).await {
+                Ok(()) => delays = backoff(),
+                Err(error) => {
+                    tracing::error!(%error, "the relay stopped with an error; it will try again");
+                    if self.stats.working() {
+                        delays = backoff();
+                    }
+                    self.stats.failed(error.to_string());
+                    let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopped(&mut shutdown) => {}
+                    }
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// One attempt: stand by until this instance holds the lease, then publish until `shutdown`, a lost
+    /// lease (`Ok`), or a failure (`Err`). The lease is released on the way out.
+    pub async fn run_once(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+        self.stats.set_working(false);
+        let outcome = self.attempt(shutdown).await;
+        self.stats.set_active(false);
+        if outcome.is_err() {
+            self.stats.publish_failed();
+        }
+        let released = self.lease.release().await.map_err(RelayError::from);
+        outcome.and(released)
+    }
+
+    async fn attempt(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+        let mut announced_standby = false;
+        let mut tenure = loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if let Some(tenure) = self.try_lease().await? {
+                break tenure;
+            }
+            if !announced_standby {
+                let current = self.lease.current().await?.map(|holder| holder.holder);
+                tracing::info!(holder = ?current, "another relay holds the lease: standing by");
+                announced_standby = true;
+            }
+            // A standby reports the shared checkpoint, so the lag it shows is the stream's.
+            self.stats
+                .set_position(self.checkpoints.load(&self.checkpoint_name()).await?);
+            self.stats.set_working(true);
+            tokio::select! {
+                () = tokio::time::sleep(self.options.lease.renew_every) => {}
+                () = stopped(shutdown) => return Ok(()),
+            }
+        };
+        self.stats.set_working(false);
+        self.stats.set_active(true);
+        tracing::info!(
+            holder = self.lease.holder_name(),
+            stream = %self.options.stream,
+            "the relay took the lease: publishing"
+        );
+        self.publish(shutdown, &mut tenure).await
+    }
+
+    /// Take or renew the lease; `None` when another instance holds it.
+    async fn try_lease(&self) -> Result<Option<Tenure>, RelayError> {
+        let now = Utc::now();
+        if !self.lease.try_hold(now, self.options.lease.ttl).await? {
+            return Ok(None);
+        }
+        let delta = |duration: Duration| TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX);
+        Ok(Some(Tenure {
+            held_until: now + delta(self.options.lease.ttl) - delta(self.options.lease.renew_every),
+            next_renewal: now + delta(self.options.lease.renew_every),
+        }))
+    }
+
+    fn nats_error(&self, message: impl std::fmt::Display) -> RelayError {
+        RelayError::Nats {
+            url: self.options.nats_url.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    async fn publish(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        tenure: &mut Tenure,
+    ) -> Result<(), RelayError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("mmonboard-relay")
+            .connection_timeout(self.options.ack_timeout)
+            .connect(self.options.nats_url.as_str())
+            .await
+            .map_err(|error| self.nats_error(format!("cannot connect: {error}")))?;
+        let context = jetstream::ContextBuilder::new()
+            .timeout(self.options.ack_timeout)
+            .ack_timeout(self.options.ack_timeout)
+            .max_ack_inflight(self.options.max_in_flight)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let stream = context
+            .get_or_create_stream(stream::Config {
+                name: self.options.stream.clone(),
+                subjects: vec![format!("{}.>", self.options.subject_prefix)],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| {
+                self.nats_error(format!(
+                    "cannot create or find the stream {}: {error}",
+                    self.options.stream
+                ))
+            })?;
+        let (resume_after, mut last_sequence) = self.resume_point(&stream).await?;
+        // A duplicate of a message older than this was purged from the stream: JetStream's duplicate window
+        // still remembers its id, and would drop the event instead of storing it.
+        let first_kept = last_sequence + 1;
+        let checkpoint_name = self.checkpoint_name();
+        let mut saved = self.checkpoints.load(&checkpoint_name).await?;
+        if saved != resume_after {
+            self.checkpoints
+                .save(&checkpoint_name, resume_after)
+                .await?;
+            saved = resume_after;
+        }
+        self.stats.set_position(resume_after);
+        self.stats.set_working(true);
+        tracing::info!(stream = %self.options.stream, after = resume_after, "the relay resumes");
+
+        // The log is read by a task of its own, so that a read in progress is never cancelled by an
+        // acknowledgement arriving (a cancelled read would start over, and a busy pipeline would starve it).
+        let (batches, mut incoming) = mpsc::channel::<Result<Vec<RecordedEvent>, RelayError>>(2);
+        let mut subscription = Subscription::after(
+            Arc::clone(&self.store),
+            resume_after,
+            SubscriptionOptions {
+                page_size: self.options.page_size,
+                poll_interval: self.options.poll_interval,
+            },
+        );
+        let mut reader = tokio::task::JoinSet::new();
+        reader.spawn(async move {
+            loop {
+                let batch = subscription.next_batch().await.map_err(RelayError::from);
+                let failed = batch.is_err();
+                if batches.send(batch).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+
+        let mut pending: VecDeque<RecordedEvent> = VecDeque::new();
+        let mut in_flight: VecDeque<(u64, AckFuture)> = VecDeque::new();
+        let mut acknowledged = resume_after;
+        let mut ticks = tokio::time::interval(self.options.checkpoint_every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outcome = loop {
+            if Utc::now() >= tenure.held_until {
+                tracing::warn!("the relay could not renew its lease in time: standing by");
+                break Ok(());
+            }
+            while in_flight.len() < self.options.max_in_flight {
+                let Some(event) = pending.pop_front() else {
+                    break;
+                };
+                let ack = self.send(&context, &event, last_sequence).await?;
+                last_sequence += 1;
+                in_flight.push_back((event.global_position, ack));
+            }
+            tokio::select! {
+                biased;
+                () = stopped(shutdown) => break Ok(()),
+                outcome = next_ack(&mut in_flight) => {
+                    let position = match in_flight.pop_front() {
+                        Some((position, _)) => position,
+                        None => continue,
+                    };
+                    match outcome {
+                        Ok(ack) if ack.duplicate && ack.sequence < first_kept => break Err(RelayError::ForeignStream(format!(
+                            "JetStream dropped position {position} as a duplicate of its message {} that is no longer \
+                             in the stream {} (purged, but its id is still in the duplicate window): delete the \
+                             stream instead of purging it, or wait for the duplicate window to pass, before \
+                             republishing with --from-position",
+                            ack.sequence, self.options.stream
+                        ))),
+                        Ok(ack) => {
+                            if ack.duplicate {
+                                tracing::debug!(position, "JetStream already held this event");
+                            }
+                            acknowledged = position;
+                            self.stats.acknowledged(position, ack.duplicate);
+                        }
+                        Err(error) => break Err(self.nats_error(format!(
+                            "publishing position {position} into {}: {error}",
+                            self.options.stream
+                        ))),
+                    }
+                }
+                batch = incoming.recv(), if pending.is_empty() && in_flight.len() < self.options.max_in_flight => {
+                    match batch {
+                        Some(Ok(batch)) => pending.extend(batch),
+                        Some(Err(error)) => break Err(error),
+                        None => break Err(RelayError::Store(mmonboard_eventlog::StoreError::Closed)),
+                    }
+                }
+                _ = ticks.tick() => {
+                    if acknowledged > saved {
+                        self.checkpoints.save(&checkpoint_name, acknowledged).await?;
+                        saved = acknowledged;
+                    }
+                    if Utc::now() >= tenure.next_renewal {
+                        match self.try_lease().await? {
+                            Some(renewed) => *tenure = renewed,
+                            None => {
+                                tracing::warn!("the relay lost its lease: standing by");
+                                break Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        reader.abort_all();
+        // What is already on its way is acknowledged or not; the acknowledged part is saved either way.
+        if outcome.is_ok() {
+            while let Some((position, ack)) = in_flight.pop_front() {
+                match ack.await {
+                    Ok(ack) => {
+                        acknowledged = position;
+                        self.stats.acknowledged(position, ack.duplicate);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if acknowledged > saved {
+            self.checkpoints
+                .save(&checkpoint_name, acknowledged)
+                .await?;
+        }
+        outcome
+    }
+
+    /// Publish one event: the CloudEvent as body, its id as `Nats-Msg-Id`, its position, and the stream
+    /// sequence it must follow.
+    async fn send(
+        &self,
+        context: &jetstream::Context,
+        event: &RecordedEvent,
+        last_sequence: u64,
+    ) -> Result<AckFuture, RelayError> {
+        let body = serde_json::to_vec(&to_cloud_event(event)).map_err(|error| {
+            RelayError::Invalid(format!("event {}: {error}", event.global_position))
+        })?;
+        let mut message = PublishMessage::build()
+            .payload(bytes::Bytes::from(body))
+            .message_id(event.event_id.to_string())
+            .header(POSITION_HEADER, event.global_position.to_string().as_str());
+        // JetStream ignores an expected last sequence of 0, so the first message of a new stream goes
+        // unchecked; every later one must follow its predecessor.
+        if last_sequence > 0 {
+            message = message.expected_last_sequence(last_sequence);
+        }
+        let subject = subject_of(&self.options.subject_prefix, event);
+        let ack = context
+            .send_publish(subject, message)
+            .await
+            .map_err(|error| {
+                self.nats_error(format!(
+                    "publishing position {} into {}: {error}",
+                    event.global_position, self.options.stream
+                ))
+            })?;
+        Ok(ack.into_future())
+    }
+
+    /// Where to continue, and the stream's last sequence. A stream that holds messages continues after its
+    /// last one (whatever the checkpoint says); an empty one after `from_position - 1`, or the checkpoint.
+    async fn resume_point(&self, stream: &stream::Stream) -> Result<(u64, u64), RelayError> {
+        let state = stream
+            .get_info()
+            .await
+            .map_err(|error| {
+                self.nats_error(format!(
+                    "reading the stream {}: {error}",
+                    self.options.stream
+                ))
+            })?
+            .state;
+        let head = self.store.head_position().await?;
+        let checkpoint = self.checkpoints.load(&self.checkpoint_name()).await?;
+        let name = &self.options.stream;
+        if state.messages == 0 {
+            let after = match self.options.from_position {
+                Some(position) => position - 1,
+                None => {
+                    if checkpoint > 0 {
+                        tracing::warn!(
+                            stream = %name,
+                            checkpoint,
+                            "the stream is empty but events up to the checkpoint were published into it: \
+                             continuing after the checkpoint (relay --from-position 1 republishes them all)"
+                        );
+                    }
+                    checkpoint
+                }
+            };
+            if after > head {
+                return Err(RelayError::Invalid(format!(
+                    "cannot start after position {after}: the log's head is {head}"
+                )));
+            }
+            return Ok((after, state.last_sequence));
+        }
+        let last = stream
+            .get_raw_message(state.last_sequence)
+            .await
+            .map_err(|error| {
+                self.nats_error(format!(
+                    "reading the last message (sequence {}) of the stream {name}: {error}",
+                    state.last_sequence
+                ))
+            })?;
+        let position: u64 = last
+            .headers
+            .get(POSITION_HEADER)
+            .and_then(|value| value.as_str().parse().ok())
+            .ok_or_else(|| {
+                RelayError::ForeignStream(format!(
+                    "the last message of the stream {name} (sequence {}, subject {}) has no {POSITION_HEADER} \
+                     header: the stream holds messages the relay did not publish; give the relay a stream of its own",
+                    state.last_sequence, last.subject
+                ))
+            })?;
+        let message_id = last
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|value| value.as_str().to_owned());
+        let ours = if position == 0 || position > head {
+            None
+        } else {
+            self.store
+                .read_all(position - 1, 1)
+                .await?
+                .into_iter()
+                .next()
+        };
+        match ours {
+            Some(event) if message_id.as_deref() == Some(event.event_id.to_string().as_str()) => {}
+            _ => {
+                return Err(RelayError::ForeignStream(format!(
+                    "the stream {name} ends with position {position} (event {}), which this log (head {head}) \
+                     does not hold: it was filled from another log; give the relay a stream of its own or purge it",
+                    message_id.as_deref().unwrap_or("without an id")
+                )));
+            }
+        }
+        if let Some(from) = self.options.from_position {
+            tracing::info!(
+                stream = %name,
+                from,
+                position,
+                "the stream is not empty: --from-position applies only to an empty stream; continuing after its last message"
+            );
+        }
+        if position < checkpoint {
+            tracing::warn!(
+                stream = %name,
+                position,
+                checkpoint,
+                "the stream ends before the checkpoint: JetStream lost acknowledged messages; republishing after its last one"
+            );
+        }
+        Ok((position, state.last_sequence))
+    }
+}
+
+/// The oldest acknowledgement in flight; pending forever when there is none.
+async fn next_ack(
+    in_flight: &mut VecDeque<(u64, AckFuture)>,
+) -> Result<PublishAck, jetstream::context::PublishError> {
+    match in_flight.front_mut() {
+        Some((_, ack)) => ack.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once `shutdown` is set (or its sender is gone). The guard `wait_for` returns is dropped here, so
+/// that no future holding it lives across an await.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopped| *stopped).await;
+}

@@ -1,0 +1,1 @@
+pub use mmonboard_relay::testing::*;
