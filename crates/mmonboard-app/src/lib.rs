@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod diagram;
 pub mod error;
 pub mod json;
 mod locks;

@@ -10,8 +10,8 @@ use crate::event::OnboardingEvent;
 use crate::ids::PortfolioId;
 use crate::machine::{Onboarding, StallRecord, State};
 
-/// The leaf state, as the outside world names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The leaf state, as the outside world names it. Ordered as declared (a portfolio's usual course).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     NotStarted,

@@ -18,6 +18,7 @@ pub mod refusal;
 pub mod routing;
 #[cfg(feature = "proptest")]
 pub mod testing;
+pub mod transitions;
 
 pub use aggregate::{Aggregate, Phase, ReplayError, Stage, StateView};
 pub use command::{MirroredAdAccount, OnboardingCommand};

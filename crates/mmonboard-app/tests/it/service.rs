@@ -268,6 +268,34 @@ async fn history_records_the_transition_each_event_caused() {
 }
 
 #[tokio::test]
+async fn the_diagram_shows_the_path_a_stored_history_took() {
+    let fixture = Fixture::new();
+    let service = fixture.service().await;
+    take_live(&fixture, &service).await;
+    let history = service.history(&portfolio()).await.expect("history");
+    let path = mmonboard_app::diagram::phase_path(&history);
+    assert_eq!(
+        path,
+        vec![
+            Phase::NotStarted,
+            Phase::CheckingEligibility,
+            Phase::ReviewingPermissions,
+            Phase::EnteringBusinessInfo,
+            Phase::TermsPending,
+            Phase::Connecting,
+            Phase::Connected,
+            Phase::SyncingConfig,
+            Phase::Live,
+        ],
+        "one entry per change of phase, none for the template event that kept it live"
+    );
+    let svg = mmonboard_app::diagram::state_machine_svg(&path);
+    assert!(svg.contains(r#"data-phase="live" data-state="current""#));
+    assert!(svg.contains(r#"data-phase="migrating_obo" data-state="other""#));
+    assert_eq!(svg.matches(r#"class="edge taken""#).count(), path.len() - 1);
+}
+
+#[tokio::test]
 async fn eight_concurrent_writers_on_one_portfolio_lose_nothing() {
     let fixture = Fixture::new();
     let service = Arc::new(fixture.service().await);

@@ -6,3 +6,4 @@ mod model;
 mod routing;
 mod rules;
 mod support;
+mod transitions;

@@ -15,6 +15,7 @@ use mmonboard_domain::facts::PortfolioRole;
 use mmonboard_domain::machine::{OboMigration, WabaRouting};
 use mmonboard_domain::testing::strategies::{command, command_for, time_step};
 use mmonboard_domain::testing::{ModelOutcome, ModelRouting, ModelState, ReferenceModel, Step};
+use mmonboard_domain::transitions::is_transition;
 use mmonboard_domain::{Aggregate, Decider, OnboardingCommand, OnboardingEvent, Phase, Stage};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -68,11 +69,19 @@ impl StateMachineTest for RealOnboarding {
                         real.now,
                         "an event happens at the decision's now"
                     );
+                    let phase_before = real.aggregate.phase();
                     if let Err(error) = real.aggregate.apply(&event) {
                         panic!(
                             "decide produced {event:?}, which the machine cannot explain: {error}"
                         );
                     }
+                    let phase_after = real.aggregate.phase();
+                    assert!(
+                        phase_before == phase_after
+                            || is_transition(phase_before, event.type_name(), phase_after),
+                        "{} took {phase_before} to {phase_after}, which the transition table lacks",
+                        event.type_name()
+                    );
                     real.log.push(event);
                 }
             }
