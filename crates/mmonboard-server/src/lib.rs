@@ -7,6 +7,7 @@
 
 mod auth;
 mod cloudevents;
+mod console;
 mod error;
 mod metrics;
 mod routes;
@@ -283,8 +284,10 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
             }
         })
     });
+    // The web console at `/` beside the API, outside the API's JSON error mapping (its errors are pages).
     let router = layers(
-        routes::router(Arc::clone(&state)),
+        routes::router(Arc::clone(&state))
+            .merge(console::router(Arc::clone(&state), tls.is_some())?),
         &access,
         options.access.max_in_flight,
     );

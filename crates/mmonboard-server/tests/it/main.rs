@@ -3,6 +3,7 @@
 
 mod access;
 mod api;
+mod console;
 mod disk_full;
 mod edges;
 mod filters;
