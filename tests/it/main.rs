@@ -3,6 +3,7 @@
 
 mod audit;
 mod cli;
+mod console_demo;
 mod docs;
 mod e2e;
 mod support;
