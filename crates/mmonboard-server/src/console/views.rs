@@ -81,15 +81,15 @@ pub(crate) async fn portfolios<C: Clock + Clone>(
         .collect();
     let body = html! {
         h1 { "Portfolios" }
-        nav.filters aria-label="Filter by phase" {
-            a href="/" aria-current=[filter.is_none().then_some("page")] { "All (" (total) ")" }
-            @for (phase, count) in &counts {
-                a href={"/?phase=" (phase.as_str())} aria-current=[(filter == Some(*phase)).then_some("page")] {
-                    (phase.as_str().replace('_', " ")) " (" (count) ")"
+        section #portfolios data-live-region data-key=(head) {
+            nav.filters aria-label="Filter by phase" {
+                a href="/" aria-current=[filter.is_none().then_some("page")] { "All (" (total) ")" }
+                @for (phase, count) in &counts {
+                    a href={"/?phase=" (phase.as_str())} aria-current=[(filter == Some(*phase)).then_some("page")] {
+                        (phase.as_str().replace('_', " ")) " (" (count) ")"
+                    }
                 }
             }
-        }
-        section #portfolios data-live-region data-key=(head) {
             @if shown.is_empty() {
                 p.muted #no-portfolios {
                     @if total == 0 { "No portfolio has an onboarding yet." } @else { "No portfolio is in this phase." }

@@ -383,7 +383,18 @@ async fn the_enable_flow_goes_from_a_new_portfolio_to_the_sync_notice() {
     browser
         .await_text("#route-answer", "configuration sync is still running")
         .await;
+    // Tall enough for the whole page in one screenshot (a screenshot is of the window).
+    browser
+        .client
+        .set_window_size(1280, 2300)
+        .await
+        .expect("the window resizes");
     browser.shot("10-portfolio").await;
+    browser
+        .client
+        .set_window_size(1280, 1200)
+        .await
+        .expect("the window resizes");
     browser.goto(&format!("{}/integrity", app.base)).await;
     browser.await_text("#verify-result", "intact").await;
     browser.shot("11-integrity").await;
@@ -449,6 +460,8 @@ async fn the_portfolio_list_follows_commands_issued_elsewhere() {
     browser
         .await_text("tr[data-portfolio=\"7001\"]", "check eligibility with Meta")
         .await;
+    // The counts by phase above the table follow too.
+    browser.await_text("nav.filters", "All (2)").await;
     browser.shot("01-portfolios").await;
     // The filter keeps one phase.
     browser
