@@ -36,12 +36,23 @@ pub(crate) async fn stream<C: Clock + Clone>(
         Err(response) => return Ok(response),
     };
     drop(session);
-    let after = match query.get("after") {
-        None => 0,
-        Some(text) => text.parse::<u64>().map_err(|_| {
+    let position = |text: &str| {
+        text.trim().parse::<u64>().map_err(|_| {
             Failure::bad_request(format!("the position {text:?} is not a whole number"))
-        })?,
+        })
     };
+    let mut after = query
+        .get("after")
+        .map(|text| position(text))
+        .transpose()?
+        .unwrap_or(0);
+    // A reconnecting EventSource says how far it got: go on from there.
+    if let Some(seen) = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+    {
+        after = after.max(position(seen)?);
+    }
     let portfolio = query
         .get("portfolio_id")
         .map(|raw| parse_portfolio(raw))
