@@ -226,8 +226,9 @@ fn step(
                         input #business_name type="text" name="business_name" required
                             value=[rejected.value("business_name")] aria-describedby=[rejected.at("business_name").map(|_| "business_name-error")];
                         (field_error("business_name-error", rejected.at("business_name")))
+                        // Checked by the server as the API checks it, not by the browser's own rules for URLs.
                         label for="website" { "Website" }
-                        input #website type="url" name="website" required placeholder="https://"
+                        input #website type="text" inputmode="url" name="website" required placeholder="https://"
                             value=[rejected.value("website")] aria-describedby=[rejected.at("website").map(|_| "website-error")];
                         (field_error("website-error", rejected.at("website")))
                         button #next type="submit" data-command="submit_business_info" { "Next" }

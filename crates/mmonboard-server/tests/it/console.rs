@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::support::{App, spawn_app, start_time};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+/// Generous: a loaded CI machine runs several browsers at once. Only a failure waits this long.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// chromedriver and a browser session; both end when this is dropped (the session by `close`).
 struct Browser {
@@ -293,15 +294,6 @@ async fn the_enable_flow_goes_from_a_new_portfolio_to_the_sync_notice() {
         .await;
     browser.fill("#business_name", "Acme Shoes").await;
     browser.fill("#website", "acme shoes").await;
-    // The browser's own check of a URL field is not what is tested: the server's is.
-    browser
-        .client
-        .execute(
-            "document.getElementById('business-form').noValidate = true;",
-            vec![],
-        )
-        .await
-        .expect("the script runs");
     browser.click("#next").await;
     let error = browser.await_text("#website-error", "").await;
     assert!(
