@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod crash;
+mod console_demo;
 mod docs;
 mod e2e;
 mod logs;

@@ -71,7 +71,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Demo {
             scenarios,
             time_factor,
-        } => run_demo(&database, &scenarios, time_factor).await,
+            keep_serving,
+        } => run_demo(&database, &scenarios, time_factor, keep_serving).await,
         Command::Bench {
             json,
             quick,
@@ -525,10 +526,14 @@ async fn earlier_run(
     Ok(Ok(earlier))
 }
 
+/// The portfolio `demo --keep-serving` leaves for a person to walk through the console's enable flow.
+const WALKTHROUGH_SCENARIO: &str = include_str!("../../../scenarios/console_walkthrough.json");
+
 async fn run_demo(
     database: &str,
     files: &[std::path::PathBuf],
     time_factor: u32,
+    keep_serving: bool,
 ) -> Result<u8, Failure> {
     let scenarios = if files.is_empty() {
         match sample_scenarios() {
@@ -549,9 +554,39 @@ async fn run_demo(
         Ok(earlier) => earlier,
         Err(message) => return invalid_input(&message),
     };
-    let flow = crate::flow::Flow::start(database, scenarios.clone(), time_factor)
+    // With --keep-serving the simulator also knows a portfolio nobody onboards by script, for the console.
+    let walkthrough = if keep_serving {
+        match Scenario::from_json(WALKTHROUGH_SCENARIO) {
+            Ok(scenario)
+                if !scenarios
+                    .iter()
+                    .any(|s| s.business.id == scenario.business.id) =>
+            {
+                Some(scenario)
+            }
+            Ok(_) => None,
+            Err(error) => return invalid_input(&format!("the walkthrough scenario: {error}")),
+        }
+    } else {
+        None
+    };
+    let simulated: Vec<Scenario> = scenarios
+        .iter()
+        .cloned()
+        .chain(walkthrough.clone())
+        .collect();
+    let mut flow = crate::flow::Flow::start(database, simulated, time_factor)
         .await
         .map_err(|error| Failure::Meta(error.to_string()))?;
+    let console_token = if keep_serving {
+        Some(
+            flow.create_console_token()
+                .await
+                .map_err(|error| Failure::Meta(error.to_string()))?,
+        )
+    } else {
+        None
+    };
     // Offsets count from this run's start, or from an earlier run's first event when its history is replayed.
     let run_start = flow.now();
     let start = earlier
@@ -567,6 +602,22 @@ async fn run_demo(
     out!(
         "  time runs {time_factor}x faster: [+hh:mm:ss] is simulated time since the start; only the operator's own steps come from here"
     );
+    if let Some((name, secret)) = &console_token {
+        out!(
+            "  web console: {}/sign-in#token={}  (the token {name}, role operator: it fills itself in)",
+            flow.api_base,
+            secret.expose()
+        );
+        if let Some(walkthrough) = &walkthrough {
+            out!(
+                "  then walk portfolio {} ({}) through the enable flow: {}/portfolios/{}/enable",
+                walkthrough.business.id,
+                walkthrough.business.name,
+                flow.api_base,
+                walkthrough.business.id
+            );
+        }
+    }
     if !earlier.is_empty() {
         let names: Vec<&str> = earlier.iter().map(|(name, _)| name.as_str()).collect();
         out!(
@@ -669,6 +720,23 @@ async fn run_demo(
     let flow = std::sync::Arc::into_inner(flow)
         .ok_or_else(|| Failure::Meta("the demo's runs still hold the flow".into()))?;
     let elapsed = flow.now() - run_start;
+    if keep_serving {
+        // Listening before saying so: an interrupt right after the line still stops the demo cleanly.
+        #[cfg(unix)]
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|error| Failure::Meta(format!("cannot listen for Ctrl-C: {error}")))?;
+        out!(
+            "\nstill serving the API and the web console at {}/ (press Ctrl-C to stop)",
+            flow.api_base
+        );
+        #[cfg(unix)]
+        interrupt.recv().await;
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|error| Failure::Meta(format!("cannot wait for Ctrl-C: {error}")))?;
+    }
     flow.shutdown()
         .await
         .map_err(|error| Failure::Meta(error.to_string()))?;

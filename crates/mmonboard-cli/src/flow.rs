@@ -127,6 +127,8 @@ pub struct Flow {
     replicas: Vec<Running>,
     /// The operator's token, created for this flow and revoked when it shuts down.
     operator_token: mmonboard_access::TokenName,
+    /// Tokens handed to people (the web console's), revoked when the flow shuts down too.
+    console_tokens: Vec<mmonboard_access::TokenName>,
 }
 
 /// One line of what happened, for people: the event, who recorded it and the transition.
@@ -222,6 +224,7 @@ impl Flow {
             server_running: None,
             replicas: Vec::new(),
             operator_token,
+            console_tokens: Vec::new(),
         };
         flow.start_server_on(api_listener).await?;
         Ok(flow)
@@ -347,10 +350,32 @@ impl Flow {
         }
         // The operator's token is of no use once the flow is over: leave no credential behind.
         let store = mmonboard_access::TokenStore::open(&self.database_url).await?;
-        let revoked = store.revoke(&self.operator_token, Utc::now()).await;
+        let mut revoked = store.revoke(&self.operator_token, Utc::now()).await;
+        for name in &self.console_tokens {
+            if revoked.is_ok() {
+                revoked = store.revoke(name, Utc::now()).await;
+            }
+        }
         store.close().await;
         revoked?;
         Ok(())
+    }
+
+    /// An operator token for a person to sign in to the web console with (a fresh name), revoked with the
+    /// flow's own at shutdown.
+    pub async fn create_console_token(
+        &mut self,
+    ) -> Result<(mmonboard_access::TokenName, mmonboard_access::TokenSecret), FlowError> {
+        let store = mmonboard_access::TokenStore::open(&self.database_url).await?;
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        let name = mmonboard_access::TokenName::parse(&format!("console-{}", &suffix[20..]))?;
+        let created = store
+            .create(&name, mmonboard_access::Role::Operator, Utc::now(), None)
+            .await;
+        store.close().await;
+        let created = created?;
+        self.console_tokens.push(name.clone());
+        Ok((name, created.secret))
     }
 
     /// The actor the operator's steps are recorded with: its token's name and role.

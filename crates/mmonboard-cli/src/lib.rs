@@ -234,6 +234,11 @@ pub enum Command {
         /// Simulated time runs this many times faster than real time (600: a 15-minute window takes 1.5 s).
         #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         time_factor: u32,
+        /// Keep the server (API and web console) running after the flow, until Ctrl-C, and print the console's
+        /// address with a token to sign in; the simulator also holds one more portfolio to walk through the
+        /// enable flow by hand.
+        #[arg(long)]
+        keep_serving: bool,
     },
     /// Serve the HTTP API (commands, queries, read models, routing, live events) on this database.
     #[command(after_help = "Environment:\n  \

@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod checkpointer;
+mod console;
 mod error;
 mod metrics;
 mod routes;
@@ -401,8 +402,10 @@ pub async fn run_with<C: Clock + Clone, G: MetaGateway>(
             }
         })
     });
+    // The web console at `/` beside the API, outside the API's JSON error mapping (its errors are pages).
     let router = layers(
-        routes::router(Arc::clone(&state)),
+        routes::router(Arc::clone(&state))
+            .merge(console::router(Arc::clone(&state), tls.is_some())?),
         &access,
         options.access.max_in_flight,
         &metrics,

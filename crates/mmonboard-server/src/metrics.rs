@@ -37,6 +37,8 @@ pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Source {
     Api,
+    /// A person's action in the web console (the same commands as the API's).
+    Console,
     Webhook,
     ProcessManager,
 }
@@ -45,6 +47,7 @@ impl Source {
     fn as_str(self) -> &'static str {
         match self {
             Self::Api => "api",
+            Self::Console => "console",
             Self::Webhook => "webhook",
             Self::ProcessManager => "process_manager",
         }
@@ -245,7 +248,7 @@ impl Metrics {
         let commands = Family::<CommandLabels, Counter>::default();
         registry.register(
             "mmonboard_commands",
-            "Commands decided, by source (api, webhook, process_manager) and outcome (accepted, refused, \
+            "Commands decided, by source (api, console, webhook, process_manager) and outcome (accepted, refused, \
              already_applied, invalid, error)",
             commands.clone(),
         );

@@ -479,6 +479,14 @@ async fn routing<C: Clock + Clone>(
     State(state): Shared<C>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    route_answer(&state, &query).await.map(Json)
+}
+
+/// The answer of `GET /v1/route` to these query parameters (the console's route probe asks it too).
+pub(crate) async fn route_answer<C: Clock + Clone>(
+    state: &crate::AppState<C>,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
     let required = |name: &str| {
         query
             .get(name)
@@ -526,7 +534,7 @@ async fn routing<C: Clock + Clone>(
     let now = state.service.clock().now();
     let decision = route(&aggregate, &waba_id, &kind, policy, now, &state.config);
     let message = decision.reason.to_string();
-    Ok(Json(json!({
+    Ok(json!({
         "portfolio_id": portfolio_id,
         "waba_id": waba_id,
         "at": now,
@@ -534,7 +542,7 @@ async fn routing<C: Clock + Clone>(
         "policy": decision.policy,
         "reason": decision.reason,
         "message": message,
-    })))
+    }))
 }
 
 /// The query string as name/value pairs, repeats kept (`type=a&type=b`), for the routes with repeatable filters.

@@ -4,6 +4,7 @@
 mod access;
 mod api;
 mod audit;
+mod console;
 mod disk_full;
 mod edges;
 mod filters;
