@@ -3,12 +3,12 @@
 
 mod audit;
 mod cli;
-mod crash;
 mod console_demo;
+mod crash;
 mod docs;
 mod e2e;
 mod logs;
-mod report;
 mod relay;
+mod report;
 mod support;
 mod tokens;

@@ -24,10 +24,10 @@ mod commands;
 pub mod flow;
 mod logging;
 mod output;
-mod snapshots;
-mod shell;
-mod report;
 mod relay;
+mod report;
+mod shell;
+mod snapshots;
 mod tokens;
 
 use std::path::PathBuf;

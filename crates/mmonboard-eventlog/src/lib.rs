@@ -16,8 +16,8 @@ mod hooks;
 mod log;
 mod model;
 mod postgres;
-mod snapshots;
 mod signed;
+mod snapshots;
 mod sqlite;
 mod store;
 pub mod subscription;
@@ -42,11 +42,11 @@ pub use model::{
     NewEvent, RecordedEvent, StreamId, VerifyReport,
 };
 pub use postgres::{PgEventStore, PgOptions};
-pub use snapshots::{SNAPSHOT_MIGRATIONS_TABLE, SnapshotStore, StoredSnapshot};
 pub use signed::{
     CHECKPOINT_FORMAT, CheckpointError, CheckpointKey, CheckpointReport, KeyError, RecordOutcome,
     SignedCheckpoint, SignedCheckpoints, TrustedKey, check_checkpoints, key_id_of, signed_bytes,
 };
+pub use snapshots::{SNAPSHOT_MIGRATIONS_TABLE, SnapshotStore, StoredSnapshot};
 pub use sqlite::{Durability, SqliteEventStore, SqliteOptions};
 pub use store::EventStore;
 pub use subscription::{DurableSubscription, HeadWatch, Subscription, SubscriptionOptions};

@@ -213,8 +213,9 @@ impl RelayMetrics {
         catch_up(&self.publish_errors, relay.publish_errors);
         self.last_published_position
             .set(saturating_i64(relay.last_published_position));
-        self.lag
-            .set(saturating_i64(head.saturating_sub(relay.last_published_position)));
+        self.lag.set(saturating_i64(
+            head.saturating_sub(relay.last_published_position),
+        ));
         self.active.set(i64::from(relay.active));
     }
 }

@@ -832,12 +832,15 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
             .process_role
             .get()
             .map(|role| u64::from(role.get() == mmonboard_process::ProcessRole::Active)),
-        relay: state.relay.get().map(|relay| crate::metrics::RelaySnapshot {
-            published: relay.published(),
-            publish_errors: relay.publish_errors(),
-            last_published_position: relay.last_published_position(),
-            active: relay.active(),
-        }),
+        relay: state
+            .relay
+            .get()
+            .map(|relay| crate::metrics::RelaySnapshot {
+                published: relay.published(),
+                publish_errors: relay.publish_errors(),
+                last_published_position: relay.last_published_position(),
+                active: relay.active(),
+            }),
     };
     let body = state.metrics.render(&snapshot).await;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
