@@ -463,8 +463,8 @@ fn happy_path_copy(n: usize) -> mmonboard_metasim::Scenario {
 }
 
 /// Two instances on one database take 50 concurrent flows, the operator's commands split between them: every
-/// portfolio goes live, each step once, the log verifies with positions 1..N in order, and one process manager
-/// is active throughout.
+/// portfolio goes live, each step once, the log verifies with positions 1..N in order, and never are two
+/// process managers active at once.
 async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
     const PORTFOLIOS: usize = 50;
     let scenarios: Vec<_> = (1..=PORTFOLIOS).map(happy_path_copy).collect();
@@ -489,14 +489,16 @@ async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
         }
     });
     let roles = async {
-        // One process manager active at every look while the flows run.
+        // Never two active process managers at one look while the flows run. A look with none active is
+        // allowed: a manager whose storage fails under load stops, its supervisor restarts it, and the lease
+        // passes on (docs/ARCHITECTURE.md); the steps are then taken by whoever holds it next, once each,
+        // which the checks after the flows prove.
         let mut looks = 0;
         loop {
             let (a, b) = (role(&flow, &first).await, role(&flow, &replica).await);
-            assert_eq!(
-                [a.as_deref(), b.as_deref()],
-                [Some("active"), Some("standby")],
-                "exactly one active process manager"
+            assert!(
+                !(a.as_deref() == Some("active") && b.as_deref() == Some("active")),
+                "two active process managers at once: {a:?} and {b:?}"
             );
             looks += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -509,6 +511,21 @@ async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
         states = futures_util::future::join_all(flows) => states,
         () = roles => unreachable!("the role checks end only with the flows"),
     };
+    // Once the flows are done (and any restarted manager is back), one is active and the other stands by.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (a, b) = (role(&flow, &first).await, role(&flow, &replica).await);
+        let mut roles = [a.as_deref(), b.as_deref()];
+        roles.sort_unstable();
+        if roles == [Some("active"), Some("standby")] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no active manager with a standby after the flows: {a:?} and {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for (scenario, state) in scenarios.iter().zip(&states) {
         assert_eq!(state["phase"], "live", "{}: {state}", scenario.name);
         assert_nothing_done_twice(&flow, &scenario.business.id).await;

@@ -19,7 +19,7 @@ use mmonboard_domain::eligibility::WabaVerdict;
 use mmonboard_domain::ids::{PortfolioId, Reason};
 use mmonboard_domain::machine::{OboMigration, WabaRecord, WabaRouting};
 use mmonboard_domain::{Aggregate, OnboardingCommand, Phase};
-use mmonboard_eventlog::EventStore;
+use mmonboard_eventlog::{EventStore, check_checkpoints};
 use serde::Serialize;
 
 use super::markup::{
@@ -566,6 +566,14 @@ pub(crate) async fn integrity<C: Clock + Clone>(
     };
     let run = verified(&console).await?;
     let report = &run.report;
+    // Checked at every look, not cached with the verify run: a checkpoint can be signed while the head
+    // stands still (at shutdown, or by `mmonboard checkpoint`).
+    let stored = console.app.store.signed_checkpoints().await?;
+    let checkpoints = if report.is_intact() && !stored.is_empty() {
+        Some(check_checkpoints(&console.app.store, &stored, &[], report.head).await?)
+    } else {
+        None
+    };
     let body = html! {
         h1 { "Log integrity" }
         section.card #integrity {
@@ -579,7 +587,22 @@ pub(crate) async fn integrity<C: Clock + Clone>(
                     }
                 }
                 dt { "Verified" } dd { (time(run.at)) " (server time), up to position " (run.head) }
-                dt { "Signed checkpoint" } dd #signed-checkpoint { span.muted { "none recorded for this log" } }
+                dt { "Signed checkpoint" } dd #signed-checkpoint {
+                    @match (&checkpoints, stored.is_empty()) {
+                        (_, true) => span.muted { "none recorded for this log (serve --signing-key, or mmonboard checkpoint, records them)" },
+                        (None, false) => span.muted { (stored.len()) " recorded; not checked while the chain is broken" },
+                        (Some(found), false) => @match (&found.first_break, &found.newest) {
+                            (Some(broken), _) => { span.warn { "broken" } " at global position " (broken.global_position) ": " (broken.reason) },
+                            (None, Some(newest)) => {
+                                span.ok { "position " (newest.position) } " signed by key " code { (newest.key_id) }
+                                @if let Some(at) = newest.recorded_at() { " at " (time(at)) }
+                                "; " (found.checked) " checkpoints, each signature and hash checked against the log (check the key with "
+                                code { "mmonboard verify --trusted-key" } ")"
+                            },
+                            (None, None) => span.muted { "none recorded for this log" },
+                        },
+                    }
+                }
             }
             p.muted { "The same check as " code { "mmonboard verify" } ": every event's chain hash from the first, and the command records against the events both ways. It runs again when the log has grown since the last run." }
         }
