@@ -170,6 +170,9 @@ pub enum Command {
     },
     /// Sign a checkpoint of the chain head now (for a cron job), after checking the chain since the key's
     /// previous checkpoint.
+    #[command(
+        after_help = "Example:\n  mmonboard checkpoint --signing-key /etc/mmonboard/signing.key"
+    )]
     Checkpoint {
         /// The private key file `keys generate` wrote.
         #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
@@ -180,6 +183,9 @@ pub enum Command {
     },
     /// Write one self-contained HTML page on a portfolio for a person to read: the integrity proof, the state
     /// machine with its path, each WABA's verdict, templates, and the timeline of every event.
+    #[command(
+        after_help = "Examples:\n  mmonboard report --portfolio 1234567890 --out report.html\n  mmonboard report --portfolio 1234567890 --file backup.ndjson --trusted-key ed25519:<hex> --out report.html"
+    )]
     Report {
         /// The Meta business portfolio id.
         #[arg(long, value_parser = parse_portfolio_id)]
@@ -195,6 +201,7 @@ pub enum Command {
         trusted_keys: Vec<String>,
     },
     /// Ed25519 keys for signed checkpoints.
+    #[command(after_help = "Example:\n  mmonboard keys generate --out /etc/mmonboard/signing.key")]
     Keys {
         #[command(subcommand)]
         action: KeysAction,
@@ -307,6 +314,9 @@ pub enum Command {
     },
     /// Run the outbox relay alone: publish every event of the log, in order, exactly once, to a NATS JetStream
     /// stream, until interrupted. One relay publishes per database; more stand by and take over.
+    #[command(
+        after_help = "Examples:\n  mmonboard relay --nats-url nats://127.0.0.1:4222\n  mmonboard relay --nats-url nats://127.0.0.1:4222 --from-position 1   # into an emptied stream"
+    )]
     Relay {
         /// The NATS server, e.g. nats://127.0.0.1:4222.
         #[arg(long, env = "MMONBOARD_NATS_URL")]
@@ -364,6 +374,9 @@ pub enum Command {
         action: ProjectionsAction,
     },
     /// The aggregate snapshots kept beside the log (a cache: clearing them changes nothing but speed).
+    #[command(
+        after_help = "Examples:\n  mmonboard snapshots rebuild --every 100\n  mmonboard snapshots clear"
+    )]
     Snapshots {
         #[command(subcommand)]
         action: SnapshotsAction,
@@ -411,6 +424,7 @@ pub enum KeysAction {
     /// Write a new Ed25519 key pair: the private key to FILE (readable by its owner only), the public key to
     /// FILE.pub; the public key is printed.
     Generate {
+        /// Where to write the private key (refused if it exists); the public key goes to FILE.pub.
         #[arg(long)]
         out: PathBuf,
     },
