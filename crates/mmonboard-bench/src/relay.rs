@@ -155,7 +155,10 @@ async fn consumer_lag(
     events: usize,
     rate: f64,
 ) -> Result<Lag, BenchError> {
-    let options = options(nats_url);
+    let mut options = options(nats_url);
+    // Only what is appended from now on: a new stream would otherwise first take the whole log again, and
+    // the lag measured would be the catch-up's.
+    options.from_position = Some(store.head_position().await? + 1);
     let (stream_name, prefix) = (options.stream.clone(), options.subject_prefix.clone());
     let running = start(store, url, options).await?;
     // The relay creates the stream; a consumer of new messages follows it.
