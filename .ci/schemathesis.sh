@@ -12,10 +12,15 @@ if [ ! -x "$venv/bin/schemathesis" ] || [ "$("$venv/bin/schemathesis" --version)
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis==4.32.5'
 fi
-cargo build --quiet --bin mmonboard
+# MMONBOARD_BIN: a binary built already (CI passes the one `cargo test` built for the integration tests).
+bin=${MMONBOARD_BIN:-}
+if [ -z "$bin" ]; then
+    cargo build --quiet --bin mmonboard
+    bin=./target/debug/mmonboard
+fi
 workdir=$(mktemp -d -t mmonboard-schemathesis.XXXXXX)
 log="$workdir/serve.log"
-./target/debug/mmonboard --database "sqlite://$workdir/log.db" serve --listen 127.0.0.1:0 --insecure-no-auth \
+"$bin" --database "sqlite://$workdir/log.db" serve --listen 127.0.0.1:0 --insecure-no-auth \
     --rate-limit-per-second 1000000 --rate-limit-burst 1000000 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$workdir"' EXIT
