@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
+use mmonboard_domain::event::CURRENT_SCHEMA_VERSION;
 use mmonboard_domain::ids::PortfolioId;
 use mmonboard_domain::{Aggregate, Decider, DomainConfig, OnboardingCommand, OnboardingEvent};
 
@@ -36,8 +37,12 @@ fuzz_target!(|data: &[u8]| {
         match decider.decide(&live, &command, now) {
             Ok(events) => {
                 for event in events {
-                    let stored = OnboardingEvent::decode(event.type_name(), 1, &event.encode())
-                        .expect("a decided event decodes from its stored form");
+                    let stored = OnboardingEvent::decode(
+                        event.type_name(),
+                        CURRENT_SCHEMA_VERSION,
+                        &event.encode(),
+                    )
+                    .expect("a decided event decodes from its stored form");
                     assert_eq!(stored, event, "the stored form changed an event");
                     live.apply(&event).expect("a decided event folds");
                     decided.push(event);

@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mmonboard_domain::OnboardingEvent;
+use mmonboard_domain::event::CURRENT_SCHEMA_VERSION;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -20,8 +21,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(event) = OnboardingEvent::decode(event_type, version, payload) {
-        let again = OnboardingEvent::decode(event.type_name(), 1, &event.encode())
-            .expect("an event's current stored form decodes");
+        let again =
+            OnboardingEvent::decode(event.type_name(), CURRENT_SCHEMA_VERSION, &event.encode())
+                .expect("an event's current stored form decodes");
         assert_eq!(again, event, "re-encoding changed a decoded event");
     }
 });

@@ -40,6 +40,8 @@ pub(crate) async fn relay(
     relay.run(stopped).await;
     signal.abort();
     relay.close().await;
+    // The relay holds the log too: without it gone, the log could not be closed (and SQLite's WAL folded).
+    drop(relay);
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close().await;
     }

@@ -564,11 +564,13 @@ pub(crate) async fn integrity<C: Clock + Clone>(
         Ok(session) => session,
         Err(response) => return Ok(response),
     };
+    // Listed before the log is verified, so that every checkpoint listed is at or below the head the
+    // verify run saw (one signed in between would otherwise look like events missing at the end). Checked
+    // at every look, not cached with the verify run: a checkpoint can be signed while the head stands still
+    // (at shutdown, or by `mmonboard checkpoint`).
+    let stored = console.app.store.signed_checkpoints().await?;
     let run = verified(&console).await?;
     let report = &run.report;
-    // Checked at every look, not cached with the verify run: a checkpoint can be signed while the head
-    // stands still (at shutdown, or by `mmonboard checkpoint`).
-    let stored = console.app.store.signed_checkpoints().await?;
     let checkpoints = if report.is_intact() && !stored.is_empty() {
         Some(check_checkpoints(&console.app.store, &stored, &[], report.head).await?)
     } else {
