@@ -284,6 +284,20 @@ async fn route_probe<C: Clock + Clone>(
     }
 }
 
+/// A portfolio's history for a page about it: a portfolio with none is a 404, not an empty page.
+async fn recorded_history<C: Clock + Clone>(
+    console: &Console<C>,
+    portfolio_id: &PortfolioId,
+) -> Result<Vec<HistoryEntry>, Failure> {
+    let history = console.app.service.history(portfolio_id).await?;
+    if history.is_empty() {
+        return Err(Failure::not_found(format!(
+            "portfolio {portfolio_id} has no recorded onboarding"
+        )));
+    }
+    Ok(history)
+}
+
 /// `GET /portfolios/{id}`: the portfolio's WABAs, ad accounts, templates, route probe and state machine.
 pub(crate) async fn portfolio<C: Clock + Clone>(
     State(console): Shared<C>,
@@ -298,12 +312,7 @@ pub(crate) async fn portfolio<C: Clock + Clone>(
     let portfolio_id = parse_portfolio(&portfolio_id)?;
     let app = &console.app;
     let head = app.store.head_position().await?;
-    let history = app.service.history(&portfolio_id).await?;
-    if history.is_empty() {
-        return Err(Failure::not_found(format!(
-            "portfolio {portfolio_id} has no recorded onboarding"
-        )));
-    }
+    let history = recorded_history(&console, &portfolio_id).await?;
     let aggregate = app.service.load(&portfolio_id).await?;
     let now = app.service.clock().now();
     let ad_accounts: HashMap<String, String> = app
@@ -466,12 +475,7 @@ pub(crate) async fn timeline<C: Clock + Clone>(
     let portfolio_id = parse_portfolio(&portfolio_id)?;
     let app = &console.app;
     let head = app.store.head_position().await?;
-    let history = app.service.history(&portfolio_id).await?;
-    if history.is_empty() {
-        return Err(Failure::not_found(format!(
-            "portfolio {portfolio_id} has no recorded onboarding"
-        )));
-    }
+    let history = recorded_history(&console, &portfolio_id).await?;
     let as_of_text = query.get("as_of").filter(|text| !text.trim().is_empty());
     let as_of = as_of_text.map(|text| parse_as_of(text));
     let as_of_view = match &as_of {
