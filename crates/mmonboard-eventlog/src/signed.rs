@@ -471,9 +471,18 @@ impl SignedCheckpoints {
 
     /// Every checkpoint, by position then key id; none on a log whose schema predates them.
     pub async fn list(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        self.list_from(0).await
+    }
+
+    /// The checkpoints of position `from` or later, by position then key id (what a follower such as the
+    /// relay asks for each time it looks for new ones, instead of reading them all again).
+    pub async fn list_from(&self, from: u64) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let from = to_i64(from)?;
         match &self.pool {
-            CompanionPool::Sqlite(pool) => list_on_sqlite(&mut *pool.acquire().await?).await,
-            CompanionPool::Postgres(pool) => list_on_postgres(&mut *pool.acquire().await?).await,
+            CompanionPool::Sqlite(pool) => list_on_sqlite(&mut *pool.acquire().await?, from).await,
+            CompanionPool::Postgres(pool) => {
+                list_on_postgres(&mut *pool.acquire().await?, from).await
+            }
         }
     }
 
@@ -610,6 +619,7 @@ fn to_i64(value: u64) -> Result<i64, StoreError> {
 
 pub(crate) async fn list_on_sqlite(
     connection: &mut sqlx::SqliteConnection,
+    from: i64,
 ) -> Result<Vec<SignedCheckpoint>, StoreError> {
     let exists: i64 = sqlx::query_scalar(sql::sqlite::EXISTS)
         .fetch_one(&mut *connection)
@@ -617,7 +627,8 @@ pub(crate) async fn list_on_sqlite(
     if exists == 0 {
         return Ok(Vec::new());
     }
-    let rows: Vec<CheckpointRow> = sqlx::query_as(sql::sqlite::LIST)
+    let rows: Vec<CheckpointRow> = sqlx::query_as(sql::sqlite::LIST_FROM)
+        .bind(from)
         .fetch_all(&mut *connection)
         .await?;
     rows.into_iter().map(decode).collect()
@@ -625,6 +636,7 @@ pub(crate) async fn list_on_sqlite(
 
 pub(crate) async fn list_on_postgres(
     connection: &mut sqlx::PgConnection,
+    from: i64,
 ) -> Result<Vec<SignedCheckpoint>, StoreError> {
     let exists: bool = sqlx::query_scalar(sql::postgres::EXISTS)
         .fetch_one(&mut *connection)
@@ -632,7 +644,8 @@ pub(crate) async fn list_on_postgres(
     if !exists {
         return Ok(Vec::new());
     }
-    let rows: Vec<CheckpointRow> = sqlx::query_as(sql::postgres::LIST)
+    let rows: Vec<CheckpointRow> = sqlx::query_as(sql::postgres::LIST_FROM)
+        .bind(from)
         .fetch_all(&mut *connection)
         .await?;
     rows.into_iter().map(decode).collect()
@@ -675,16 +688,16 @@ mod sql {
     pub(super) mod sqlite {
         pub const EXISTS: &str = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = \
              'signed_checkpoints'";
-        pub const LIST: &str = "SELECT position, head_hash, recorded_at, key_id, public_key, signature \
-             FROM signed_checkpoints ORDER BY position, key_id";
+        pub const LIST_FROM: &str = "SELECT position, head_hash, recorded_at, key_id, public_key, \
+             signature FROM signed_checkpoints WHERE position >= ?1 ORDER BY position, key_id";
         pub const INSERT: &str = "INSERT INTO signed_checkpoints (position, head_hash, recorded_at, \
              key_id, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
     }
 
     pub(super) mod postgres {
         pub const EXISTS: &str = "SELECT to_regclass('signed_checkpoints') IS NOT NULL";
-        pub const LIST: &str = "SELECT position, head_hash, recorded_at, key_id, public_key, signature \
-             FROM signed_checkpoints ORDER BY position, key_id";
+        pub const LIST_FROM: &str = "SELECT position, head_hash, recorded_at, key_id, public_key, \
+             signature FROM signed_checkpoints WHERE position >= $1 ORDER BY position, key_id";
         pub const INSERT: &str = "INSERT INTO signed_checkpoints (position, head_hash, recorded_at, \
              key_id, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
     }

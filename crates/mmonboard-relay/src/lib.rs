@@ -27,5 +27,9 @@ pub use options::{
     DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, RelayOptions, validate_stream_name,
     validate_subject_prefix,
 };
-pub use relay::{CHECKPOINT_PREFIX, LEASE_NAME, POSITION_HEADER, Relay, subject_of};
+pub use relay::{
+    CHECKPOINT_PREFIX, LEASE_NAME, POSITION_HEADER, Relay, SIGNED_CHECKPOINT_TYPE,
+    SIGNED_POSITION_HEADER, SIGNED_SUBJECT_ROOT, checkpoint_cloud_event, checkpoint_subject_of,
+    subject_of,
+};
 pub use stats::RelayStats;

@@ -33,6 +33,8 @@ pub struct RelayOptions {
     pub poll_interval: Duration,
     /// How often the acknowledged position is saved as the checkpoint.
     pub checkpoint_every: Duration,
+    /// How often the relay looks for new signed checkpoints to publish.
+    pub signed_poll_interval: Duration,
     /// The lease that lets one relay at a time publish.
     pub lease: LeaseOptions,
 }
@@ -49,6 +51,7 @@ impl RelayOptions {
             ack_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(250),
             checkpoint_every: Duration::from_millis(200),
+            signed_poll_interval: Duration::from_secs(1),
             lease: LeaseOptions::default(),
         }
     }

@@ -1,12 +1,16 @@
 //! The relay itself: take the lease, find where the stream ends, then publish the log's events after it in a
 //! pipeline (many publishes in flight, acknowledgements awaited in order) and save the acknowledged position.
 //!
+//! The signed checkpoints of the chain head go into the same stream, on subjects of their own
+//! ([`checkpoint_subject_of`]), each right after the event it vouches for, so that a party outside the database
+//! holds them; per signing key they are published in position order, exactly once like the events.
+//!
 //! One call of [`Relay::run_once`] is one attempt: it returns `Ok` at shutdown or when the lease is lost, and
 //! an error when NATS or the database fails. [`Relay::run`] repeats attempts with a jittered, capped backoff
 //! (for `mmonboard relay`); the server runs `run_once` under its own supervisor instead, which also makes
 //! `/readyz` say degraded while it recovers.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +22,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use mmonboard_app::cloudevents::to_cloud_event;
 use mmonboard_app::codec::portfolio_of;
 use mmonboard_eventlog::{
-    Checkpoints, EventLog, EventStore, RecordedEvent, Subscription, SubscriptionOptions,
+    Checkpoints, EventLog, EventStore, RecordedEvent, SignedCheckpoint, SignedCheckpoints,
+    Subscription, SubscriptionOptions,
 };
 use mmonboard_process::{Lease, TimerStore};
 use tokio::sync::{mpsc, watch};
@@ -33,6 +38,64 @@ pub const POSITION_HEADER: &str = "Mmonboard-Position";
 pub const LEASE_NAME: &str = "relay";
 /// The relay's checkpoint is named `jetstream:<stream>`, so two streams fed from one log keep apart.
 pub const CHECKPOINT_PREFIX: &str = "jetstream:";
+/// The header holding the position a published signed checkpoint covers (decimal). Persisted: never rename.
+pub const SIGNED_POSITION_HEADER: &str = "Mmonboard-Checkpoint-Position";
+/// The first tokens of the subjects signed checkpoints are published on. Persisted: never rename.
+pub const SIGNED_SUBJECT_ROOT: &str = "mmonboard.audit";
+/// The CloudEvents `type` of a published signed checkpoint.
+pub const SIGNED_CHECKPOINT_TYPE: &str = "mmonboard.audit.checkpoint.v1";
+
+/// The subject of the signed checkpoints of `key_id` published into `stream`:
+/// `mmonboard.audit.<stream>.checkpoints.<key_id>`. The stream's name is in it because JetStream lets no two
+/// streams take the same subjects; the key id, so that each key's newest published checkpoint is one lookup.
+pub fn checkpoint_subject_of(stream: &str, key_id: &str) -> String {
+    format!("{SIGNED_SUBJECT_ROOT}.{stream}.checkpoints.{key_id}")
+}
+
+/// The subjects of the events of `prefix`, and of the signed checkpoints of `stream`, that the stream takes.
+/// When the events' subjects already cover the checkpoints' (a prefix of `mmonboard` or `mmonboard.audit`),
+/// only the events' are listed: JetStream refuses overlapping subjects within a stream.
+fn stream_subjects(prefix: &str, stream: &str) -> Vec<String> {
+    let events = format!("{prefix}.>");
+    let checkpoints = checkpoint_subject_of(stream, "*");
+    if checkpoints.starts_with(&format!("{prefix}.")) {
+        vec![events]
+    } else {
+        vec![events, checkpoints]
+    }
+}
+
+/// The message of a signed checkpoint: a CloudEvent whose data is the checkpoint as the HTTP API shows it
+/// (`GET /v1/audit/checkpoints`), so a consumer checks it with the same code.
+pub fn checkpoint_cloud_event(checkpoint: &SignedCheckpoint) -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": checkpoint_message_id(checkpoint),
+        "source": mmonboard_app::cloudevents::SOURCE,
+        "type": SIGNED_CHECKPOINT_TYPE,
+        "subject": checkpoint.position.to_string(),
+        "time": checkpoint.recorded_at(),
+        "datacontenttype": "application/json",
+        "data": checkpoint.to_json(),
+    })
+}
+
+/// A signed checkpoint's `Nats-Msg-Id` and CloudEvent id: one key signs a position once.
+fn checkpoint_message_id(checkpoint: &SignedCheckpoint) -> String {
+    format!("checkpoint:{}:{}", checkpoint.key_id, checkpoint.position)
+}
+
+/// What goes into the stream, in order.
+enum Outgoing {
+    Event(RecordedEvent),
+    Checkpoint(SignedCheckpoint),
+}
+
+/// What an acknowledgement in flight is for.
+enum Sent {
+    Event(u64),
+    Checkpoint { key_id: String, position: u64 },
+}
 
 type AckFuture =
     Pin<Box<dyn Future<Output = Result<PublishAck, jetstream::context::PublishError>> + Send>>;
@@ -62,6 +125,7 @@ pub fn subject_of(prefix: &str, event: &RecordedEvent) -> String {
 pub struct Relay {
     store: Arc<EventLog>,
     checkpoints: Checkpoints,
+    signed: SignedCheckpoints,
     timers: TimerStore,
     lease: Lease,
     options: RelayOptions,
@@ -86,6 +150,7 @@ impl Relay {
         options.validate().map_err(RelayError::Invalid)?;
         let timers = TimerStore::open(database_url).await?;
         let checkpoints = Checkpoints::open(database_url).await?;
+        let signed = SignedCheckpoints::open_read_only(database_url).await?;
         let holder = format!(
             "relay-pid{}-{}",
             std::process::id(),
@@ -95,6 +160,7 @@ impl Relay {
         Ok(Self {
             store,
             checkpoints,
+            signed,
             timers,
             lease,
             options,
@@ -118,6 +184,7 @@ impl Relay {
     /// Closes the checkpoint and lease connections (the log is the caller's).
     pub async fn close(&self) {
         self.checkpoints.close().await;
+        self.signed.close().await;
         self.timers.close().await;
     }
 
@@ -243,7 +310,7 @@ impl Relay {
         let stream = context
             .get_or_create_stream(stream::Config {
                 name: self.options.stream.clone(),
-                subjects: vec![format!("{}.>", self.options.subject_prefix)],
+                subjects: stream_subjects(&self.options.subject_prefix, &self.options.stream),
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
@@ -254,7 +321,9 @@ impl Relay {
                     self.options.stream
                 ))
             })?;
+        self.take_checkpoint_subjects(&context, &stream).await?;
         let (resume_after, mut last_sequence) = self.resume_point(&stream).await?;
+        let mut signed = SignedFollower::start(self, &stream).await?;
         // A duplicate of a message older than this was purged from the stream: JetStream's duplicate window
         // still remembers its id, and would drop the event instead of storing it.
         let first_kept = last_sequence + 1;
@@ -293,34 +362,50 @@ impl Relay {
         });
 
         let mut pending: VecDeque<RecordedEvent> = VecDeque::new();
-        let mut in_flight: VecDeque<(u64, AckFuture)> = VecDeque::new();
+        let mut in_flight: VecDeque<(Sent, AckFuture)> = VecDeque::new();
         let mut acknowledged = resume_after;
+        // The last event handed to JetStream: a signed checkpoint goes out once its position has.
+        let mut sent_through = resume_after;
         let mut ticks = tokio::time::interval(self.options.checkpoint_every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut signed_polls = tokio::time::interval(self.options.signed_poll_interval);
+        signed_polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
             if Utc::now() >= tenure.held_until {
                 tracing::warn!("the relay could not renew its lease in time: standing by");
                 break Ok(());
             }
             while in_flight.len() < self.options.max_in_flight {
-                let Some(event) = pending.pop_front() else {
-                    break;
+                let next = match signed.next_due(sent_through) {
+                    Some(checkpoint) => Outgoing::Checkpoint(checkpoint),
+                    None => match pending.pop_front() {
+                        Some(event) => Outgoing::Event(event),
+                        None => break,
+                    },
                 };
-                let ack = self.send(&context, &event, last_sequence).await?;
+                let (sent, ack) = self.send(&context, next, last_sequence).await?;
                 last_sequence += 1;
-                in_flight.push_back((event.global_position, ack));
+                if let Sent::Event(position) = sent {
+                    sent_through = position;
+                }
+                in_flight.push_back((sent, ack));
             }
             tokio::select! {
                 biased;
                 () = stopped(shutdown) => break Ok(()),
                 outcome = next_ack(&mut in_flight) => {
-                    let position = match in_flight.pop_front() {
-                        Some((position, _)) => position,
+                    let (position, key_id) = match in_flight.pop_front() {
+                        Some((Sent::Event(position), _)) => (position, None),
+                        Some((Sent::Checkpoint { key_id, position }, _)) => (position, Some(key_id)),
                         None => continue,
+                    };
+                    let what = match &key_id {
+                        None => format!("position {position}"),
+                        Some(key_id) => format!("the checkpoint of position {position} by key {key_id}"),
                     };
                     match outcome {
                         Ok(ack) if ack.duplicate && ack.sequence < first_kept => break Err(RelayError::ForeignStream(format!(
-                            "JetStream dropped position {position} as a duplicate of its message {} that is no longer \
+                            "JetStream dropped {what} as a duplicate of its message {} that is no longer \
                              in the stream {} (purged, but its id is still in the duplicate window): delete the \
                              stream instead of purging it, or wait for the duplicate window to pass, before \
                              republishing with --from-position",
@@ -328,13 +413,21 @@ impl Relay {
                         ))),
                         Ok(ack) => {
                             if ack.duplicate {
-                                tracing::debug!(position, "JetStream already held this event");
+                                tracing::debug!(what, "JetStream already held this message");
                             }
-                            acknowledged = position;
-                            self.stats.acknowledged(position, ack.duplicate);
+                            match key_id {
+                                None => {
+                                    acknowledged = position;
+                                    self.stats.acknowledged(position, ack.duplicate);
+                                }
+                                Some(key_id) => {
+                                    tracing::info!(position, key_id, "a signed checkpoint is in the stream");
+                                    self.stats.checkpoint_acknowledged();
+                                }
+                            }
                         }
                         Err(error) => break Err(self.nats_error(format!(
-                            "publishing position {position} into {}: {error}",
+                            "publishing {what} into {}: {error}",
                             self.options.stream
                         ))),
                     }
@@ -346,6 +439,7 @@ impl Relay {
                         None => break Err(RelayError::Store(mmonboard_eventlog::StoreError::Closed)),
                     }
                 }
+                _ = signed_polls.tick() => signed.poll(self).await?,
                 _ = ticks.tick() => {
                     if acknowledged > saved {
                         self.checkpoints.save(&checkpoint_name, acknowledged).await?;
@@ -366,13 +460,14 @@ impl Relay {
         reader.abort_all();
         // What is already on its way is acknowledged or not; the acknowledged part is saved either way.
         if outcome.is_ok() {
-            while let Some((position, ack)) = in_flight.pop_front() {
-                match ack.await {
-                    Ok(ack) => {
+            while let Some((sent, ack)) = in_flight.pop_front() {
+                match (sent, ack.await) {
+                    (Sent::Event(position), Ok(ack)) => {
                         acknowledged = position;
                         self.stats.acknowledged(position, ack.duplicate);
                     }
-                    Err(_) => break,
+                    (Sent::Checkpoint { .. }, Ok(_)) => self.stats.checkpoint_acknowledged(),
+                    (_, Err(_)) => break,
                 }
             }
         }
@@ -384,37 +479,116 @@ impl Relay {
         outcome
     }
 
-    /// Publish one event: the CloudEvent as body, its id as `Nats-Msg-Id`, its position, and the stream
-    /// sequence it must follow.
+    /// Publish one event (the CloudEvent as body, its id as `Nats-Msg-Id`, its position) or one signed
+    /// checkpoint (likewise, on its key's subject), expecting the stream sequence it must follow.
     async fn send(
         &self,
         context: &jetstream::Context,
-        event: &RecordedEvent,
+        outgoing: Outgoing,
         last_sequence: u64,
-    ) -> Result<AckFuture, RelayError> {
-        let body = serde_json::to_vec(&to_cloud_event(event)).map_err(|error| {
-            RelayError::Invalid(format!("event {}: {error}", event.global_position))
+    ) -> Result<(Sent, AckFuture), RelayError> {
+        let (body, message_id, header, subject, sent) = match outgoing {
+            Outgoing::Event(event) => (
+                serde_json::to_vec(&to_cloud_event(&event)),
+                event.event_id.to_string(),
+                (POSITION_HEADER, event.global_position),
+                subject_of(&self.options.subject_prefix, &event),
+                Sent::Event(event.global_position),
+            ),
+            Outgoing::Checkpoint(checkpoint) => (
+                serde_json::to_vec(&checkpoint_cloud_event(&checkpoint)),
+                checkpoint_message_id(&checkpoint),
+                (SIGNED_POSITION_HEADER, checkpoint.position),
+                checkpoint_subject_of(&self.options.stream, &checkpoint.key_id),
+                Sent::Checkpoint {
+                    key_id: checkpoint.key_id,
+                    position: checkpoint.position,
+                },
+            ),
+        };
+        let position = header.1;
+        let body = body.map_err(|error| {
+            RelayError::Invalid(format!("message of position {position}: {error}"))
         })?;
         let mut message = PublishMessage::build()
             .payload(bytes::Bytes::from(body))
-            .message_id(event.event_id.to_string())
-            .header(POSITION_HEADER, event.global_position.to_string().as_str());
+            .message_id(message_id)
+            .header(header.0, position.to_string().as_str());
         // JetStream ignores an expected last sequence of 0, so the first message of a new stream goes
         // unchecked; every later one must follow its predecessor.
         if last_sequence > 0 {
             message = message.expected_last_sequence(last_sequence);
         }
-        let subject = subject_of(&self.options.subject_prefix, event);
         let ack = context
             .send_publish(subject, message)
             .await
             .map_err(|error| {
                 self.nats_error(format!(
-                    "publishing position {} into {}: {error}",
-                    event.global_position, self.options.stream
+                    "publishing position {position} into {}: {error}",
+                    self.options.stream
                 ))
             })?;
-        Ok(ack.into_future())
+        Ok((sent, ack.into_future()))
+    }
+
+    /// A stream created before checkpoints were published takes their subjects now.
+    async fn take_checkpoint_subjects(
+        &self,
+        context: &jetstream::Context,
+        stream: &stream::Stream,
+    ) -> Result<(), RelayError> {
+        let mut config = stream.cached_info().config.clone();
+        let wanted = stream_subjects(&self.options.subject_prefix, &self.options.stream);
+        let missing: Vec<String> = wanted
+            .into_iter()
+            .filter(|subject| !config.subjects.contains(subject))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        config.subjects.extend(missing);
+        context.update_stream(&config).await.map_err(|error| {
+            self.nats_error(format!(
+                "adding the signed checkpoints' subjects to the stream {}: {error}",
+                self.options.stream
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// The stream's last event message, walking back over the signed checkpoints (and deleted messages) after
+    /// it; `None` when the stream holds no event.
+    async fn last_event_message(
+        &self,
+        stream: &stream::Stream,
+        state: &stream::State,
+    ) -> Result<Option<async_nats::jetstream::message::StreamMessage>, RelayError> {
+        if state.messages == 0 {
+            return Ok(None);
+        }
+        let checkpoints = checkpoint_subject_of(&self.options.stream, "");
+        let mut sequence = state.last_sequence;
+        while sequence >= state.first_sequence.max(1) {
+            match stream.get_raw_message(sequence).await {
+                Ok(message)
+                    if message.subject.starts_with(checkpoints.as_str())
+                        && message.headers.get(POSITION_HEADER).is_none() => {}
+                Ok(message) => return Ok(Some(message)),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        stream::LastRawMessageErrorKind::NoMessageFound
+                    ) => {}
+                Err(error) => {
+                    return Err(self.nats_error(format!(
+                        "reading the message of sequence {sequence} of the stream {}: {error}",
+                        self.options.stream
+                    )));
+                }
+            }
+            sequence -= 1;
+        }
+        Ok(None)
     }
 
     /// Where to continue, and the stream's last sequence. A stream that holds messages continues after its
@@ -433,7 +607,8 @@ impl Relay {
         let head = self.store.head_position().await?;
         let checkpoint = self.checkpoints.load(&self.checkpoint_name()).await?;
         let name = &self.options.stream;
-        if state.messages == 0 {
+        let last = self.last_event_message(stream, &state).await?;
+        let Some(last) = last else {
             let after = match self.options.from_position {
                 Some(position) => position - 1,
                 None => {
@@ -454,16 +629,7 @@ impl Relay {
                 )));
             }
             return Ok((after, state.last_sequence));
-        }
-        let last = stream
-            .get_raw_message(state.last_sequence)
-            .await
-            .map_err(|error| {
-                self.nats_error(format!(
-                    "reading the last message (sequence {}) of the stream {name}: {error}",
-                    state.last_sequence
-                ))
-            })?;
+        };
         let position: u64 = last
             .headers
             .get(POSITION_HEADER)
@@ -472,7 +638,7 @@ impl Relay {
                 RelayError::ForeignStream(format!(
                     "the last message of the stream {name} (sequence {}, subject {}) has no {POSITION_HEADER} \
                      header: the stream holds messages the relay did not publish; give the relay a stream of its own",
-                    state.last_sequence, last.subject
+                    last.sequence, last.subject
                 ))
             })?;
         let message_id = last
@@ -518,9 +684,104 @@ impl Relay {
     }
 }
 
+/// Which signed checkpoints the stream holds, per key, and the ones found that wait for their event to be
+/// handed to JetStream first.
+struct SignedFollower {
+    /// Per key id, the newest position in the stream or handed to JetStream. A key signs only past its own
+    /// newest checkpoint, so anything at or below it is in the stream already.
+    published: HashMap<String, u64>,
+    /// Found and not yet sent, in position order.
+    waiting: VecDeque<SignedCheckpoint>,
+    /// Each look asks for the checkpoints from the highest position seen on: a checkpoint signs the head, so
+    /// a later one is at that position or beyond. (One recorded by another key in the same instant at a lower
+    /// position than one already seen is found at the relay's next start, which reads them all.)
+    floor: u64,
+}
+
+impl SignedFollower {
+    /// Reads every checkpoint of the log and, per key, the newest one in the stream.
+    async fn start(relay: &Relay, stream: &stream::Stream) -> Result<Self, RelayError> {
+        let all = relay.signed.list().await?;
+        let keys: std::collections::BTreeSet<&str> = all
+            .iter()
+            .map(|checkpoint| checkpoint.key_id.as_str())
+            .collect();
+        let mut published = HashMap::new();
+        for key_id in keys {
+            let subject = checkpoint_subject_of(&relay.options.stream, key_id);
+            let newest = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => message
+                    .headers
+                    .get(SIGNED_POSITION_HEADER)
+                    .and_then(|value| value.as_str().parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        RelayError::ForeignStream(format!(
+                            "the last message on {subject} in the stream {} (sequence {}) has no \
+                             {SIGNED_POSITION_HEADER} header: the relay did not publish it",
+                            relay.options.stream, message.sequence
+                        ))
+                    })?,
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        stream::LastRawMessageErrorKind::NoMessageFound
+                    ) =>
+                {
+                    0
+                }
+                Err(error) => {
+                    return Err(relay.nats_error(format!(
+                        "reading the newest signed checkpoint on {subject}: {error}"
+                    )));
+                }
+            };
+            published.insert(key_id.to_owned(), newest);
+        }
+        let mut follower = Self {
+            published,
+            waiting: VecDeque::new(),
+            floor: 0,
+        };
+        follower.take(all);
+        Ok(follower)
+    }
+
+    /// Queues the checkpoints of `found` (by position then key) the stream does not hold.
+    fn take(&mut self, found: Vec<SignedCheckpoint>) {
+        for checkpoint in found {
+            self.floor = self.floor.max(checkpoint.position);
+            let newest = self.published.entry(checkpoint.key_id.clone()).or_insert(0);
+            if checkpoint.position > *newest {
+                *newest = checkpoint.position;
+                self.waiting.push_back(checkpoint);
+            }
+        }
+    }
+
+    /// Looks for checkpoints recorded since the last look.
+    async fn poll(&mut self, relay: &Relay) -> Result<(), RelayError> {
+        let found = relay.signed.list_from(self.floor).await?;
+        self.take(found);
+        Ok(())
+    }
+
+    /// The next checkpoint to send, once the event it vouches for has been handed to JetStream.
+    fn next_due(&mut self, sent_through: u64) -> Option<SignedCheckpoint> {
+        if self
+            .waiting
+            .front()
+            .is_some_and(|checkpoint| checkpoint.position <= sent_through)
+        {
+            self.waiting.pop_front()
+        } else {
+            None
+        }
+    }
+}
+
 /// The oldest acknowledgement in flight; pending forever when there is none.
 async fn next_ack(
-    in_flight: &mut VecDeque<(u64, AckFuture)>,
+    in_flight: &mut VecDeque<(Sent, AckFuture)>,
 ) -> Result<PublishAck, jetstream::context::PublishError> {
     match in_flight.front_mut() {
         Some((_, ack)) => ack.await,

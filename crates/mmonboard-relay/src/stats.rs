@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct RelayStats {
     published: AtomicU64,
+    checkpoints_published: AtomicU64,
     duplicates: AtomicU64,
     publish_errors: AtomicU64,
     position: AtomicU64,
@@ -20,6 +21,11 @@ impl RelayStats {
     /// Events JetStream acknowledged, duplicates included (they are in the stream once).
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
+    }
+
+    /// Signed checkpoints JetStream acknowledged from this instance.
+    pub fn checkpoints_published(&self) -> u64 {
+        self.checkpoints_published.load(Ordering::Relaxed)
     }
 
     /// Acknowledgements that said `duplicate: true`.
@@ -62,6 +68,10 @@ impl RelayStats {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
         }
         self.position.store(position, Ordering::Relaxed);
+    }
+
+    pub(crate) fn checkpoint_acknowledged(&self) {
+        self.checkpoints_published.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn publish_failed(&self) {

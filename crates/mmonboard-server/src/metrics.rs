@@ -157,6 +157,7 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RelaySnapshot {
     pub published: u64,
+    pub checkpoints_published: u64,
     pub publish_errors: u64,
     pub last_published_position: u64,
     pub active: bool,
@@ -165,6 +166,7 @@ pub(crate) struct RelaySnapshot {
 /// The relay's series, registered only when this instance runs a relay.
 struct RelayMetrics {
     published: Counter,
+    checkpoints_published: Counter,
     publish_errors: Counter,
     last_published_position: Gauge,
     lag: Gauge,
@@ -175,6 +177,7 @@ impl RelayMetrics {
     fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             published: Counter::default(),
+            checkpoints_published: Counter::default(),
             publish_errors: Counter::default(),
             last_published_position: Gauge::default(),
             lag: Gauge::default(),
@@ -184,6 +187,11 @@ impl RelayMetrics {
             "mmonboard_relay_events_published",
             "Events JetStream acknowledged from this relay (duplicates included: they are stored once)",
             metrics.published.clone(),
+        );
+        registry.register(
+            "mmonboard_relay_checkpoints_published",
+            "Signed checkpoints of the chain head JetStream acknowledged from this relay",
+            metrics.checkpoints_published.clone(),
         );
         registry.register(
             "mmonboard_relay_publish_errors",
@@ -210,6 +218,7 @@ impl RelayMetrics {
 
     fn update(&self, relay: &RelaySnapshot, head: u64) {
         catch_up(&self.published, relay.published);
+        catch_up(&self.checkpoints_published, relay.checkpoints_published);
         catch_up(&self.publish_errors, relay.publish_errors);
         self.last_published_position
             .set(saturating_i64(relay.last_published_position));

@@ -837,6 +837,7 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
             .get()
             .map(|relay| crate::metrics::RelaySnapshot {
                 published: relay.published(),
+                checkpoints_published: relay.checkpoints_published(),
                 publish_errors: relay.publish_errors(),
                 last_published_position: relay.last_published_position(),
                 active: relay.active(),

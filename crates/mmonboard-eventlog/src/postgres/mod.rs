@@ -499,7 +499,7 @@ impl PgEventStore {
         &self,
     ) -> Result<Vec<crate::signed::SignedCheckpoint>, StoreError> {
         let mut connection = self.reader().await?;
-        crate::signed::list_on_postgres(&mut connection).await
+        crate::signed::list_on_postgres(&mut connection, 0).await
     }
 }
 

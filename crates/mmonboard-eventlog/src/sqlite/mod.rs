@@ -712,7 +712,7 @@ impl SqliteEventStore {
         &self,
     ) -> Result<Vec<crate::signed::SignedCheckpoint>, StoreError> {
         let mut connection = self.reader().await?;
-        crate::signed::list_on_sqlite(&mut connection).await
+        crate::signed::list_on_sqlite(&mut connection, 0).await
     }
 }
 
