@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::support::Workspace;
 
 /// Lines of the child's standard error, read on a thread of their own as they come.
-fn read_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+pub(crate) fn read_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines() {
@@ -22,7 +22,7 @@ fn read_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<St
     receiver
 }
 
-fn json_line(line: &str) -> Value {
+pub(crate) fn json_line(line: &str) -> Value {
     let value: Value = serde_json::from_str(line)
         .unwrap_or_else(|error| panic!("not one JSON object ({error}): {line:?}"));
     assert!(value.is_object(), "not an object: {line}");

@@ -12,3 +12,4 @@ mod relay;
 mod report;
 mod support;
 mod tokens;
+mod traces;

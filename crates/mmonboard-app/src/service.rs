@@ -257,6 +257,16 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     /// current. A command id applied before is answered with its original outcome: the append finds the id
     /// inside its transaction, and a refusal first looks the id up (a caller that retries with the same
     /// context would otherwise be refused, "already started", instead of getting the original outcome).
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(
+            portfolio_id = %portfolio_id,
+            command = command.type_name(),
+            command_id = %context.command_id,
+            actor = %context.actor,
+        )
+    )]
     pub async fn execute(
         &self,
         portfolio_id: &PortfolioId,

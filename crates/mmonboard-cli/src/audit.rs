@@ -35,20 +35,11 @@ pub(crate) async fn export(
     }
     let log = open_read_only(database).await?;
     let head = log.head_position().await?;
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let end = to.unwrap_or(head).min(head);
-    // A bar on a terminal only (hand-drawn like `projections rebuild`'s, so both look alike).
-    let mut progress = move |position: u64| {
-        if terminal && end > after {
-            let done = position.saturating_sub(after).min(end - after);
-            let filled = (done * 40 / (end - after)) as usize;
-            eprint!(
-                "\r[{}{}] {:>3}% {position}/{end} events",
-                "#".repeat(filled),
-                " ".repeat(40 - filled),
-                done * 100 / (end - after)
-            );
-        }
+    let bar = crate::progress::events(end.saturating_sub(after));
+    let mut progress = {
+        let bar = bar.clone();
+        move |position: u64| bar.set_position(position.saturating_sub(after))
     };
     let range = ExportRange { after, to };
     let result = if is_stdio(out.as_deref()) {
@@ -59,9 +50,7 @@ pub(crate) async fn export(
         export_to_file(&log, range, &target, &mut progress).await
     };
     log.close().await;
-    if terminal {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     match result {
         Ok(summary) => {
             let last = summary

@@ -113,6 +113,8 @@ pub async fn run(cli: Cli) -> u8 {
             nats_url,
             nats_stream,
             nats_subject_prefix,
+            #[cfg(feature = "otel")]
+            otlp_endpoint,
         } => {
             let checkpoints = match signing_key {
                 None => None,
@@ -165,6 +167,8 @@ pub async fn run(cli: Cli) -> u8 {
                     log_format,
                     checkpoints,
                     relay,
+                    #[cfg(feature = "otel")]
+                    otlp_endpoint,
                 },
             )
             .await
@@ -845,6 +849,9 @@ struct ServeAccess {
     log_format: crate::logging::LogFormat,
     checkpoints: Option<mmonboard_server::CheckpointSetup>,
     relay: Option<mmonboard_relay::RelayOptions>,
+    /// The OTLP collector traces go to (feature `otel`).
+    #[cfg(feature = "otel")]
+    otlp_endpoint: Option<String>,
 }
 
 async fn serve(
@@ -877,6 +884,16 @@ async fn serve(
             })
         }
     };
+    // Held until `serve` returns: dropping it exports the last spans.
+    #[cfg(feature = "otel")]
+    let _traces = match crate::logging::init_with_traces(
+        serve_access.log_format,
+        serve_access.otlp_endpoint.as_deref(),
+    ) {
+        Ok(traces) => traces,
+        Err(message) => return invalid_input(&message),
+    };
+    #[cfg(not(feature = "otel"))]
     crate::logging::init(serve_access.log_format);
     // The log must open for writing (migrated, writable), and someone must be able to sign in, before
     // anything says it is served.

@@ -24,6 +24,7 @@ mod commands;
 pub mod flow;
 mod logging;
 mod output;
+mod progress;
 mod relay;
 mod report;
 mod shell;
@@ -99,6 +100,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: `serve`'s many flags make its variant large, which costs nothing here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Decide one JSON command against a portfolio and record its events.
@@ -311,6 +314,11 @@ pub enum Command {
         /// Subjects are <prefix>.<portfolio_id>.<event_type>.
         #[arg(long, env = "MMONBOARD_NATS_SUBJECT_PREFIX", default_value = mmonboard_relay::DEFAULT_SUBJECT_PREFIX)]
         nats_subject_prefix: String,
+        /// Export OpenTelemetry traces (requests, commands, appends, process steps, Meta calls) over OTLP/HTTP
+        /// to this collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended).
+        #[cfg(feature = "otel")]
+        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = logging::parse_otlp_endpoint)]
+        otlp_endpoint: Option<String>,
     },
     /// Run the outbox relay alone: publish every event of the log, in order, exactly once, to a NATS JetStream
     /// stream, until interrupted. One relay publishes per database; more stand by and take over.

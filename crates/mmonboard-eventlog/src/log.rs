@@ -110,6 +110,16 @@ impl HeadWatch for EventLog {
 }
 
 impl EventStore for EventLog {
+    /// (Traced: the span covers the wait for the group commit and the commit itself.)
+    #[tracing::instrument(
+        name = "append",
+        skip_all,
+        fields(
+            stream_id = %request.stream_id,
+            events = request.events.len(),
+            command_id = %request.command_id,
+        )
+    )]
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         match self {
             Self::Sqlite(store) => store.append(request).await,
