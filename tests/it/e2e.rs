@@ -296,7 +296,7 @@ async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing(backend:
 
     // First, only as far as the terms request.
     let mut partial = full.clone();
-    partial.expect.phase = "terms_pending".into();
+    partial.expect.phase = mmonboard_domain::Phase::TermsPending;
     partial.expect.routable_wabas.clear();
     partial
         .expect
