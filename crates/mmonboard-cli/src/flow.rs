@@ -483,7 +483,7 @@ impl Flow {
         deadline: Duration,
         on_transition: &mut (dyn FnMut(&Transition) + Send),
     ) -> Result<Value, FlowError> {
-        let portfolio = scenario.business.id.clone();
+        let portfolio = scenario.business.id.to_string();
         let started = tokio::time::Instant::now();
         self.operator(
             api_base,
@@ -545,7 +545,7 @@ impl Flow {
                 return Err(FlowError::Timeout {
                     scenario: scenario.name.clone(),
                     portfolio,
-                    expected: scenario.expect.phase.clone(),
+                    expected: scenario.expect.phase.to_string(),
                     phase,
                     waiting: waiting.join("; "),
                     seconds: deadline.as_secs(),
@@ -577,11 +577,11 @@ fn transition(portfolio: &str, entry: &Value) -> Transition {
 pub fn unmet(scenario: &Scenario, state: &Value, history: &[Value], phase: &str) -> Vec<String> {
     let mut waiting = Vec::new();
     let expect = &scenario.expect;
-    if phase != expect.phase {
+    if phase != expect.phase.as_str() {
         waiting.push(format!("phase {}", expect.phase));
     }
     for waba in &expect.routable_wabas {
-        if state["wabas"][waba]["routing"]["status"] != "onboarded" {
+        if state["wabas"][waba.as_str()]["routing"]["status"] != "onboarded" {
             waiting.push(format!("WABA {waba} onboarded"));
         }
     }

@@ -19,24 +19,21 @@ macro_rules! out_part {
     };
 }
 
-mod audit;
 mod commands;
+#[cfg(feature = "simulator")]
 pub mod flow;
 mod logging;
 mod output;
 mod progress;
-mod relay;
-mod report;
-mod shell;
-mod snapshots;
-mod tokens;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use mmonboard_domain::ids::PortfolioId;
 
-pub use commands::{run, sample_scenarios};
+pub use commands::run;
+#[cfg(feature = "simulator")]
+pub use commands::sample_scenarios;
 pub use logging::LogFormat;
 
 /// Exit codes: a contract.
@@ -232,6 +229,7 @@ pub enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+    #[cfg(feature = "simulator")]
     /// Onboard the sample portfolios end to end through the Meta simulator, over real HTTP, on this database,
     /// with accelerated time: only the operator's own steps come from here; every fact comes from Meta.
     #[command(
@@ -260,66 +258,7 @@ pub enum Command {
         Examples:\n  \
         mmonboard tokens create --name admin --role admin && mmonboard serve --listen 0.0.0.0:8080\n  \
         META_ACCESS_TOKEN=… mmonboard serve --meta-base-url https://graph.facebook.com --log-format json")]
-    Serve {
-        /// Address to listen on; port 0 picks a free port (the chosen address is logged).
-        #[arg(long, env = "MMONBOARD_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        /// Meta's Graph API (e.g. https://graph.facebook.com, or a `meta-sim`): when given, the process manager
-        /// drives every onboarding forward through it. The token is read from META_ACCESS_TOKEN.
-        #[arg(long, env = "META_BASE_URL")]
-        meta_base_url: Option<String>,
-        /// The Graph API version to call.
-        #[arg(long, env = "META_API_VERSION", default_value = mmonboard_meta::wire::DEFAULT_GRAPH_API_VERSION)]
-        meta_api_version: String,
-        /// Run without credentials: anyone reaching the port may read and write. Development machines only.
-        #[arg(long)]
-        insecure_no_auth: bool,
-        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Also serve /metrics, without credentials, on this address (on the API's listener it needs a token).
-        #[arg(long, env = "MMONBOARD_METRICS_LISTEN")]
-        metrics_listen: Option<std::net::SocketAddr>,
-        /// Requests in flight at once; past it, 503 with Retry-After.
-        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        max_in_flight: u32,
-        /// Requests per second each token may send on average; past it, 429 with Retry-After.
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        rate_limit_per_second: u32,
-        /// Requests a token may send in one burst.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        rate_limit_burst: u32,
-        /// Store a portfolio's folded state beside the log each time its history passes a multiple of this
-        /// many events, so a long history loads from there (0: no snapshots).
-        #[arg(long, default_value_t = mmonboard_app::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
-        snapshot_every: u64,
-        /// Sign checkpoints of the chain head with this private key (from `keys generate`), and at shutdown.
-        #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
-        signing_key: Option<PathBuf>,
-        /// With --signing-key: sign when the head is this many events past the last checkpoint.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-        checkpoint_every_events: u64,
-        /// With --signing-key: sign at least this often (seconds) while the head moves.
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        checkpoint_every_seconds: u64,
-        /// Also run the outbox relay: every event, in order, into a NATS JetStream stream (docs/events.md).
-        #[arg(long, env = "MMONBOARD_NATS_URL")]
-        nats_url: Option<String>,
-        /// The JetStream stream the relay feeds (created with file storage when absent).
-        #[arg(long, env = "MMONBOARD_NATS_STREAM", default_value = mmonboard_relay::DEFAULT_STREAM)]
-        nats_stream: String,
-        /// Subjects are <prefix>.<portfolio_id>.<event_type>.
-        #[arg(long, env = "MMONBOARD_NATS_SUBJECT_PREFIX", default_value = mmonboard_relay::DEFAULT_SUBJECT_PREFIX)]
-        nats_subject_prefix: String,
-        /// Export OpenTelemetry traces (requests, commands, appends, process steps, Meta calls) over OTLP/HTTP
-        /// to this collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended).
-        #[cfg(feature = "otel")]
-        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = logging::parse_otlp_endpoint)]
-        otlp_endpoint: Option<String>,
-    },
+    Serve(ServeArgs),
     /// Run the outbox relay alone: publish every event of the log, in order, exactly once, to a NATS JetStream
     /// stream, until interrupted. One relay publishes per database; more stand by and take over.
     #[command(
@@ -352,6 +291,7 @@ pub enum Command {
         #[command(subcommand)]
         action: TokensAction,
     },
+    #[cfg(feature = "simulator")]
     /// Serve a simulator of the part of Meta's Graph API mmonboard speaks to, from scenario files.
     #[command(after_help = "Environment:\n  \
         META_ACCESS_TOKEN  the token the simulator expects in calls (the same value as serve's)\n  \
@@ -389,6 +329,7 @@ pub enum Command {
         #[command(subcommand)]
         action: SnapshotsAction,
     },
+    #[cfg(feature = "bench")]
     /// Measure the event log on a fresh temporary database against raw baselines.
     #[command(after_help = "Example:\n  mmonboard bench --quick")]
     Bench {
@@ -425,6 +366,70 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+// `serve`'s flags. A plain comment, not a doc comment: clap would take it for the subcommand's help, which
+// is on `Command::Serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen address is logged).
+    #[arg(long, env = "MMONBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Meta's Graph API (e.g. https://graph.facebook.com, or a `meta-sim`): when given, the process manager
+    /// drives every onboarding forward through it. The token is read from META_ACCESS_TOKEN.
+    #[arg(long, env = "META_BASE_URL")]
+    pub meta_base_url: Option<String>,
+    /// The Graph API version to call.
+    #[arg(long, env = "META_API_VERSION", default_value = mmonboard_meta::wire::DEFAULT_GRAPH_API_VERSION)]
+    pub meta_api_version: String,
+    /// Run without credentials: anyone reaching the port may read and write. Development machines only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also serve /metrics, without credentials, on this address (on the API's listener it needs a token).
+    #[arg(long, env = "MMONBOARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Requests in flight at once; past it, 503 with Retry-After.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+    /// Requests per second each token may send on average; past it, 429 with Retry-After.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_per_second: u32,
+    /// Requests a token may send in one burst.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_burst: u32,
+    /// Store a portfolio's folded state beside the log each time its history passes a multiple of this
+    /// many events, so a long history loads from there (0: no snapshots).
+    #[arg(long, default_value_t = mmonboard_app::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub snapshot_every: u64,
+    /// Sign checkpoints of the chain head with this private key (from `keys generate`), and at shutdown.
+    #[arg(long, env = "MMONBOARD_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// With --signing-key: sign when the head is this many events past the last checkpoint.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every_events: u64,
+    /// With --signing-key: sign at least this often (seconds) while the head moves.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub checkpoint_every_seconds: u64,
+    /// Also run the outbox relay: every event, in order, into a NATS JetStream stream (docs/events.md).
+    #[arg(long, env = "MMONBOARD_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream the relay feeds (created with file storage when absent).
+    #[arg(long, env = "MMONBOARD_NATS_STREAM", default_value = mmonboard_relay::DEFAULT_STREAM)]
+    pub nats_stream: String,
+    /// Subjects are <prefix>.<portfolio_id>.<event_type>.
+    #[arg(long, env = "MMONBOARD_NATS_SUBJECT_PREFIX", default_value = mmonboard_relay::DEFAULT_SUBJECT_PREFIX)]
+    pub nats_subject_prefix: String,
+    /// Export OpenTelemetry traces (requests, commands, appends, process steps, Meta calls) over OTLP/HTTP
+    /// to this collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended).
+    #[cfg(feature = "otel")]
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = logging::parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -82,8 +82,9 @@ mod sim;
 mod world;
 
 pub use scenario::{
-    AdminSpec, BusinessSpec, EventSpec, Expect, PhoneSpec, Scenario, ScenarioError, SimDuration,
-    TemplateSpec, Timing, WabaSpec,
+    AccountStatus, AccountUpdateName, AdminSpec, BusinessSpec, EventSpec, Expect, OwnershipType,
+    PhoneSpec, PlatformType, Scenario, ScenarioError, SimDuration, TemplateCategory, TemplateSpec,
+    Timing, WabaSpec,
 };
 pub use sim::{
     DEFAULT_PAGE_SIZE, Delivery, Fault, RecordedRequest, Redelivery, SimConfig, Simulator,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::scenario::{ACCOUNT_STATUSES, TemplateSpec, validate_template};
+use crate::scenario::{AccountStatus, AccountUpdateName, TemplateSpec};
 use crate::sim::{Fault, RecordedRequest, Simulator};
 use crate::world::{ControlError, Refused, World, rfc3339};
 
@@ -484,7 +484,7 @@ async fn add_fault(State(sim): State<Simulator>, body: Bytes) -> Response {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AcceptTerms {
-    user_id: String,
+    user_id: UserId,
 }
 
 async fn accept_terms(
@@ -496,10 +496,7 @@ async fn accept_terms(
         Ok(body) => body,
         Err(error) => return control_error(error),
     };
-    if let Err(error) = UserId::parse(&body.user_id) {
-        return control_error((400, error.to_string()));
-    }
-    match sim.with_world(|world, now| world.accept_terms(&id, &body.user_id, now)) {
+    match sim.with_world(|world, now| world.accept_terms(&id, body.user_id.as_str(), now)) {
         Ok(status) => Json(json!({
             "business_id": id,
             "accepted_by": body.user_id,
@@ -514,9 +511,9 @@ async fn accept_terms(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccountStatusChange {
-    status: String,
+    status: AccountStatus,
     #[serde(default)]
-    event: Option<String>,
+    event: Option<AccountUpdateName>,
 }
 
 async fn set_account_status(
@@ -528,33 +525,13 @@ async fn set_account_status(
         Ok(change) => change,
         Err(error) => return control_error(error),
     };
-    if !ACCOUNT_STATUSES.contains(&change.status.as_str()) {
-        return control_error((
-            400,
-            format!(
-                "status {:?} must be one of {}",
-                change.status,
-                ACCOUNT_STATUSES.join(", ")
-            ),
-        ));
-    }
-    if let Some(event) = &change.event
-        && (event.is_empty() || !event.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
-    {
-        return control_error((
-            400,
-            format!(
-                "event {event:?} must be an account_update event name such as ACCOUNT_RESTRICTION"
-            ),
-        ));
-    }
     let answer = sim.with_world(|world, now| {
         if !world.wabas.contains_key(&id) {
             return Err((404, format!("no WABA {id} is simulated")));
         }
-        world.set_account_status(&id, &change.status, now);
+        world.set_account_status(&id, change.status, now);
         if let Some(event) = &change.event {
-            world.emit_account_update(&id, event, now);
+            world.emit_account_update(&id, event.as_str(), now);
         }
         Ok(world.waba_node(&id, now).expect("known WABA"))
     });
@@ -573,16 +550,13 @@ async fn upsert_template(
         Ok(spec) => spec,
         Err(error) => return control_error(error),
     };
-    if let Err((field, value, reason)) = validate_template(&spec, "template") {
-        return control_error((400, format!("{field} = {value:?} {reason}")));
-    }
     let answer = sim.with_world(|world, now| {
         let created = world.upsert_template(&waba_id, &spec, now)?;
         let node = world
             .template_nodes(&waba_id, now)
             .into_iter()
             .flatten()
-            .find(|node| node.id == spec.id)
+            .find(|node| node.id == spec.id.as_str())
             .expect("just stored");
         Ok::<_, ControlError>((created, node, rfc3339(now)))
     });

@@ -13,7 +13,7 @@ use mmonboard_meta::webhook::{
 use mmonboard_meta::wire;
 use serde::Serialize;
 
-use crate::scenario::{EventSpec, Expect, Scenario, TemplateSpec, Timing};
+use crate::scenario::{AccountStatus, EventSpec, Expect, Scenario, TemplateSpec, Timing};
 use crate::{Delivery, Fault, RecordedRequest};
 
 /// Meta's per-WABA verdicts the simulator produces.
@@ -60,6 +60,7 @@ pub(crate) struct Business {
     pub events: Vec<EventSpec>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Template {
     pub id: String,
     pub name: String,
@@ -67,6 +68,18 @@ pub(crate) struct Template {
     pub category: String,
     /// When it was created or last changed: its mirror's sync window starts then.
     pub changed_at: DateTime<Utc>,
+}
+
+impl Template {
+    fn of(spec: &TemplateSpec, changed_at: DateTime<Utc>) -> Self {
+        Self {
+            id: spec.id.to_string(),
+            name: spec.name.to_string(),
+            language: spec.language.to_string(),
+            category: spec.category.as_str().to_owned(),
+            changed_at,
+        }
+    }
 }
 
 pub(crate) struct Obo {
@@ -160,23 +173,23 @@ impl World {
                 for template in &waba.templates {
                     world
                         .template_owner
-                        .insert(template.id.clone(), waba.id.clone());
+                        .insert(template.id.to_string(), waba.id.to_string());
                 }
                 world.wabas.insert(
-                    waba.id.clone(),
+                    waba.id.to_string(),
                     Waba {
-                        id: waba.id.clone(),
-                        business_id: spec.id.clone(),
-                        ownership_type: waba.ownership_type.clone(),
-                        account_status: waba.account_status.clone(),
-                        tax_country: waba.tax_country.to_ascii_uppercase(),
+                        id: waba.id.to_string(),
+                        business_id: spec.id.to_string(),
+                        ownership_type: waba.ownership_type.as_str().to_owned(),
+                        account_status: waba.account_status.as_str().to_owned(),
+                        tax_country: waba.tax_country.to_string(),
                         phones: waba
                             .phone_numbers
                             .iter()
                             .map(|phone| wire::PhoneNumberNode {
-                                id: phone.id.clone(),
-                                country: phone.country.to_ascii_uppercase(),
-                                platform_type: phone.platform_type.clone(),
+                                id: phone.id.to_string(),
+                                country: phone.country.to_string(),
+                                platform_type: phone.platform_type.as_str().to_owned(),
                                 is_on_biz_app: phone.is_on_biz_app,
                             })
                             .collect(),
@@ -185,13 +198,7 @@ impl World {
                         templates: waba
                             .templates
                             .iter()
-                            .map(|template| Template {
-                                id: template.id.clone(),
-                                name: template.name.clone(),
-                                language: template.language.clone(),
-                                category: template.category.clone(),
-                                changed_at: now,
-                            })
+                            .map(|template| Template::of(template, now))
                             .collect(),
                     },
                 );
@@ -202,18 +209,18 @@ impl World {
                 Terms::NotStarted
             };
             world.businesses.insert(
-                spec.id.clone(),
+                spec.id.to_string(),
                 Business {
                     scenario: scenario.name,
                     description: scenario.description,
                     expect: scenario.expect,
-                    id: spec.id.clone(),
-                    name: spec.name,
-                    website: spec.website,
-                    country: spec.country.to_ascii_uppercase(),
-                    subdivision: spec.subdivision.map(|value| value.to_ascii_uppercase()),
+                    id: spec.id.to_string(),
+                    name: spec.name.to_string(),
+                    website: spec.website.map(String::from),
+                    country: spec.country.to_string(),
+                    subdivision: spec.subdivision.map(String::from),
                     enable_offered: spec.enable_offered,
-                    admin_user_id: spec.admin.as_ref().map(|admin| admin.user_id.clone()),
+                    admin_user_id: spec.admin.as_ref().map(|admin| admin.user_id.to_string()),
                     accepts_terms_after: spec
                         .admin
                         .and_then(|admin| admin.accepts_terms_after)
@@ -221,7 +228,7 @@ impl World {
                     terms,
                     signed_by: None,
                     first_request_at: None,
-                    waba_ids: spec.wabas.iter().map(|waba| waba.id.clone()).collect(),
+                    waba_ids: spec.wabas.iter().map(|waba| waba.id.to_string()).collect(),
                     timing: scenario.timing,
                     events: scenario.events,
                 },
@@ -290,15 +297,16 @@ impl World {
     }
 
     fn apply_event(&mut self, event: &EventSpec, at: DateTime<Utc>) {
-        if let Some(status) = &event.account_status {
-            self.set_account_status(&event.waba_id, status, at);
+        let waba_id = event.waba_id.as_str();
+        if let Some(status) = event.account_status {
+            self.set_account_status(waba_id, status, at);
         }
         if let Some(template) = &event.template {
             // Validated when the scenario was loaded; a template id another WABA took since is skipped.
-            let _ = self.upsert_template(&event.waba_id, template, at);
+            let _ = self.upsert_template(waba_id, template, at);
         }
         if let Some(name) = &event.webhook {
-            self.emit_account_update(&event.waba_id, name, at);
+            self.emit_account_update(waba_id, name.as_str(), at);
         }
     }
 
@@ -583,9 +591,9 @@ impl World {
     }
 
     /// Change a WABA's account status at `at` (control route or scenario event).
-    pub fn set_account_status(&mut self, waba_id: &str, status: &str, at: DateTime<Utc>) {
+    pub fn set_account_status(&mut self, waba_id: &str, status: AccountStatus, at: DateTime<Utc>) {
         if let Some(waba) = self.wabas.get_mut(waba_id) {
-            waba.account_status = status.to_owned();
+            waba.account_status = status.as_str().to_owned();
             self.enable_if_eligible(waba_id, at);
         }
     }
@@ -607,68 +615,64 @@ impl World {
         if !self.wabas.contains_key(waba_id) {
             return Err((404, format!("no WABA {waba_id} is simulated")));
         }
-        if let Some(owner) = self.template_owner.get(&spec.id)
+        // The simulator keeps Meta's strings; the spec's checked values become them here.
+        let given = Template::of(spec, at);
+        if let Some(owner) = self.template_owner.get(&given.id)
             && owner != waba_id
         {
             return Err((
                 409,
                 format!(
                     "template {} belongs to WABA {owner}, not {waba_id}",
-                    spec.id
+                    given.id
                 ),
             ));
         }
-        if self.businesses.contains_key(&spec.id) || self.wabas.contains_key(&spec.id) {
+        if self.businesses.contains_key(&given.id) || self.wabas.contains_key(&given.id) {
             return Err((
                 409,
-                format!("id {} is already a business or a WABA", spec.id),
+                format!("id {} is already a business or a WABA", given.id),
             ));
         }
         let waba = self.wabas.get_mut(waba_id).expect("checked above");
         let previous_category = match waba
             .templates
             .iter_mut()
-            .find(|template| template.id == spec.id)
+            .find(|template| template.id == given.id)
         {
             Some(template) => {
                 let previous = template.category.clone();
-                let changed = template.name != spec.name
-                    || template.language != spec.language
-                    || template.category != spec.category;
+                let changed = template.name != given.name
+                    || template.language != given.language
+                    || template.category != given.category;
                 if changed {
-                    template.name = spec.name.clone();
-                    template.language = spec.language.clone();
-                    template.category = spec.category.clone();
+                    template.name = given.name.clone();
+                    template.language = given.language.clone();
+                    template.category = given.category.clone();
                     template.changed_at = at;
                 }
                 Some(previous)
             }
             None => {
-                waba.templates.push(Template {
-                    id: spec.id.clone(),
-                    name: spec.name.clone(),
-                    language: spec.language.clone(),
-                    category: spec.category.clone(),
-                    changed_at: at,
-                });
                 self.template_owner
-                    .insert(spec.id.clone(), waba_id.to_owned());
+                    .insert(given.id.clone(), waba_id.to_owned());
+                waba.templates.push(given.clone());
                 None
             }
         };
         let created = previous_category.is_none();
         if let Some(previous) = previous_category
-            && previous != spec.category
+            && previous != given.category
         {
             let value = TemplateCategoryUpdateValue {
-                message_template_id: spec
+                message_template_id: given
                     .id
                     .parse::<u64>()
-                    .map_or_else(|_| spec.id.clone().into(), Into::into),
-                message_template_name: spec.name.clone(),
-                message_template_language: spec.language.clone(),
+                    .map_or_else(|_| given.id.clone().into(), Into::into),
+                message_template_name: given.name,
+                message_template_language: given.language,
                 previous_category: Some(previous),
-                new_category: spec.category.clone(),
+                new_category: given.category,
             };
             self.emit(
                 waba_id,

@@ -33,7 +33,10 @@ async fn the_seven_scenario_files_load_together_and_are_all_served() {
             "{name}"
         );
     }
-    let business_ids: Vec<String> = scenarios.iter().map(|s| s.business.id.clone()).collect();
+    let business_ids: Vec<String> = scenarios
+        .iter()
+        .map(|s| s.business.id.to_string())
+        .collect();
     let harness = Harness::start(scenarios).await;
     for id in &business_ids {
         let business = harness.node(id).await;
@@ -103,7 +106,7 @@ fn a_bad_value_names_the_file_the_field_and_the_value() {
     json["business"]["wabas"][0]["phone_numbers"][0]["id"] = "41-2000".into();
     let error = Scenario::from_json(&json.to_string()).unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, ScenarioError::Invalid { .. }), "{message}");
+    assert!(matches!(error, ScenarioError::Field { .. }), "{message}");
     assert!(
         message.contains("business.wabas[0].phone_numbers[0].id"),
         "{message}"
@@ -140,8 +143,8 @@ fn a_bad_value_names_the_file_the_field_and_the_value() {
     for (pointer, value, field) in [
         (
             "/timing",
-            serde_json::json!({"obo_transfer": "5 minutes"}),
-            "5 minutes",
+            serde_json::json!({"obo_transfer": "5 fortnights"}),
+            "timing.obo_transfer",
         ),
         (
             "/expect",
