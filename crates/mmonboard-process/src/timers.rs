@@ -3,14 +3,17 @@
 
 use chrono::{DateTime, Utc};
 use mmonboard_domain::ids::PortfolioId;
+use mmonboard_eventlog::stored::{micros, time_from_micros, unsigned};
 use mmonboard_eventlog::{
     CompanionOptions, CompanionPool, CompanionTables, on_backend, open_companion_tables,
 };
 
+use crate::ProcessError;
 use crate::sql;
-use crate::{ProcessError, from_micros, micros};
 
 const MIGRATIONS_TABLE: &str = "_mmonboard_process_migrations";
+/// The timers' table (persisted: never rename).
+const TABLE: &str = "process_timers";
 
 /// One pending deadline of one portfolio's step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,30 +171,21 @@ impl TimerStore {
 }
 
 fn portfolio_id(id: &str) -> Result<PortfolioId, ProcessError> {
-    PortfolioId::parse(id)
-        .map_err(|error| ProcessError::Corrupt(format!("process_timers: {error}")))
-}
-
-fn counter(column: &str, value: i64) -> Result<u32, ProcessError> {
-    u32::try_from(value).map_err(|_| {
-        ProcessError::Corrupt(format!(
-            "process_timers: {column} = {value} is out of range"
-        ))
-    })
+    PortfolioId::parse(id).map_err(|error| ProcessError::Corrupt(format!("{TABLE}: {error}")))
 }
 
 fn timer_of(record: TimerRecord) -> Result<Timer, ProcessError> {
     Ok(Timer {
         portfolio_id: portfolio_id(&record.portfolio_id)?,
         step_key: record.step_key,
-        due_at: from_micros("process_timers", "due_at", record.due_at)?,
-        attempts: counter("attempts", record.attempts)?,
+        due_at: time_from_micros(TABLE, "due_at", record.due_at)?,
+        attempts: unsigned(TABLE, "attempts", record.attempts)?,
         last_error: record.last_error,
         waiting_since: record
             .waiting_since
-            .map(|micros| from_micros("process_timers", "waiting_since", micros))
+            .map(|micros| time_from_micros(TABLE, "waiting_since", micros))
             .transpose()?,
-        polls: counter("polls", record.polls)?,
+        polls: unsigned(TABLE, "polls", record.polls)?,
         stall_recorded: record.stall_recorded,
     })
 }

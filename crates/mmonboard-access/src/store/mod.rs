@@ -7,6 +7,7 @@ mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
+use mmonboard_eventlog::stored::{micros, time_from_micros};
 use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
 
 use crate::error::AccessError;
@@ -202,13 +203,11 @@ fn store_error(error: sqlx::Error) -> AccessError {
     AccessError::Store(error.to_string())
 }
 
-fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
+/// The table the tokens are stored in (persisted: never rename).
+const TABLE: &str = "access_tokens";
 
-fn time(micros: i64) -> Result<DateTime<Utc>, AccessError> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| AccessError::Store(format!("a stored time is out of range: {micros}")))
+fn time(column: &'static str, micros: i64) -> Result<DateTime<Utc>, AccessError> {
+    time_from_micros(TABLE, column, micros).map_err(|error| AccessError::Store(error.to_string()))
 }
 
 fn record(row: Row) -> Result<Credential, AccessError> {
@@ -219,10 +218,12 @@ fn record(row: Row) -> Result<Credential, AccessError> {
         record: TokenRecord {
             name: TokenName::parse(&name).map_err(|_| corrupt("an invalid name"))?,
             role: role.parse().map_err(|_| corrupt("an unknown role"))?,
-            created_at: time(created)?,
-            expires_at: expires.map(time).transpose()?,
-            revoked_at: revoked.map(time).transpose()?,
-            last_used_at: last_used.map(time).transpose()?,
+            created_at: time("created_at_us", created)?,
+            expires_at: expires.map(|at| time("expires_at_us", at)).transpose()?,
+            revoked_at: revoked.map(|at| time("revoked_at_us", at)).transpose()?,
+            last_used_at: last_used
+                .map(|at| time("last_used_at_us", at))
+                .transpose()?,
         },
     })
 }
