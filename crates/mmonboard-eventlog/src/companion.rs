@@ -153,11 +153,12 @@ pub(crate) fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError
 /// a spawned task.
 ///
 /// sqlx takes no lock around SQLite migrations: two processes opening one database at once may both find a
-/// migration pending and both apply it; the loser fails (its table or column exists already, or the file is
-/// locked) with its transaction rolled back. Looking again then finds it applied. A migration that is wrong
-/// fails at once, every time. On PostgreSQL sqlx serialises migrators with an advisory lock, so the retry
-/// never matters there. The delays are backon's; the loop is ours because each attempt borrows the one
-/// connection mutably.
+/// migration pending and both apply it; the loser fails (a table or column exists already, a version is
+/// recorded twice, the file is locked) with its transaction rolled back. Looking again then finds it applied.
+/// So a locked file is waited for within `budget`, and any other failure of a migration's statements is
+/// looked at again up to [`MIGRATION_ATTEMPTS`] times in all: a migration that is wrong fails every time. On
+/// PostgreSQL sqlx serialises migrators with an advisory lock, so the retry never matters there. The delays
+/// are backon's; the loop is ours because each attempt borrows the one connection mutably.
 pub(crate) async fn migrate<C: Migrate + Send>(
     migrator: &Migrator,
     backend: Backend,
@@ -165,17 +166,30 @@ pub(crate) async fn migrate<C: Migrate + Send>(
     budget: Duration,
 ) -> Result<(), StoreError> {
     let mut delays = opening_backoff(budget).build();
+    let mut failures = 0;
     loop {
-        match migrator.run_direct(None, connection, false).await {
+        let error = match migrator.run_direct(None, connection, false).await {
             Ok(()) => return Ok(()),
-            Err(error) if concurrent_migration(&error, backend) => match delays.next() {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(error.into()),
-            },
-            Err(error) => return Err(error.into()),
+            Err(error) => error,
+        };
+        failures += 1;
+        let again = match &error {
+            MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => {
+                (backend == Backend::Sqlite && crate::sqlite::locked(error))
+                    || failures < MIGRATION_ATTEMPTS
+            }
+            _ => false,
+        };
+        match delays.next() {
+            Some(delay) if again => tokio::time::sleep(delay).await,
+            _ => return Err(error.into()),
         }
     }
 }
+
+/// How many times a migration that fails (other than on a locked file) is tried when another process may be
+/// migrating the same database.
+const MIGRATION_ATTEMPTS: u32 = 5;
 
 /// The waits between attempts to open or migrate a database another process is opening or migrating at the
 /// same moment: short (the other one is done within milliseconds), jittered so two losers do not meet again,
@@ -192,17 +206,6 @@ pub(crate) fn opening_backoff(budget: Duration) -> ExponentialBuilder {
 /// How long migrating companion tables waits, in all, for another process migrating them: the companions'
 /// busy timeout (`sqlite_options`).
 const MIGRATION_BUDGET: Duration = Duration::from_secs(5);
-
-/// Whether a migration failed the way one does when another process applied it (or held the file) at once.
-fn concurrent_migration(error: &MigrateError, backend: Backend) -> bool {
-    match error {
-        MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => {
-            (backend == Backend::Sqlite && crate::sqlite::locked(error))
-                || error.to_string().contains("already exists")
-        }
-        _ => false,
-    }
-}
 
 /// Runs `$body` with the statement `$statement` of the pool's backend and the backend's pool: `sql::sqlite::
 /// $statement` or `sql::postgres::$statement`, resolved where the macro is called (each seam keeps its SQL in
