@@ -82,40 +82,33 @@ impl TimerStore {
 
     /// Set (or move) the deadline of one step.
     pub async fn set(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), ProcessError> {
-        let attempts = i64::from(timer.attempts);
-        let polls = i64::from(timer.polls);
+        // The same parameters, in `SET_TIMER`'s order, on either backend's query.
+        macro_rules! set_timer {
+            ($statement:expr) => {
+                sqlx::query($statement)
+                    .bind(timer.portfolio_id.as_str())
+                    .bind(&timer.step_key)
+                    .bind(micros(timer.due_at))
+                    .bind(i64::from(timer.attempts))
+                    .bind(timer.last_error.as_deref())
+                    .bind(micros(now))
+                    .bind(timer.waiting_since.map(micros))
+                    .bind(i64::from(timer.polls))
+                    .bind(timer.stall_recorded)
+            };
+        }
         match &self.pool {
             // The write lock first (see `Lease::try_hold`): SQLite refuses an upsert's read-to-write upgrade at
             // once when another connection committed in between.
             CompanionPool::Sqlite(pool) => {
                 let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query(sql::sqlite::SET_TIMER)
-                    .bind(timer.portfolio_id.as_str())
-                    .bind(&timer.step_key)
-                    .bind(micros(timer.due_at))
-                    .bind(attempts)
-                    .bind(timer.last_error.as_deref())
-                    .bind(micros(now))
-                    .bind(timer.waiting_since.map(micros))
-                    .bind(polls)
-                    .bind(timer.stall_recorded)
+                set_timer!(sql::sqlite::SET_TIMER)
                     .execute(&mut *transaction)
                     .await?;
                 transaction.commit().await?;
             }
             CompanionPool::Postgres(pool) => {
-                sqlx::query(sql::postgres::SET_TIMER)
-                    .bind(timer.portfolio_id.as_str())
-                    .bind(&timer.step_key)
-                    .bind(micros(timer.due_at))
-                    .bind(attempts)
-                    .bind(timer.last_error.as_deref())
-                    .bind(micros(now))
-                    .bind(timer.waiting_since.map(micros))
-                    .bind(polls)
-                    .bind(timer.stall_recorded)
-                    .execute(pool)
-                    .await?;
+                set_timer!(sql::postgres::SET_TIMER).execute(pool).await?;
             }
         }
         Ok(())
