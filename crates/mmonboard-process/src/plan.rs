@@ -215,3 +215,37 @@ pub fn plan(aggregate: &Aggregate, config: &ProcessConfig) -> Vec<Planned> {
     }
     planned
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_from_the_first_wait_up_to_the_cap() {
+        let config = ProcessConfig::default();
+        let waits: Vec<i64> = (1..=8)
+            .map(|attempts| config.backoff(attempts).num_seconds())
+            .collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 600, 600, 600]);
+        assert_eq!(config.backoff(0), TimeDelta::seconds(30), "as the first");
+        assert_eq!(config.backoff(u32::MAX), TimeDelta::minutes(10));
+        let odd = ProcessConfig {
+            initial_backoff: TimeDelta::milliseconds(1500),
+            max_backoff: TimeDelta::seconds(4),
+            ..config
+        };
+        let waits: Vec<i64> = (1..=4)
+            .map(|attempts| odd.backoff(attempts).num_milliseconds())
+            .collect();
+        assert_eq!(waits, [1500, 3000, 4000, 4000]);
+        let inverted = ProcessConfig {
+            initial_backoff: TimeDelta::minutes(20),
+            ..ProcessConfig::default()
+        };
+        assert_eq!(
+            inverted.backoff(1),
+            TimeDelta::minutes(10),
+            "never past the cap"
+        );
+    }
+}
