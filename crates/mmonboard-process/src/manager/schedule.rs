@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use mmonboard_app::Clock;
 use mmonboard_domain::ids::{PortfolioId, Reason, StepName};
 use mmonboard_domain::{Aggregate, OnboardingCommand};
@@ -67,57 +67,14 @@ where
                         .await?;
                 }
                 Ok(Outcome::NotYet(wait, reported)) => {
-                    let since = existing
-                        .and_then(|timer| timer.waiting_since)
-                        .unwrap_or(now);
-                    let timer = Timer {
-                        portfolio_id: portfolio_id.clone(),
-                        step_key: key.clone(),
-                        due_at: now + wait,
-                        attempts: 0,
-                        last_error: Some(reported.clone()),
-                        waiting_since: Some(since),
-                        polls: existing.map_or(0, |timer| timer.polls).saturating_add(1),
-                        stall_recorded: existing.is_some_and(|timer| timer.stall_recorded),
-                    };
-                    // Meta answers, but never gets there: as visible as a failure, once the wait is too long.
-                    let stalled = now - since >= self.config.max_wait;
-                    let text = format!(
-                        "still waiting after {} minutes: {reported}",
-                        (now - since).num_minutes()
-                    );
-                    let polls = timer.polls;
-                    if self
-                        .keep_timer(aggregate, &item.step, timer, stalled, polls, &text)
-                        .await?
-                    {
+                    let timer = waiting(portfolio_id, &key, existing, now, wait, reported);
+                    if self.keep_waiting(aggregate, &item.step, timer, now).await? {
                         return Ok(true);
                     }
                 }
                 Err(error) => {
-                    let attempts = failures.saturating_add(1);
-                    let wait = self.config.backoff(attempts);
-                    tracing::warn!(%portfolio_id, step = %key, attempts, %error, retry_in_s = wait.num_seconds(), "Meta failed a step");
-                    let timer = Timer {
-                        portfolio_id: portfolio_id.clone(),
-                        step_key: key.clone(),
-                        due_at: now + wait,
-                        attempts,
-                        last_error: Some(error.to_string()),
-                        waiting_since: None,
-                        polls: 0,
-                        stall_recorded: existing.is_some_and(|timer| timer.stall_recorded),
-                    };
-                    let stalled = attempts >= self.config.stall_after;
                     if self
-                        .keep_timer(
-                            aggregate,
-                            &item.step,
-                            timer,
-                            stalled,
-                            attempts,
-                            &error.to_string(),
-                        )
+                        .keep_failing(aggregate, &item.step, existing, now, failures, &error)
                         .await?
                     {
                         return Ok(true);
@@ -126,6 +83,64 @@ where
             }
         }
         Ok(false)
+    }
+
+    /// Keep a waiting step's timer. Meta answers, but never gets there: as visible as a failure, once the wait
+    /// is longer than `max_wait`.
+    async fn keep_waiting(
+        &self,
+        aggregate: &Aggregate,
+        step: &Step,
+        timer: Timer,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ProcessError> {
+        let since = timer.waiting_since.unwrap_or(now);
+        let stalled = now - since >= self.config.max_wait;
+        let text = format!(
+            "still waiting after {} minutes: {}",
+            (now - since).num_minutes(),
+            timer.last_error.as_deref().unwrap_or_default()
+        );
+        let polls = timer.polls;
+        self.keep_timer(aggregate, step, timer, stalled, polls, &text)
+            .await
+    }
+
+    /// Back off after Meta failed the step, and record a stall after `stall_after` failures in a row.
+    async fn keep_failing(
+        &self,
+        aggregate: &Aggregate,
+        step: &Step,
+        existing: Option<&Timer>,
+        now: DateTime<Utc>,
+        failures: u32,
+        error: &MetaError,
+    ) -> Result<bool, ProcessError> {
+        let portfolio_id = aggregate.portfolio_id();
+        let key = step.key();
+        let attempts = failures.saturating_add(1);
+        let wait = self.config.backoff(attempts);
+        tracing::warn!(%portfolio_id, step = %key, attempts, %error, retry_in_s = wait.num_seconds(), "Meta failed a step");
+        let timer = Timer {
+            portfolio_id: portfolio_id.clone(),
+            step_key: key,
+            due_at: now + wait,
+            attempts,
+            last_error: Some(error.to_string()),
+            waiting_since: None,
+            polls: 0,
+            stall_recorded: existing.is_some_and(|timer| timer.stall_recorded),
+        };
+        let stalled = attempts >= self.config.stall_after;
+        self.keep_timer(
+            aggregate,
+            step,
+            timer,
+            stalled,
+            attempts,
+            &error.to_string(),
+        )
+        .await
     }
 
     /// Ask Meta what the step needs (`steps.rs`). A write whose intent must be durable first gets it here, in
@@ -216,6 +231,31 @@ where
         timer.stall_recorded = true;
         self.timers.set(&timer, self.clock.now()).await?;
         Ok(recorded)
+    }
+}
+
+/// The step's timer after Meta answered, but not what the step needs: look again after `wait`.
+fn waiting(
+    portfolio_id: &PortfolioId,
+    key: &str,
+    existing: Option<&Timer>,
+    now: DateTime<Utc>,
+    wait: TimeDelta,
+    reported: String,
+) -> Timer {
+    Timer {
+        portfolio_id: portfolio_id.clone(),
+        step_key: key.to_owned(),
+        due_at: now + wait,
+        attempts: 0,
+        last_error: Some(reported),
+        waiting_since: Some(
+            existing
+                .and_then(|timer| timer.waiting_since)
+                .unwrap_or(now),
+        ),
+        polls: existing.map_or(0, |timer| timer.polls).saturating_add(1),
+        stall_recorded: existing.is_some_and(|timer| timer.stall_recorded),
     }
 }
 
