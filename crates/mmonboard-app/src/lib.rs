@@ -1,6 +1,7 @@
 //! The application layer of mmonboard: the command path (load, decide, append, retry), reading state now and
 //! as of a time, history with transitions, and the clock every time-dependent piece takes as a dependency.
 
+pub mod cache;
 pub mod clock;
 pub mod cloudevents;
 pub mod codec;

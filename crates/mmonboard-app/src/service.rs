@@ -8,7 +8,6 @@
 //! events it has not folded yet. Both are caches: a cached fold at version v is the fold of events 1..=v,
 //! which never change, and whatever is cached is checked against the log before an answer depends on it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,6 +24,7 @@ use mmonboard_eventlog::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::cache::AggregateCache;
 use crate::clock::Clock;
 use crate::codec::{decode, stream_id, to_new_event};
 use crate::error::AppError;
@@ -184,7 +184,7 @@ pub struct OnboardingService<S, C> {
     clock: C,
     decider: Decider,
     options: ServiceOptions,
-    cache: Mutex<HashMap<PortfolioId, Arc<Aggregate>>>,
+    cache: Mutex<AggregateCache<Arc<Aggregate>>>,
     locks: KeyedLocks<PortfolioId>,
     counters: Arc<Counters>,
     snapshots: Option<SnapshotStore>,
@@ -197,7 +197,9 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             clock,
             decider: Decider::new(config),
             options: ServiceOptions::default(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(AggregateCache::new(
+                ServiceOptions::default().cached_aggregates,
+            )),
             locks: KeyedLocks::default(),
             counters: Arc::default(),
             snapshots: None,
@@ -232,6 +234,7 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     }
 
     pub fn with_options(mut self, options: ServiceOptions) -> Self {
+        self.cache = Mutex::new(AggregateCache::new(options.cached_aggregates));
         self.options = options;
         self
     }
@@ -488,14 +491,10 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
 
     /// The cached fold of the portfolio, as it was last seen (it may be behind the log).
     fn cached(&self, portfolio_id: &PortfolioId) -> Option<Arc<Aggregate>> {
-        if self.options.cached_aggregates == 0 {
-            return None;
-        }
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(portfolio_id)
-            .cloned()
     }
 
     /// `aggregate` with the events the log has after it folded in (itself when there are none).
@@ -672,22 +671,10 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     }
 
     fn remember(&self, aggregate: Arc<Aggregate>) {
-        if self.options.cached_aggregates == 0 {
-            return;
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= self.options.cached_aggregates
-            && !cache.contains_key(aggregate.portfolio_id())
-        {
-            // Bounded memory: drop everything rather than track recency; a miss costs one fold from the log.
-            cache.clear();
-        }
-        if cache
-            .get(aggregate.portfolio_id())
-            .is_none_or(|cached| cached.version() < aggregate.version())
-        {
-            cache.insert(aggregate.portfolio_id().clone(), aggregate);
-        }
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(aggregate);
     }
 
     async fn load_stream(

@@ -110,6 +110,19 @@ pub enum PortfolioIneligibility {
     NoEligibleWaba,
 }
 
+impl PortfolioIneligibility {
+    /// The reason's stable code: its stored `reason` tag, also the blocker code of the read models.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::EnableNotOffered => "enable_not_offered",
+            Self::BusinessCountryNotSupported { .. } => "business_country_not_supported",
+            Self::BusinessRegionNotSupported { .. } => "business_region_not_supported",
+            Self::NoWabas => "no_wabas",
+            Self::NoEligibleWaba => "no_eligible_waba",
+        }
+    }
+}
+
 impl fmt::Display for PortfolioIneligibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

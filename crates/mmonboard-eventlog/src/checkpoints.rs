@@ -100,16 +100,46 @@ impl Checkpoints {
 /// The statements, per backend (table and columns are persisted: never rename).
 mod sql {
     pub(super) mod sqlite {
-        pub const LOAD: &str = "SELECT position FROM subscription_checkpoints WHERE name = ?1";
-        pub const SAVE: &str = "INSERT INTO subscription_checkpoints (name, position, updated_at) \
-             VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-             updated_at = excluded.updated_at";
+        pub const LOAD: &str = crate::checkpoint_sql!(sqlite, load, "subscription_checkpoints");
+        pub const SAVE: &str = crate::checkpoint_sql!(sqlite, save, "subscription_checkpoints");
     }
 
     pub(super) mod postgres {
-        pub const LOAD: &str = "SELECT position FROM subscription_checkpoints WHERE name = $1";
-        pub const SAVE: &str = "INSERT INTO subscription_checkpoints (name, position, updated_at) \
-             VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-             updated_at = excluded.updated_at";
+        pub const LOAD: &str = crate::checkpoint_sql!(postgres, load, "subscription_checkpoints");
+        pub const SAVE: &str = crate::checkpoint_sql!(postgres, save, "subscription_checkpoints");
     }
+}
+
+/// The statements of a table of named positions (`name` its key, `position`, `updated_at` in microseconds)
+/// for one backend: `load` takes the name, `save` the name, the position and the time (an upsert). The
+/// subscriptions' checkpoints (`subscription_checkpoints`) and the read models' (`read_model_checkpoints`,
+/// saved in the same transaction as their rows) are such tables.
+///
+/// ```text
+/// const SAVE_CHECKPOINT: &str = checkpoint_sql!(postgres, save, "read_model_checkpoints");
+/// ```
+#[macro_export]
+macro_rules! checkpoint_sql {
+    (sqlite, load, $table:literal) => {
+        concat!("SELECT position FROM ", $table, " WHERE name = ?1")
+    };
+    (sqlite, save, $table:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (name, position, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET ",
+            "position = excluded.position, updated_at = excluded.updated_at"
+        )
+    };
+    (postgres, load, $table:literal) => {
+        concat!("SELECT position FROM ", $table, " WHERE name = $1")
+    };
+    (postgres, save, $table:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (name, position, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET ",
+            "position = excluded.position, updated_at = excluded.updated_at"
+        )
+    };
 }

@@ -10,7 +10,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migrate, Migrator};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -86,24 +87,35 @@ pub async fn open_companion_tables(
                 .connect_with(connect)
                 .await?;
             let mut connection = pool.acquire().await?;
-            migrate(sqlite, migrations_table, &mut *connection).await?;
+            let mut migrator = sqlite;
+            migrator.dangerous_set_table_name(migrations_table);
+            migrate(
+                &migrator,
+                Backend::Sqlite,
+                &mut *connection,
+                MIGRATION_BUDGET,
+            )
+            .await?;
             drop(connection);
             Ok(CompanionPool::Sqlite(pool))
         }
         Backend::Postgres => {
-            let connect = PgConnectOptions::from_str(url).map_err(|error| {
-                StoreError::Invalid(format!(
-                    "bad PostgreSQL URL: {}",
-                    crate::backend::redact_url(url, &error)
-                ))
-            })?;
+            let connect = postgres_options(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .test_before_acquire(false)
                 .connect_with(connect)
                 .await?;
             let mut connection = pool.acquire().await?;
-            migrate(postgres, migrations_table, &mut *connection).await?;
+            let mut migrator = postgres;
+            migrator.dangerous_set_table_name(migrations_table);
+            migrate(
+                &migrator,
+                Backend::Postgres,
+                &mut *connection,
+                MIGRATION_BUDGET,
+            )
+            .await?;
             drop(connection);
             Ok(CompanionPool::Postgres(pool))
         }
@@ -127,40 +139,73 @@ pub(crate) fn sqlite_options(url: &str, durable: bool) -> Result<SqliteConnectOp
 pub(crate) fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     PgConnectOptions::from_str(url).map_err(|error| {
         StoreError::Invalid(format!(
-            "bad PostgreSQL URL {}",
+            "bad PostgreSQL URL: {}",
             crate::backend::redact_url(url, &error)
         ))
     })
 }
 
-/// Runs every pending migration of `migrator` with `migrations_table`, on one connection.
+/// Runs every pending migration of `migrator` on one connection, retrying while another process seems to be
+/// migrating the same database: the log's own migrations (`sqlite/`) and every set of companion tables.
 ///
 /// `run_direct` (what `run` calls: all pending migrations, none skipped) on one connection: `run` goes
 /// through `Acquire`, whose higher-ranked bounds make the future not `Send`, so it could not be called inside
 /// a spawned task.
 ///
 /// sqlx takes no lock around SQLite migrations: two processes opening one database at once may both find a
-/// migration pending and both apply it; the loser fails (its table or column exists already) with its
-/// transaction rolled back. Looking again then finds it applied. A migration that is wrong fails every time.
-/// On PostgreSQL sqlx serialises migrators with an advisory lock, so the retry never matters there.
+/// migration pending and both apply it; the loser fails (a table or column exists already, a version is
+/// recorded twice, the file is locked) with its transaction rolled back. Looking again then finds it applied.
+/// So a locked file is waited for within `budget`, and any other failure of a migration's statements is
+/// looked at again up to [`MIGRATION_ATTEMPTS`] times in all: a migration that is wrong fails every time. On
+/// PostgreSQL sqlx serialises migrators with an advisory lock, so the retry never matters there. The delays
+/// are backon's; the loop is ours because each attempt borrows the one connection mutably.
 pub(crate) async fn migrate<C: Migrate + Send>(
-    mut migrator: Migrator,
-    migrations_table: &'static str,
+    migrator: &Migrator,
+    backend: Backend,
     connection: &mut C,
+    budget: Duration,
 ) -> Result<(), StoreError> {
-    migrator.dangerous_set_table_name(migrations_table);
-    let mut attempt = 1;
+    let mut delays = opening_backoff(budget).build();
+    let mut failures = 0;
     loop {
-        match migrator.run_direct(None, connection, false).await {
+        let error = match migrator.run_direct(None, connection, false).await {
             Ok(()) => return Ok(()),
-            Err(_) if attempt < MIGRATION_ATTEMPTS => attempt += 1,
-            Err(error) => return Err(error.into()),
+            Err(error) => error,
+        };
+        failures += 1;
+        let again = match &error {
+            MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => {
+                (backend == Backend::Sqlite && crate::sqlite::locked(error))
+                    || failures < MIGRATION_ATTEMPTS
+            }
+            _ => false,
+        };
+        match delays.next() {
+            Some(delay) if again => tokio::time::sleep(delay).await,
+            _ => return Err(error.into()),
         }
     }
 }
 
-/// How many times migrating is tried when another process may be migrating the same database.
+/// How many times a migration that fails (other than on a locked file) is tried when another process may be
+/// migrating the same database.
 const MIGRATION_ATTEMPTS: u32 = 5;
+
+/// The waits between attempts to open or migrate a database another process is opening or migrating at the
+/// same moment: short (the other one is done within milliseconds), jittered so two losers do not meet again,
+/// for at most `budget` in all.
+pub(crate) fn opening_backoff(budget: Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(1))
+        .with_max_delay(Duration::from_millis(50))
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(budget))
+}
+
+/// How long migrating companion tables waits, in all, for another process migrating them: the companions'
+/// busy timeout (`sqlite_options`).
+const MIGRATION_BUDGET: Duration = Duration::from_secs(5);
 
 /// Runs `$body` with the statement `$statement` of the pool's backend and the backend's pool: `sql::sqlite::
 /// $statement` or `sql::postgres::$statement`, resolved where the macro is called (each seam keeps its SQL in

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::model::{ExpectedVersion, StreamId};
+use crate::model::{ExpectedVersion, InvalidStreamId, StreamId};
 
 /// Why an append did not land.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -137,22 +137,6 @@ impl DatabaseError {
 impl std::fmt::Display for DatabaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
-    }
-}
-
-/// A string that is not a valid [`StreamId`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid stream id {value:?}: {reason}")]
-pub struct InvalidStreamId {
-    value: String,
-    reason: &'static str,
-}
-
-impl InvalidStreamId {
-    pub(crate) fn new(value: &str, reason: &'static str) -> Self {
-        // Keep the message readable even for an absurdly long input.
-        let value = value.chars().take(64).collect();
-        Self { value, reason }
     }
 }
 

@@ -20,6 +20,7 @@ mod signed;
 mod snapshots;
 mod sqlite;
 mod store;
+pub mod stored;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -27,7 +28,7 @@ pub mod testing;
 pub use backend::{Backend, SUPPORTED_URLS, redact as redact_database_url};
 pub use checkpoints::Checkpoints;
 pub use companion::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
-pub use error::{AppendError, DatabaseError, InvalidStreamId, StoreError};
+pub use error::{AppendError, DatabaseError, StoreError};
 pub use export::{
     EXPORT_FORMAT, ExportError, ExportLine, ExportRange, ExportSummary, FileBreak, FileReport,
     ImportSummary, expected_head_break, export, import, verify_export, verify_export_expecting,
@@ -38,8 +39,8 @@ pub use hash::{GENESIS_HASH, chain_hash};
 pub use hooks::{AppendObserver, CommitHold, CommittedBatch};
 pub use log::{EventLog, LogOptions};
 pub use model::{
-    AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, MAX_STREAM_ID_CHARS,
-    NewEvent, RecordedEvent, StreamId, VerifyReport,
+    AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, InvalidStreamId,
+    MAX_STREAM_ID_CHARS, NewEvent, RecordedEvent, StreamId, VerifyReport,
 };
 pub use postgres::{PgEventStore, PgOptions};
 pub use signed::{

@@ -9,10 +9,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::InvalidStreamId;
-
 /// The longest stream id accepted, in characters.
 pub const MAX_STREAM_ID_CHARS: usize = 200;
+
+/// A string that is not a valid [`StreamId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid stream id {value:?}: {reason}")]
+pub struct InvalidStreamId {
+    value: String,
+    reason: &'static str,
+}
+
+impl InvalidStreamId {
+    pub(crate) fn new(value: &str, reason: &'static str) -> Self {
+        // Keep the message readable even for an absurdly long input.
+        let value = value.chars().take(64).collect();
+        Self { value, reason }
+    }
+}
 
 /// The name of one stream (one aggregate instance), checked at construction.
 ///

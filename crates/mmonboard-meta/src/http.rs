@@ -2,8 +2,8 @@
 //!
 //! - Base URL and Graph API version are configuration; the access token comes from the environment and is never
 //!   logged or printed (`Debug` shows it redacted).
-//! - Every request has a timeout. Reads are retried with exponential backoff on 429, 5xx, timeouts and
-//!   connection failures, a bounded number of times.
+//! - Every request has a timeout. Reads are retried with exponential backoff and jitter (backon) on 429, 5xx,
+//!   timeouts and connection failures, a bounded number of times.
 //! - Writes are never retried blindly: when a write's outcome is unknown (no answer, or a 5xx), the gateway
 //!   reads the object back and reports the write done only if Meta shows it; otherwise it says so
 //!   ([`MetaError::WriteNotApplied`]) and the caller decides when to try again.
@@ -11,6 +11,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use mmonboard_domain::facts::{OwnershipType, TermsStatus};
 use mmonboard_domain::ids::{PortfolioId, WabaId};
 use serde::de::DeserializeOwned;
@@ -28,11 +29,14 @@ pub const ACCESS_TOKEN_ENV: &str = "META_ACCESS_TOKEN";
 /// Meta's production Graph API.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 
-/// How reads are retried.
+/// How reads are retried: backon's exponential backoff with jitter, bounded in attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// The wait after the first failure; doubled after each further one up to `max_backoff`. Each wait is
+    /// lengthened by a random jitter of up to as much again, so that clients failed together do not come back
+    /// together.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -48,12 +52,13 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before attempt `attempt + 1` (1-based `attempt` that just failed).
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+    /// The waits between the attempts: `max_attempts - 1` of them.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.initial_backoff)
+            .with_max_delay(self.max_backoff)
+            .with_jitter()
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
     }
 }
 
@@ -179,26 +184,25 @@ impl HttpGateway {
         fields: &str,
         after: Option<&str>,
     ) -> Result<T, MetaError> {
-        let mut attempt = 1;
-        loop {
-            let mut request = self
+        let (gateway, url) = (self, self.url(path));
+        let read = move || {
+            let mut request = gateway
                 .client
-                .get(self.url(path))
+                .get(url.clone())
                 .query(&[("fields", fields)])
-                .bearer_auth(self.config.access_token.expose());
+                .bearer_auth(gateway.config.access_token.expose());
             if let Some(after) = after {
                 request = request.query(&[("after", after)]);
             }
-            match self.send(operation, request).await {
-                Err(error) if error.is_retryable() && attempt < self.config.retry.max_attempts => {
-                    let wait = self.config.retry.backoff(attempt);
-                    tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "Meta read failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+            gateway.send(operation, request)
+        };
+        read.retry(self.config.retry.backoff())
+            .sleep(tokio::time::sleep)
+            .when(MetaError::is_retryable)
+            .notify(|error: &MetaError, wait: Duration| {
+                tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "Meta read failed; retrying");
+            })
+            .await
     }
 
     async fn post<T: DeserializeOwned>(&self, operation: &str, path: &str) -> Result<T, MetaError> {
@@ -209,6 +213,8 @@ impl HttpGateway {
         self.send(operation, request).await
     }
 
+    /// One call to the Graph API (a retried read is one call per attempt), traced as `meta_call`.
+    #[tracing::instrument(name = "meta_call", skip_all, fields(operation = operation))]
     async fn send<T: DeserializeOwned>(
         &self,
         operation: &str,

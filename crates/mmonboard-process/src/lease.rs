@@ -16,10 +16,11 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use mmonboard_eventlog::stored::{micros, time_from_micros};
 use mmonboard_eventlog::{CompanionPool, on_backend};
 
+use crate::ProcessError;
 use crate::sql;
-use crate::{ProcessError, from_micros, micros};
 
 /// The lease's row: one process manager per log.
 const LEASE: &str = "process_manager";
@@ -161,8 +162,12 @@ impl Lease {
             .map(|record| {
                 Ok(LeaseHolder {
                     holder: record.holder,
-                    expires_at: from_micros("process_lease", "expires_at", record.expires_at)?,
-                    acquired_at: from_micros("process_lease", "acquired_at", record.acquired_at)?,
+                    expires_at: time_from_micros("process_lease", "expires_at", record.expires_at)?,
+                    acquired_at: time_from_micros(
+                        "process_lease",
+                        "acquired_at",
+                        record.acquired_at,
+                    )?,
                 })
             })
             .transpose()

@@ -2,7 +2,7 @@
 //! Meta (eligibility read from the Graph API, OBO transfers, the terms request, connection, the sync windows,
 //! template mirrors, re-checks after a restriction), with durable timers. Its decisions are commands like any
 //! other, recorded with the actor `process-manager` and the event that caused them, so an auditor sees why each
-//! step happened. See `manager.rs` for why nothing is lost or done twice.
+//! step happened. See `manager/mod.rs` for why nothing is lost or done twice.
 
 mod lease;
 mod manager;
@@ -27,22 +27,14 @@ pub enum ProcessError {
     Corrupt(String),
 }
 
+impl From<mmonboard_eventlog::stored::CorruptValue> for ProcessError {
+    fn from(error: mmonboard_eventlog::stored::CorruptValue) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ProcessError {
     fn from(error: sqlx::Error) -> Self {
         Self::Store(error.into())
     }
-}
-
-pub(crate) fn micros(at: chrono::DateTime<chrono::Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-/// A stored time this crate could not have written is corruption, not a default.
-pub(crate) fn from_micros(
-    table: &str,
-    column: &str,
-    value: i64,
-) -> Result<chrono::DateTime<chrono::Utc>, ProcessError> {
-    chrono::DateTime::from_timestamp_micros(value)
-        .ok_or_else(|| ProcessError::Corrupt(format!("{table}: {column} = {value} is not a time")))
 }

@@ -1,6 +1,7 @@
 //! What a portfolio waits for, read off its folded state: a pure function, so the process manager keeps no
 //! state of its own beyond its timers and can be restarted, or run twice, without losing or repeating a step.
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, TimeDelta, Utc};
 use mmonboard_domain::facts::TemplateCategory;
 use mmonboard_domain::ids::{TemplateId, WabaId};
@@ -43,13 +44,26 @@ impl Default for ProcessConfig {
 }
 
 impl ProcessConfig {
-    /// The wait after the `attempts`-th consecutive failure (1-based).
+    /// The wait after the `attempts`-th consecutive failure (1-based), in whole milliseconds.
+    ///
+    /// A computed delay rather than backon's retry loop: the manager's retries outlive its process (the wait
+    /// is a durable timer, the count is the timer's `attempts`), so the n-th delay of backon's exponential
+    /// schedule is taken, not slept. Without jitter: one manager takes due steps one after another, so
+    /// portfolios failed together are not retried all at once anyway, and a delay that is a function of the
+    /// count keeps the timers exact on an injected clock.
     pub fn backoff(&self, attempts: u32) -> TimeDelta {
-        let mut wait = self.initial_backoff;
-        for _ in 1..attempts.min(32) {
-            wait = (wait * 2).min(self.max_backoff);
-        }
-        wait.min(self.max_backoff)
+        let as_std = |delta: TimeDelta| delta.to_std().unwrap_or_default();
+        let wait = ExponentialBuilder::default()
+            .with_min_delay(as_std(self.initial_backoff))
+            .with_max_delay(as_std(self.max_backoff))
+            .without_max_times()
+            .build()
+            .nth(attempts.clamp(1, 32) as usize - 1)
+            .unwrap_or_default();
+        let millis = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        TimeDelta::try_milliseconds(millis)
+            .unwrap_or(TimeDelta::MAX)
+            .min(self.max_backoff)
     }
 }
 
@@ -200,4 +214,38 @@ pub fn plan(aggregate: &Aggregate, config: &ProcessConfig) -> Vec<Planned> {
         }
     }
     planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_from_the_first_wait_up_to_the_cap() {
+        let config = ProcessConfig::default();
+        let waits: Vec<i64> = (1..=8)
+            .map(|attempts| config.backoff(attempts).num_seconds())
+            .collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 600, 600, 600]);
+        assert_eq!(config.backoff(0), TimeDelta::seconds(30), "as the first");
+        assert_eq!(config.backoff(u32::MAX), TimeDelta::minutes(10));
+        let odd = ProcessConfig {
+            initial_backoff: TimeDelta::milliseconds(1500),
+            max_backoff: TimeDelta::seconds(4),
+            ..config
+        };
+        let waits: Vec<i64> = (1..=4)
+            .map(|attempts| odd.backoff(attempts).num_milliseconds())
+            .collect();
+        assert_eq!(waits, [1500, 3000, 4000, 4000]);
+        let inverted = ProcessConfig {
+            initial_backoff: TimeDelta::minutes(20),
+            ..ProcessConfig::default()
+        };
+        assert_eq!(
+            inverted.backoff(1),
+            TimeDelta::minutes(10),
+            "never past the cap"
+        );
+    }
 }

@@ -3,14 +3,17 @@
 
 use chrono::{DateTime, Utc};
 use mmonboard_domain::ids::PortfolioId;
+use mmonboard_eventlog::stored::{micros, time_from_micros, unsigned};
 use mmonboard_eventlog::{
     CompanionOptions, CompanionPool, CompanionTables, on_backend, open_companion_tables,
 };
 
+use crate::ProcessError;
 use crate::sql;
-use crate::{ProcessError, from_micros, micros};
 
 const MIGRATIONS_TABLE: &str = "_mmonboard_process_migrations";
+/// The timers' table (persisted: never rename).
+const TABLE: &str = "process_timers";
 
 /// One pending deadline of one portfolio's step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,40 +82,33 @@ impl TimerStore {
 
     /// Set (or move) the deadline of one step.
     pub async fn set(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), ProcessError> {
-        let attempts = i64::from(timer.attempts);
-        let polls = i64::from(timer.polls);
+        // The same parameters, in `SET_TIMER`'s order, on either backend's query.
+        macro_rules! set_timer {
+            ($statement:expr) => {
+                sqlx::query($statement)
+                    .bind(timer.portfolio_id.as_str())
+                    .bind(&timer.step_key)
+                    .bind(micros(timer.due_at))
+                    .bind(i64::from(timer.attempts))
+                    .bind(timer.last_error.as_deref())
+                    .bind(micros(now))
+                    .bind(timer.waiting_since.map(micros))
+                    .bind(i64::from(timer.polls))
+                    .bind(timer.stall_recorded)
+            };
+        }
         match &self.pool {
             // The write lock first (see `Lease::try_hold`): SQLite refuses an upsert's read-to-write upgrade at
             // once when another connection committed in between.
             CompanionPool::Sqlite(pool) => {
                 let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query(sql::sqlite::SET_TIMER)
-                    .bind(timer.portfolio_id.as_str())
-                    .bind(&timer.step_key)
-                    .bind(micros(timer.due_at))
-                    .bind(attempts)
-                    .bind(timer.last_error.as_deref())
-                    .bind(micros(now))
-                    .bind(timer.waiting_since.map(micros))
-                    .bind(polls)
-                    .bind(timer.stall_recorded)
+                set_timer!(sql::sqlite::SET_TIMER)
                     .execute(&mut *transaction)
                     .await?;
                 transaction.commit().await?;
             }
             CompanionPool::Postgres(pool) => {
-                sqlx::query(sql::postgres::SET_TIMER)
-                    .bind(timer.portfolio_id.as_str())
-                    .bind(&timer.step_key)
-                    .bind(micros(timer.due_at))
-                    .bind(attempts)
-                    .bind(timer.last_error.as_deref())
-                    .bind(micros(now))
-                    .bind(timer.waiting_since.map(micros))
-                    .bind(polls)
-                    .bind(timer.stall_recorded)
-                    .execute(pool)
-                    .await?;
+                set_timer!(sql::postgres::SET_TIMER).execute(pool).await?;
             }
         }
         Ok(())
@@ -168,30 +164,21 @@ impl TimerStore {
 }
 
 fn portfolio_id(id: &str) -> Result<PortfolioId, ProcessError> {
-    PortfolioId::parse(id)
-        .map_err(|error| ProcessError::Corrupt(format!("process_timers: {error}")))
-}
-
-fn counter(column: &str, value: i64) -> Result<u32, ProcessError> {
-    u32::try_from(value).map_err(|_| {
-        ProcessError::Corrupt(format!(
-            "process_timers: {column} = {value} is out of range"
-        ))
-    })
+    PortfolioId::parse(id).map_err(|error| ProcessError::Corrupt(format!("{TABLE}: {error}")))
 }
 
 fn timer_of(record: TimerRecord) -> Result<Timer, ProcessError> {
     Ok(Timer {
         portfolio_id: portfolio_id(&record.portfolio_id)?,
         step_key: record.step_key,
-        due_at: from_micros("process_timers", "due_at", record.due_at)?,
-        attempts: counter("attempts", record.attempts)?,
+        due_at: time_from_micros(TABLE, "due_at", record.due_at)?,
+        attempts: unsigned(TABLE, "attempts", record.attempts)?,
         last_error: record.last_error,
         waiting_since: record
             .waiting_since
-            .map(|micros| from_micros("process_timers", "waiting_since", micros))
+            .map(|micros| time_from_micros(TABLE, "waiting_since", micros))
             .transpose()?,
-        polls: counter("polls", record.polls)?,
+        polls: unsigned(TABLE, "polls", record.polls)?,
         stall_recorded: record.stall_recorded,
     })
 }

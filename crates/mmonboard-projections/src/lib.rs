@@ -30,6 +30,15 @@ pub enum ProjectionError {
     },
 }
 
+impl From<mmonboard_eventlog::stored::CorruptValue> for ProjectionError {
+    fn from(error: mmonboard_eventlog::stored::CorruptValue) -> Self {
+        Self::CorruptRow {
+            table: error.table.to_owned(),
+            reason: format!("{} = {} {}", error.column, error.value, error.problem),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ProjectionError {
     fn from(error: sqlx::Error) -> Self {
         Self::Store(error.into())

@@ -1,9 +1,10 @@
 //! The projector: reads the log in global order after its checkpoint, folds each event into its portfolio's
 //! aggregate, and rewrites the touched portfolios' rows with the new checkpoint in one transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mmonboard_app::cache::AggregateCache;
 use mmonboard_app::codec::{decode, portfolio_of};
 use mmonboard_domain::Aggregate;
 use mmonboard_domain::ids::PortfolioId;
@@ -37,7 +38,7 @@ pub struct Projector {
     store: Arc<EventLog>,
     read_models: ReadModels,
     options: ProjectorOptions,
-    cache: HashMap<PortfolioId, Aggregate>,
+    cache: AggregateCache<Aggregate>,
 }
 
 impl Projector {
@@ -45,8 +46,8 @@ impl Projector {
         Self {
             store,
             read_models,
+            cache: AggregateCache::new(options.cached_portfolios),
             options,
-            cache: HashMap::new(),
         }
     }
 
@@ -164,8 +165,8 @@ impl Projector {
         self.read_models
             .write(&rows, STATUS_PROJECTION, last.global_position)
             .await?;
-        for (portfolio_id, (aggregate, _)) in touched {
-            self.remember(portfolio_id, aggregate);
+        for (aggregate, _) in touched.into_values() {
+            self.cache.remember(aggregate);
         }
         Ok(())
     }
@@ -179,7 +180,7 @@ impl Projector {
         if let Some(cached) = self.cache.get(portfolio_id)
             && cached.version() + 1 >= recorded.stream_version
         {
-            return Ok(cached.clone());
+            return Ok(cached);
         }
         let mut aggregate = Aggregate::new(portfolio_id.clone());
         if recorded.stream_version == 1 {
@@ -195,15 +196,6 @@ impl Projector {
                 .map_err(|error| corrupt(&earlier, error.to_string()))?;
         }
         Ok(aggregate)
-    }
-
-    fn remember(&mut self, portfolio_id: PortfolioId, aggregate: Aggregate) {
-        if self.cache.len() >= self.options.cached_portfolios
-            && !self.cache.contains_key(&portfolio_id)
-        {
-            self.cache.clear(); // bounded memory; a miss costs one stream read
-        }
-        self.cache.insert(portfolio_id, aggregate);
     }
 }
 

@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
+use mmonboard_eventlog::stored::unsigned;
+
 use crate::ProjectionError;
-use crate::storage::{self, AdAccountRecord, StatusRecord, TemplateRecord, postgres, sqlite};
+use crate::storage::{AdAccountRecord, StatusRecord, TemplateRecord, postgres, sqlite};
 // `on_backend!` resolves `sql::sqlite::STATEMENT` and `sql::postgres::STATEMENT` here.
 use crate::storage as sql;
 
@@ -115,17 +117,8 @@ fn blockers(aggregate: &Aggregate) -> Vec<Blocker> {
     }
     if let Some(eligibility) = &data.eligibility {
         for reason in &eligibility.verdict.portfolio_reasons {
-            let code = serde_json::to_value(reason)
-                .ok()
-                .and_then(|value| {
-                    value
-                        .get("reason")
-                        .and_then(|code| code.as_str())
-                        .map(str::to_owned)
-                })
-                .unwrap_or_default();
             blockers.push(Blocker {
-                code,
+                code: reason.code().to_owned(),
                 message: reason.to_string(),
             });
         }
@@ -305,9 +298,9 @@ impl ReadModels {
         let position: Option<i64> = on_backend!(&self.pool, CHECKPOINT => |statement, pool| {
             sqlx::query_scalar(statement).bind(name).fetch_optional(pool).await?
         });
-        position.map_or(Ok(0), |position| {
-            storage::count("read_model_checkpoints", "position", position)
-        })
+        Ok(position.map_or(Ok(0), |position| {
+            unsigned("read_model_checkpoints", "position", position)
+        })?)
     }
 
     /// The portfolio a WABA with a mirrored ad account belongs to (for webhooks that name only the WABA).

@@ -1,13 +1,15 @@
 //! The token store: a companion table set beside the log, in the log's database, on either backend. Each
-//! method matches on the pool once and runs that backend's SQL (`sqlite.rs`, `postgres.rs`); nothing above
+//! method matches on the pool once and runs that backend's SQL (`sql.rs`); nothing above
 //! sees a driver type or a driver error. Its migrations table, [`MIGRATIONS_TABLE`], is persisted: never
 //! rename it.
 
-mod postgres;
-mod sqlite;
+mod sql;
 
 use chrono::{DateTime, Utc};
-use mmonboard_eventlog::{CompanionOptions, CompanionPool, CompanionTables, open_companion_tables};
+use mmonboard_eventlog::stored::{micros, time_from_micros};
+use mmonboard_eventlog::{
+    CompanionOptions, CompanionPool, CompanionTables, on_backend, open_companion_tables,
+};
 
 use crate::error::AccessError;
 use crate::role::Role;
@@ -99,10 +101,17 @@ impl TokenStore {
             None,
             None,
         );
-        let inserted = match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::insert(pool, &row).await,
-            CompanionPool::Postgres(pool) => postgres::insert(pool, &row).await,
-        };
+        let inserted = on_backend!(&self.pool, INSERT_TOKEN => |statement, pool| {
+            sqlx::query(statement)
+                .bind(&row.0)
+                .bind(&row.1)
+                .bind(&row.2)
+                .bind(row.3)
+                .bind(row.4)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
         match inserted {
             Ok(()) => Ok(IssuedToken {
                 record: record(row)?.record,
@@ -131,10 +140,9 @@ impl TokenStore {
 
     /// Every token with its hash: what the server's cache loads.
     pub async fn credentials(&self) -> Result<Vec<Credential>, AccessError> {
-        let rows = match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::select_all(pool).await,
-            CompanionPool::Postgres(pool) => postgres::select_all(pool).await,
-        }
+        let rows: Vec<Row> = on_backend!(&self.pool, ALL_TOKENS => |statement, pool| {
+            sqlx::query_as(statement).fetch_all(pool).await
+        })
         .map_err(store_error)?;
         rows.into_iter().map(record).collect()
     }
@@ -150,21 +158,26 @@ impl TokenStore {
 
     /// Revokes the token named `name` at `at`.
     pub async fn revoke(&self, name: &TokenName, at: DateTime<Utc>) -> Result<(), AccessError> {
-        let changed = match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::revoke(pool, name.as_str(), micros(at)).await,
-            CompanionPool::Postgres(pool) => {
-                postgres::revoke(pool, name.as_str(), micros(at)).await
-            }
-        }
+        let changed = on_backend!(&self.pool, REVOKE_TOKEN => |statement, pool| {
+            sqlx::query(statement)
+                .bind(micros(at))
+                .bind(name.as_str())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
         .map_err(store_error)?;
         if changed > 0 {
             return Ok(());
         }
-        let exists = match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::exists(pool, name.as_str()).await,
-            CompanionPool::Postgres(pool) => postgres::exists(pool, name.as_str()).await,
-        }
+        let found: Option<(i64,)> = on_backend!(&self.pool, TOKEN_EXISTS => |statement, pool| {
+            sqlx::query_as(statement)
+                .bind(name.as_str())
+                .fetch_optional(pool)
+                .await
+        })
         .map_err(store_error)?;
+        let exists = found.is_some();
         Err(if exists {
             AccessError::AlreadyRevoked(name.as_str().to_owned())
         } else {
@@ -185,10 +198,20 @@ impl TokenStore {
             .iter()
             .map(|(name, at)| (name.as_str().to_owned(), micros(*at)))
             .collect();
-        match &self.pool {
-            CompanionPool::Sqlite(pool) => sqlite::record_uses(pool, &uses).await,
-            CompanionPool::Postgres(pool) => postgres::record_uses(pool, &uses).await,
-        }
+        on_backend!(&self.pool, RECORD_USE => |statement, pool| {
+            async {
+                let mut transaction = pool.begin().await?;
+                for (name, at_us) in &uses {
+                    sqlx::query(statement)
+                        .bind(name)
+                        .bind(at_us)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                transaction.commit().await
+            }
+            .await
+        })
         .map_err(store_error)
     }
 
@@ -202,13 +225,11 @@ fn store_error(error: sqlx::Error) -> AccessError {
     AccessError::Store(error.to_string())
 }
 
-fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
+/// The table the tokens are stored in (persisted: never rename).
+const TABLE: &str = "access_tokens";
 
-fn time(micros: i64) -> Result<DateTime<Utc>, AccessError> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| AccessError::Store(format!("a stored time is out of range: {micros}")))
+fn time(column: &'static str, micros: i64) -> Result<DateTime<Utc>, AccessError> {
+    time_from_micros(TABLE, column, micros).map_err(|error| AccessError::Store(error.to_string()))
 }
 
 fn record(row: Row) -> Result<Credential, AccessError> {
@@ -219,10 +240,12 @@ fn record(row: Row) -> Result<Credential, AccessError> {
         record: TokenRecord {
             name: TokenName::parse(&name).map_err(|_| corrupt("an invalid name"))?,
             role: role.parse().map_err(|_| corrupt("an unknown role"))?,
-            created_at: time(created)?,
-            expires_at: expires.map(time).transpose()?,
-            revoked_at: revoked.map(time).transpose()?,
-            last_used_at: last_used.map(time).transpose()?,
+            created_at: time("created_at_us", created)?,
+            expires_at: expires.map(|at| time("expires_at_us", at)).transpose()?,
+            revoked_at: revoked.map(|at| time("revoked_at_us", at)).transpose()?,
+            last_used_at: last_used
+                .map(|at| time("last_used_at_us", at))
+                .transpose()?,
         },
     })
 }

@@ -19,7 +19,7 @@ use crate::eligibility::{evaluate, evaluate_waba};
 use crate::facts::{PortfolioRole, TemplateCategory};
 use crate::ids::{TemplateId, WabaId};
 
-use super::strategies::{command_for, time_step};
+use super::strategies::{Steerable, Steering, command_for, time_step};
 
 /// Where a WABA of the last eligibility check stands for MM routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,5 +489,39 @@ impl ReferenceStateMachine for ReferenceModel {
 
     fn apply(state: Self::State, step: &Self::Transition) -> Self::State {
         state.step(step.seconds, &step.command)
+    }
+}
+
+impl Steerable for OnboardingModel {
+    fn steering(&self) -> Steering {
+        let with_routing = |wanted: ModelRouting| {
+            self.routing
+                .iter()
+                .filter(|(_, routing)| **routing == wanted)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        Steering {
+            phase: self.phase,
+            pending_obo: self
+                .pending_obo
+                .iter()
+                .map(|(id, requested)| (id.clone(), *requested))
+                .collect(),
+            eligible: self.eligible.iter().cloned().collect(),
+            onboarded: with_routing(ModelRouting::Onboarded),
+            suspended: with_routing(ModelRouting::Suspended),
+            templates: self
+                .templates
+                .iter()
+                .map(|(id, template)| (template.waba_id.clone(), id.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Steerable for ModelState {
+    fn steering(&self) -> Steering {
+        self.model.steering()
     }
 }

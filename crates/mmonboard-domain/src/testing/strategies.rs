@@ -7,7 +7,6 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::strategy::Union;
 
-use super::model::{ModelRouting, ModelState, OnboardingModel};
 use crate::aggregate::{Aggregate, Phase};
 use crate::command::{MirroredAdAccount, OnboardingCommand};
 use crate::country::{CountryCode, Subdivision};
@@ -513,40 +512,6 @@ impl Steerable for Aggregate {
                 .map(|(id, template)| (template.waba_id.clone(), id.clone()))
                 .collect(),
         }
-    }
-}
-
-impl Steerable for OnboardingModel {
-    fn steering(&self) -> Steering {
-        let with_routing = |wanted: ModelRouting| {
-            self.routing
-                .iter()
-                .filter(|(_, routing)| **routing == wanted)
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
-        Steering {
-            phase: self.phase,
-            pending_obo: self
-                .pending_obo
-                .iter()
-                .map(|(id, requested)| (id.clone(), *requested))
-                .collect(),
-            eligible: self.eligible.iter().cloned().collect(),
-            onboarded: with_routing(ModelRouting::Onboarded),
-            suspended: with_routing(ModelRouting::Suspended),
-            templates: self
-                .templates
-                .iter()
-                .map(|(id, template)| (template.waba_id.clone(), id.clone()))
-                .collect(),
-        }
-    }
-}
-
-impl Steerable for ModelState {
-    fn steering(&self) -> Steering {
-        self.model.steering()
     }
 }
 

@@ -818,3 +818,20 @@ fn a_full_onboarding_replays_to_the_same_state() {
     );
     assert_eq!(live.phase(), Phase::Live);
 }
+
+#[test]
+fn a_portfolio_ineligibility_code_is_its_stored_reason_tag() {
+    let subdivision = Subdivision::parse("UA-43").expect("valid");
+    for reason in [
+        PortfolioIneligibility::EnableNotOffered,
+        PortfolioIneligibility::BusinessCountryNotSupported {
+            country: country("KP"),
+        },
+        PortfolioIneligibility::BusinessRegionNotSupported { subdivision },
+        PortfolioIneligibility::NoWabas,
+        PortfolioIneligibility::NoEligibleWaba,
+    ] {
+        let stored = serde_json::to_value(&reason).expect("serializes");
+        assert_eq!(stored["reason"], reason.code(), "{reason:?}");
+    }
+}

@@ -9,8 +9,9 @@ mod writer;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use backon::Retryable;
 use futures_util::StreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::backend::Backend;
 use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
 use crate::hooks::{AppendObserver, CommitHold};
@@ -282,56 +284,32 @@ impl SqliteEventStore {
     }
 }
 
-/// Connects the writer and migrates. A fresh file opened by several processes at once makes
-/// some of them meet a lock that SQLite's busy handler does not wait for (switching to WAL) or
-/// a migration another one just applied; those attempts are retried until the busy timeout.
+/// Connects the writer and migrates. A fresh file opened by several processes at once makes some of them meet
+/// a lock that SQLite's busy handler does not wait for (switching to WAL): connecting is retried while the
+/// file is locked, and migrating while another process migrates it (`companion::migrate`), each within the
+/// busy timeout.
 async fn open_writer(
     options: &SqliteConnectOptions,
     busy_timeout: Duration,
 ) -> Result<SqliteConnection, StoreError> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let (error, transient) = match connect_and_migrate(options).await {
-            Ok(connection) => return Ok(connection),
-            Err(failure) => failure,
-        };
-        if !transient || started.elapsed() >= busy_timeout {
-            return Err(error);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// On failure, the error and whether a concurrent opener may have caused it.
-async fn connect_and_migrate(
-    options: &SqliteConnectOptions,
-) -> Result<SqliteConnection, (StoreError, bool)> {
-    let mut connection = match options.connect().await {
-        Ok(connection) => connection,
-        Err(error) => {
-            let transient = transient(&error);
-            return Err((error.into(), transient));
-        }
-    };
-    // `run_direct` (what `run` calls: all pending migrations, none skipped) rather than `run`: `run` goes through `Acquire`, whose higher-ranked bounds make this
-    // future not `Send`, so `open` could not be called inside a spawned task.
-    match sqlx::migrate!("./migrations/sqlite")
-        .run_direct(None, &mut connection, false)
-        .await
-    {
+    let connect = || options.connect();
+    let mut connection = connect
+        .retry(crate::companion::opening_backoff(busy_timeout))
+        .sleep(tokio::time::sleep)
+        .when(locked)
+        .await?;
+    let migrated = crate::companion::migrate(
+        &sqlx::migrate!("./migrations/sqlite"),
+        Backend::Sqlite,
+        &mut connection,
+        busy_timeout,
+    )
+    .await;
+    match migrated {
         Ok(()) => Ok(connection),
         Err(error) => {
-            let transient = match &error {
-                sqlx::migrate::MigrateError::Execute(error)
-                | sqlx::migrate::MigrateError::ExecuteMigration(error, _) => {
-                    transient(error) || error.to_string().contains("already exists")
-                }
-                _ => false,
-            };
             let _ = sqlx::Connection::close(connection).await;
-            Err((error.into(), transient))
+            Err(error)
         }
     }
 }
@@ -366,7 +344,7 @@ async fn probe_write(connection: &mut SqliteConnection) -> Result<(), StoreError
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED.
-fn transient(error: &sqlx::Error) -> bool {
+pub(crate) fn locked(error: &sqlx::Error) -> bool {
     matches!(writer::primary_code(error), Some(5 | 6))
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use mmonboard_meta::{
     MetaError, MetaErrorKind, MetaGateway, OboIntentOutcome, RetryPolicy, TermsRequestOutcome,
 };
@@ -329,22 +330,38 @@ async fn a_read_refused_with_a_4xx_is_asked_once() {
 }
 
 #[test]
-fn the_backoff_doubles_from_the_initial_wait_up_to_the_cap() {
+fn the_backoff_doubles_from_the_initial_wait_up_to_the_cap_with_jitter_once_per_retry() {
     let policy = RetryPolicy {
-        max_attempts: 10,
+        max_attempts: 6,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
     };
-    let waits: Vec<u128> = (1..=5)
-        .map(|attempt| policy.backoff(attempt).as_millis())
-        .collect();
-    assert_eq!(waits, [1, 2, 4, 5, 5]);
-    assert_eq!(policy.backoff(u32::MAX), Duration::from_millis(5));
-    assert_eq!(policy.backoff(0), Duration::from_millis(1));
+    // Each wait is the doubling schedule's, lengthened by a jitter of up to as much again.
+    for _ in 0..100 {
+        let waits: Vec<Duration> = policy.backoff().build().collect();
+        assert_eq!(
+            waits.len(),
+            5,
+            "one wait between each two of the 6 attempts"
+        );
+        for (wait, base) in waits.iter().zip([1, 2, 4, 5, 5]) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *wait >= base && *wait <= base * 2,
+                "{waits:?}: {wait:?} is not within {base:?} and twice that"
+            );
+        }
+    }
+    let single = RetryPolicy {
+        max_attempts: 1,
+        ..policy
+    };
+    assert_eq!(single.backoff().build().count(), 0, "one attempt: no retry");
     let default = RetryPolicy::default();
     assert_eq!(default.max_attempts, 4);
-    assert_eq!(default.backoff(1), Duration::from_millis(200));
-    assert_eq!(default.backoff(10), Duration::from_secs(5));
+    let waits: Vec<Duration> = default.backoff().build().collect();
+    assert_eq!(waits.len(), 3);
+    assert!(waits[0] >= Duration::from_millis(200) && waits[0] <= Duration::from_millis(400));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use mmonboard_domain::ids::PortfolioId;
-use mmonboard_eventlog::testing::TestDatabase;
+use mmonboard_eventlog::testing::{TestBackend, TestDatabase};
 use mmonboard_eventlog::{EventLog, LogOptions, backend_tests};
 use mmonboard_process::{Timer, TimerStore};
 
@@ -263,9 +263,86 @@ async fn a_named_lease_is_independent_of_the_process_managers(database: &TestDat
     }
 }
 
+/// Writes under the store, as only damage would.
+async fn damage(database: &TestDatabase, statement: &'static str) {
+    use sqlx::{Connection, Executor};
+    match database.backend() {
+        TestBackend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(database.url())
+                .await
+                .expect("a connection");
+            connection.execute(statement).await.expect("damaged");
+            connection.close().await.expect("closed");
+        }
+        TestBackend::Postgres => {
+            let mut connection = database.postgres_connection().await.expect("a connection");
+            connection.execute(statement).await.expect("damaged");
+            connection.close().await.expect("closed");
+        }
+    }
+}
+
+async fn a_corrupt_row_is_an_error_naming_its_table_and_column_never_a_default(
+    database: &TestDatabase,
+) {
+    let timers = open_timers(database).await;
+    timers
+        .set(&timer("1000000001", "connect", 1), at(0))
+        .await
+        .expect("set");
+    damage(database, "UPDATE process_timers SET attempts = -1").await;
+    let error = timers.all().await.expect_err("a negative count is corrupt");
+    assert!(
+        error
+            .to_string()
+            .contains("process_timers: attempts = -1 is out of range"),
+        "{error}"
+    );
+    damage(
+        database,
+        "UPDATE process_timers SET attempts = 0, due_at = 9223372036854775807",
+    )
+    .await;
+    let error = timers
+        .of_portfolio(&portfolio("1000000001"))
+        .await
+        .expect_err("a time out of range is corrupt");
+    assert!(
+        error
+            .to_string()
+            .contains("process_timers: due_at = 9223372036854775807 is not a time"),
+        "{error}"
+    );
+
+    let lease = timers.lease("first");
+    assert!(
+        lease
+            .try_hold(at(0), Duration::from_secs(15))
+            .await
+            .expect("held")
+    );
+    damage(
+        database,
+        "UPDATE process_lease SET acquired_at = -9223372036854775807",
+    )
+    .await;
+    let error = lease
+        .current()
+        .await
+        .expect_err("a time out of range is corrupt");
+    assert!(
+        error
+            .to_string()
+            .contains("process_lease: acquired_at = -9223372036854775807 is not a time"),
+        "{error}"
+    );
+    timers.close().await;
+}
+
 backend_tests!(
     timers_are_set_moved_listed_and_removed,
     one_holder_at_a_time_and_a_lapsed_lease_is_taken_over,
     a_named_lease_is_independent_of_the_process_managers,
     racing_holders_never_both_win,
+    a_corrupt_row_is_an_error_naming_its_table_and_column_never_a_default,
 );

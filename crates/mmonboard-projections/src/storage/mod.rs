@@ -24,10 +24,16 @@ impl StatusRecord {
         const TABLE: &str = "read_onboarding_status";
         Ok(StatusRow {
             blocked_by: blockers_of(&self.blocked_by)?,
-            version: count(TABLE, "version", self.version)?,
-            started_at: optional_time(TABLE, "started_at", self.started_at)?,
-            updated_at: optional_time(TABLE, "updated_at", self.updated_at)?,
-            last_position: count(TABLE, "last_position", self.last_position)?,
+            version: unsigned(TABLE, "version", self.version)?,
+            started_at: self
+                .started_at
+                .map(|at| time_from_micros(TABLE, "started_at", at))
+                .transpose()?,
+            updated_at: self
+                .updated_at
+                .map(|at| time_from_micros(TABLE, "updated_at", at))
+                .transpose()?,
+            last_position: unsigned(TABLE, "last_position", self.last_position)?,
             portfolio_id: self.portfolio_id,
             phase: self.phase,
             stage: self.stage,
@@ -49,7 +55,7 @@ pub(crate) struct AdAccountRecord {
 impl AdAccountRecord {
     pub(crate) fn into_row(self) -> Result<AdAccountRow, ProjectionError> {
         Ok(AdAccountRow {
-            created_at: time("read_ad_accounts", "created_at", self.created_at)?,
+            created_at: time_from_micros("read_ad_accounts", "created_at", self.created_at)?,
             portfolio_id: self.portfolio_id,
             waba_id: self.waba_id,
             ad_account_id: self.ad_account_id,
@@ -77,10 +83,17 @@ impl TemplateRecord {
     pub(crate) fn into_row(self) -> Result<TemplateRow, ProjectionError> {
         const TABLE: &str = "read_templates";
         Ok(TemplateRow {
-            changed_at: time(TABLE, "changed_at", self.changed_at)?,
-            sync_window_ends_at: time(TABLE, "sync_window_ends_at", self.sync_window_ends_at)?,
-            mirror_synced_at: optional_time(TABLE, "mirror_synced_at", self.mirror_synced_at)?,
-            last_activity_at: time(TABLE, "last_activity_at", self.last_activity_at)?,
+            changed_at: time_from_micros(TABLE, "changed_at", self.changed_at)?,
+            sync_window_ends_at: time_from_micros(
+                TABLE,
+                "sync_window_ends_at",
+                self.sync_window_ends_at,
+            )?,
+            mirror_synced_at: self
+                .mirror_synced_at
+                .map(|at| time_from_micros(TABLE, "mirror_synced_at", at))
+                .transpose()?,
+            last_activity_at: time_from_micros(TABLE, "last_activity_at", self.last_activity_at)?,
             portfolio_id: self.portfolio_id,
             template_id: self.template_id,
             waba_id: self.waba_id,
@@ -91,35 +104,11 @@ impl TemplateRecord {
     }
 }
 
-use chrono::{DateTime, Utc};
+pub(crate) use mmonboard_eventlog::stored::micros;
+use mmonboard_eventlog::stored::{time_from_micros, unsigned};
 
 use crate::ProjectionError;
 use crate::read_models::{AdAccountRow, Blocker, StatusRow, TemplateRow};
-
-pub(crate) fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
-
-pub(crate) fn time(
-    table: &str,
-    column: &str,
-    micros: i64,
-) -> Result<DateTime<Utc>, ProjectionError> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| corrupt(table, format!("{column} = {micros} is not a time")))
-}
-
-pub(crate) fn optional_time(
-    table: &str,
-    column: &str,
-    micros: Option<i64>,
-) -> Result<Option<DateTime<Utc>>, ProjectionError> {
-    micros.map(|micros| time(table, column, micros)).transpose()
-}
-
-pub(crate) fn count(table: &str, column: &str, value: i64) -> Result<u64, ProjectionError> {
-    u64::try_from(value).map_err(|_| corrupt(table, format!("{column} = {value} is negative")))
-}
 
 pub(crate) fn blockers_of(text: &str) -> Result<Vec<Blocker>, ProjectionError> {
     serde_json::from_str(text).map_err(|error| {

@@ -26,10 +26,10 @@ pub(crate) const INSERT_TEMPLATES: &str = "INSERT INTO read_templates (portfolio
      language, category, changed_at, sync_window_ends_at, mirror_synced_at, last_activity_at) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
      $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])";
-pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO read_model_checkpoints (name, position, updated_at) \
-     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-     updated_at = excluded.updated_at";
-pub(crate) const CHECKPOINT: &str = "SELECT position FROM read_model_checkpoints WHERE name = $1";
+pub(crate) const SAVE_CHECKPOINT: &str =
+    mmonboard_eventlog::checkpoint_sql!(postgres, save, "read_model_checkpoints");
+pub(crate) const CHECKPOINT: &str =
+    mmonboard_eventlog::checkpoint_sql!(postgres, load, "read_model_checkpoints");
 pub(crate) const PORTFOLIO_OF_WABA: &str = "SELECT portfolio_id FROM read_ad_accounts WHERE waba_id = $1 \
      ORDER BY created_at DESC LIMIT 1";
 pub(crate) const STATUS: &str = "SELECT * FROM read_onboarding_status WHERE portfolio_id = $1";
@@ -122,7 +122,7 @@ pub(crate) async fn write(
     sqlx::query(SAVE_CHECKPOINT)
         .bind(name)
         .bind(up_to)
-        .bind(Utc::now().timestamp_micros())
+        .bind(micros(Utc::now()))
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
@@ -139,7 +139,7 @@ pub(crate) async fn clear(pool: &PgPool, name: &str) -> Result<(), ProjectionErr
     sqlx::query(SAVE_CHECKPOINT)
         .bind(name)
         .bind(0_i64)
-        .bind(Utc::now().timestamp_micros())
+        .bind(micros(Utc::now()))
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;

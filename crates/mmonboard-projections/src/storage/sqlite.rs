@@ -26,10 +26,10 @@ pub(crate) const INSERT_TEMPLATES: &str = "INSERT INTO read_templates (portfolio
      language, category, changed_at, sync_window_ends_at, mirror_synced_at, last_activity_at) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
      value ->> 7, value ->> 8, value ->> 9 FROM json_each(?1)";
-pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO read_model_checkpoints (name, position, updated_at) \
-     VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-     updated_at = excluded.updated_at";
-pub(crate) const CHECKPOINT: &str = "SELECT position FROM read_model_checkpoints WHERE name = ?1";
+pub(crate) const SAVE_CHECKPOINT: &str =
+    mmonboard_eventlog::checkpoint_sql!(sqlite, save, "read_model_checkpoints");
+pub(crate) const CHECKPOINT: &str =
+    mmonboard_eventlog::checkpoint_sql!(sqlite, load, "read_model_checkpoints");
 pub(crate) const PORTFOLIO_OF_WABA: &str = "SELECT portfolio_id FROM read_ad_accounts WHERE waba_id = ?1 \
      ORDER BY created_at DESC LIMIT 1";
 pub(crate) const STATUS: &str = "SELECT * FROM read_onboarding_status WHERE portfolio_id = ?1";
@@ -142,7 +142,7 @@ pub(crate) async fn write(
     sqlx::query(SAVE_CHECKPOINT)
         .bind(name)
         .bind(up_to)
-        .bind(Utc::now().timestamp_micros())
+        .bind(micros(Utc::now()))
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
@@ -157,7 +157,7 @@ pub(crate) async fn clear(pool: &SqlitePool, name: &str) -> Result<(), Projectio
     sqlx::query(SAVE_CHECKPOINT)
         .bind(name)
         .bind(0_i64)
-        .bind(Utc::now().timestamp_micros())
+        .bind(micros(Utc::now()))
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
