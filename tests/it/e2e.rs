@@ -98,7 +98,7 @@ async fn run_scenario(name: &str, backend: TestBackend) -> Option<(Run, Value)> 
         scenario.expect.phase.as_str(),
         "{name}: {state}"
     );
-    assert_nothing_done_twice(&run.flow, &scenario.business.id).await;
+    assert_nothing_done_twice(&run.flow, scenario.business.id.as_str()).await;
     Some((run, state))
 }
 
@@ -420,7 +420,7 @@ async fn two_instances_on_one_database_take_each_step_once_and_a_standby_takes_o
         .await
         .expect("goes live");
     assert_eq!(state["phase"], "live");
-    assert_nothing_done_twice(&run.flow, &full.business.id).await;
+    assert_nothing_done_twice(&run.flow, full.business.id.as_str()).await;
     assert_eq!(role(&run.flow, &replica).await.as_deref(), Some("active"));
     for (base, active) in [(&run.flow.api_base, 0), (&replica, 1)] {
         let metrics = run
@@ -528,7 +528,7 @@ async fn two_instances_take_fifty_concurrent_flows(backend: TestBackend) {
     }
     for (scenario, state) in scenarios.iter().zip(&states) {
         assert_eq!(state["phase"], "live", "{}: {state}", scenario.name);
-        assert_nothing_done_twice(&flow, &scenario.business.id).await;
+        assert_nothing_done_twice(&flow, scenario.business.id.as_str()).await;
     }
     // Every event, read through the second instance in pages: positions 1..N, in order, none skipped.
     let mut positions = Vec::new();
