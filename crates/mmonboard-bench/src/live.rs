@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
 use mmonboard_app::SystemClock;
 use mmonboard_eventlog::EventLog;
 use mmonboard_projections::{Projector, ProjectorOptions, ReadModels};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::BenchError;
 
@@ -50,29 +50,23 @@ pub(crate) struct LagRun {
     pub rate: f64,
 }
 
-async fn post(address: &str, token: &str, path: &str, body: &str) -> Result<u16, BenchError> {
-    let mut stream = TcpStream::connect(address)
+/// POSTs one command; its status code.
+async fn post(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    path: &str,
+    body: &'static str,
+) -> Result<u16, BenchError> {
+    let response = client
+        .post(format!("http://{address}{path}"))
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
         .await
-        .map_err(failed("connecting to the server"))?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(failed("sending a command"))?;
-    let mut lines = BufReader::new(stream).lines();
-    let status_line = lines
-        .next_line()
-        .await
-        .map_err(failed("reading the answer"))?
-        .unwrap_or_default();
-    Ok(status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0))
+        .map_err(|error| BenchError::Workload(format!("sending a command: {error}")))?;
+    Ok(response.status().as_u16())
 }
 
 /// A real server on port 0 over a bench log, with one admin token unlimited in rate (the rate is the bench's).
@@ -163,32 +157,34 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
         store.close().await;
         head
     };
-    let mut sse = loop {
-        match TcpStream::connect(&address).await {
-            Ok(stream) => break stream,
-            Err(_) => tokio::task::yield_now().await,
-        }
-    };
-    let request = format!(
-        "GET /v1/events/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\nLast-Event-ID: {head}\r\n\r\n"
-    );
-    sse.write_all(request.as_bytes())
+    // eventsource-stream parses each chunk as it comes off the connection and yields an event as soon as its
+    // blank line has arrived: it holds nothing back, so the lag measured is the server's.
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("http://{address}/v1/events/stream"))
+        .bearer_auth(&token)
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .header("Last-Event-ID", head.to_string())
+        .send()
         .await
-        .map_err(failed("opening the stream"))?;
+        .map_err(|error| BenchError::Workload(format!("opening the stream: {error}")))?;
+    if !response.status().is_success() {
+        return Err(BenchError::Workload(format!(
+            "the stream answered {}",
+            response.status()
+        )));
+    }
+    let mut sse = response.bytes_stream().eventsource();
     let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
     let reader = tokio::spawn(async move {
-        let mut lines = BufReader::new(sse).lines();
         let mut sent: HashMap<String, Instant> = HashMap::new();
         let mut lags = Vec::with_capacity(events);
         while lags.len() < events {
-            let Ok(Some(line)) = lines.next_line().await else {
+            let Some(Ok(message)) = sse.next().await else {
                 break;
             };
             let arrived = Instant::now();
-            let Some(data) = line.strip_prefix("data: ") else {
-                continue;
-            };
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(data) else {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&message.data) else {
                 continue;
             };
             let Some(subject) = event["subject"].as_str() else {
@@ -212,6 +208,7 @@ pub(crate) async fn stream_lag(url: &str, events: usize, rate: f64) -> Result<La
         let portfolio = format!("880000{index:06}");
         let _ = sent_tx.send((portfolio.clone(), Instant::now()));
         let status = post(
+            &client,
             &address,
             &token,
             &format!("/v1/portfolios/{portfolio}/commands"),

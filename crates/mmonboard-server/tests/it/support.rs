@@ -305,11 +305,18 @@ pub async fn live_with_template(app: &App, portfolio: &str) {
     .await;
 }
 
-/// A live SSE connection, parsed into (id, CloudEvent) pairs.
+/// A live SSE connection, parsed (by eventsource-stream) into (id, CloudEvent) pairs.
 pub struct EventStream {
-    bytes:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
+    events: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<
+                        eventsource_stream::Event,
+                        eventsource_stream::EventStreamError<reqwest::Error>,
+                    >,
+                > + Send,
+        >,
+    >,
 }
 
 impl EventStream {
@@ -319,6 +326,7 @@ impl EventStream {
 
     /// The stream at `path` (with its filters).
     pub async fn connect_to(app: &App, path: &str, last_event_id: Option<u64>) -> Self {
+        use eventsource_stream::Eventsource;
         let mut request = app.client.get(format!("{}{path}", app.base));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
@@ -326,38 +334,23 @@ impl EventStream {
         let response = request.send().await.expect("the stream opens");
         assert_eq!(response.status(), 200);
         Self {
-            bytes: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
+            events: Box::pin(response.bytes_stream().eventsource()),
         }
     }
 
-    /// The next event, or a panic after the deadline.
+    /// The next event, or a panic after the deadline. Keep-alive comments are no events: the parser skips
+    /// them.
     pub async fn next(&mut self) -> (u64, Value) {
-        tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let frame: String = self.buffer.drain(..end + 2).collect();
-                    let id = frame
-                        .lines()
-                        .find_map(|line| line.strip_prefix("id: "))
-                        .map(|id| id.parse::<u64>());
-                    let data = frame.lines().find_map(|line| line.strip_prefix("data: "));
-                    if let (Some(Ok(id)), Some(data)) = (id, data) {
-                        return (id, serde_json::from_str(data).expect("CloudEvent JSON"));
-                    }
-                    continue; // a keep-alive comment
-                }
-                let chunk = self
-                    .bytes
-                    .next()
-                    .await
-                    .expect("the stream stays open")
-                    .expect("bytes");
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .expect("an event before the deadline")
+        let event = tokio::time::timeout(Duration::from_secs(30), self.events.next())
+            .await
+            .expect("an event before the deadline")
+            .expect("the stream stays open")
+            .expect("a well-formed server-sent event");
+        let id = event.id.parse::<u64>().expect("a numeric event id");
+        (
+            id,
+            serde_json::from_str(&event.data).expect("CloudEvent JSON"),
+        )
     }
 }
 
