@@ -319,8 +319,9 @@ mod schemas {
     use utoipa::ToSchema;
     use uuid::Uuid;
 
-    /// Every error: a stable machine code and a human message.
-    #[derive(ToSchema)]
+    /// Every error: a stable machine code and a human message, nothing else.
+    #[derive(serde::Serialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
     #[schema(as = Error, example = json!({"code": "unknown_portfolio", "message": "portfolio 123 has no recorded onboarding"}))]
     pub struct ErrorBody {
         pub code: String,
@@ -328,7 +329,7 @@ mod schemas {
     }
 
     /// A refused command: the rule it broke, in the phase it met; nothing was appended.
-    #[derive(ToSchema)]
+    #[derive(serde::Serialize, ToSchema)]
     #[schema(as = Refusal)]
     pub struct RefusalBody {
         /// The rule's stable code.
@@ -337,6 +338,30 @@ mod schemas {
         /// The phase the command met.
         pub state: Phase,
         pub rule: Rule,
+    }
+
+    /// A 422 of the command route: a refusal, or `idempotency_key_reused` (an error).
+    #[derive(serde::Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum CommandRejection {
+        Refusal(RefusalBody),
+        Error(ErrorBody),
+    }
+
+    /// A 503 of `/readyz`: not ready, or `overloaded` (an error).
+    #[derive(serde::Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum ReadyUnavailable {
+        NotReady(NotReady),
+        Error(ErrorBody),
+    }
+
+    /// A 503 of a webhook delivery: a notification to deliver again, or `busy`/`overloaded` (an error).
+    #[derive(serde::Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum WebhookUnavailable {
+        Redeliver(WebhookAnswer),
+        Error(ErrorBody),
     }
 
     /// The events' metadata.
@@ -713,7 +738,7 @@ mod schemas {
         pub relay: Option<RelayRole>,
     }
 
-    #[derive(ToSchema)]
+    #[derive(serde::Serialize, ToSchema)]
     #[schema(rename_all = "snake_case")]
     pub enum NotReadyStatus {
         Degraded,
@@ -721,7 +746,7 @@ mod schemas {
     }
 
     /// Not ready: the log cannot be read, or a background task is restarting.
-    #[derive(ToSchema)]
+    #[derive(serde::Serialize, ToSchema)]
     pub struct NotReady {
         #[schema(inline)]
         pub status: NotReadyStatus,
@@ -881,7 +906,7 @@ mod schemas {
         pub new_category: String,
     }
 
-    #[derive(ToSchema)]
+    #[derive(serde::Serialize, ToSchema)]
     #[schema(rename_all = "snake_case")]
     pub enum NotificationOutcomeKind {
         /// Recorded as a command.
@@ -899,7 +924,7 @@ mod schemas {
     }
 
     /// What became of one notification of the delivery.
-    #[derive(ToSchema)]
+    #[derive(serde::Serialize, ToSchema)]
     pub struct NotificationOutcome {
         pub outcome: NotificationOutcomeKind,
         /// recorded, already_applied, refused.
@@ -923,7 +948,7 @@ mod schemas {
     }
 
     /// Every notification's outcome, in the delivery's order.
-    #[derive(ToSchema)]
+    #[derive(serde::Serialize, ToSchema)]
     pub struct WebhookAnswer {
         pub notifications: Vec<NotificationOutcome>,
     }

@@ -27,9 +27,9 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::metrics::{Outcome, Snapshot, Source};
 use crate::openapi::{
-    AdAccountRow, BAD_PORTFOLIO, CommandOutcome, ErrorBody, EventsPage, Health, INTERNAL,
-    MessageKindName, NotReady, PolicyName, PortfolioState, PortfoliosPage, Ready, RefusalBody,
-    RouteAnswer, SseCloudEvent, StatusRow, TemplatesAnswer, UNKNOWN_PORTFOLIO,
+    AdAccountRow, BAD_PORTFOLIO, CommandOutcome, CommandRejection, ErrorBody, EventsPage, Health,
+    INTERNAL, MessageKindName, PolicyName, PortfolioState, PortfoliosPage, Ready, ReadyUnavailable,
+    RefusalBody, RouteAnswer, SseCloudEvent, StatusRow, TemplatesAnswer, UNKNOWN_PORTFOLIO,
 };
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
@@ -343,7 +343,7 @@ a refused or invalid command appends nothing. Every command and its fields: docs
         (status = 409, description = "Refused: not possible in the portfolio's current state; nothing appended", body = RefusalBody),
         (status = 413, description = "body_too_large: the body is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "unsupported_media_type: the command was not sent as Content-Type: application/json; nothing appended", body = ErrorBody),
-        (status = 422, description = "Refused: the command breaks a rule (e.g. terms by a non-admin), a Refusal body; or idempotency_key_reused: the Idempotency-Key was already used for a different request, an Error body; nothing appended", body = RefusalBody),
+        (status = 422, description = "Refused: the command breaks a rule (e.g. terms by a non-admin), a Refusal body; or idempotency_key_reused: the Idempotency-Key was already used for a different request, an Error body; nothing appended", body = CommandRejection),
         (status = 500, description = INTERNAL, body = ErrorBody),
         (status = 503, description = "Nothing was appended; retry with the same Idempotency-Key after Retry-After seconds. code busy: the log's write lock was not had in time; overloaded: too many requests are in flight; storage_full: the disk (or quota) of the log is full, and the same request succeeds once space is back", body = ErrorBody),
     )
@@ -961,7 +961,7 @@ pub(crate) async fn event_stream<C: Clock + Clone>(
     summary = "Readiness: the log answers and the background tasks run",
     responses(
         (status = 200, description = "ready", body = Ready),
-        (status = 503, description = "status not_ready (the log cannot be read) or degraded (a background task, the projector, the process manager, the checkpoint signer or the relay, is restarting after the error named in reason; commands still work and it catches up by itself); retry after Retry-After seconds. overloaded (an Error body): too many requests in flight", body = NotReady),
+        (status = 503, description = "status not_ready (the log cannot be read) or degraded (a background task, the projector, the process manager, the checkpoint signer or the relay, is restarting after the error named in reason; commands still work and it catches up by itself); retry after Retry-After seconds. overloaded (an Error body): too many requests in flight", body = ReadyUnavailable),
     )
 )]
 pub(crate) async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::{Outcome, Source};
-use crate::openapi::{ErrorBody, INTERNAL, WebhookAnswer, WebhookDelivery};
+use crate::openapi::{ErrorBody, INTERNAL, WebhookAnswer, WebhookDelivery, WebhookUnavailable};
 
 /// The actor webhook commands are recorded with.
 pub const WEBHOOK_ACTOR: &str = "meta-webhook";
@@ -126,7 +126,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         (status = 404, description = "webhooks_not_configured: META_APP_SECRET and META_WEBHOOK_VERIFY_TOKEN are not set", body = ErrorBody),
         (status = 413, description = "body_too_large: the body is larger than 64 KiB", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "a notification names a WABA whose portfolio is not known here yet: not acknowledged, so that Meta delivers again (what was recorded from the delivery is recognised then); same body as 200. An Error body: busy or overloaded, retry after Retry-After seconds", body = WebhookAnswer),
+        (status = 503, description = "a notification names a WABA whose portfolio is not known here yet: not acknowledged, so that Meta delivers again (what was recorded from the delivery is recognised then); same body as 200. An Error body: busy or overloaded, retry after Retry-After seconds", body = WebhookUnavailable),
     )
 )]
 pub(crate) async fn receive<C: Clock + Clone>(
