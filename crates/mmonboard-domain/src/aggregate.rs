@@ -11,6 +11,7 @@ use crate::ids::PortfolioId;
 use crate::machine::{Onboarding, StallRecord, State};
 
 /// The leaf state, as the outside world names it. Ordered as declared (a portfolio's usual course).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -29,6 +30,7 @@ pub enum Phase {
 }
 
 /// The superstate a phase belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {

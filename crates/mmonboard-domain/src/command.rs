@@ -13,6 +13,7 @@ use crate::ids::{
 };
 
 /// The read-only ad account Meta mirrors for one WABA on connection.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirroredAdAccount {
@@ -20,6 +21,8 @@ pub struct MirroredAdAccount {
     pub ad_account_id: AdAccountId,
 }
 
+/// One command, `{"type": "...", ...fields}` (docs/commands.md).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OnboardingCommand {

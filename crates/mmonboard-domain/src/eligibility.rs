@@ -11,6 +11,7 @@ use crate::facts::{AccountStatus, OwnershipType, PortfolioFacts, WabaFacts, Waba
 use crate::ids::{PhoneNumberId, WabaId};
 
 /// Why one WABA cannot use the MM API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum WabaIneligibility {
@@ -94,6 +95,7 @@ impl fmt::Display for WabaIneligibility {
 }
 
 /// Why the portfolio as a whole cannot proceed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum PortfolioIneligibility {

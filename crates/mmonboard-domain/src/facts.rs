@@ -19,6 +19,9 @@ macro_rules! meta_enum {
         }
 
         impl $name {
+            /// Meta's spellings of the values this build knows.
+            pub const KNOWN: &'static [&'static str] = &[$($wire),+];
+
             /// Meta's spelling of the value.
             pub fn as_str(&self) -> &str {
                 match self {
@@ -139,6 +142,7 @@ meta_enum!(
 );
 
 /// One phone number of a WABA.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhoneNumberFacts {
     pub phone_number_id: PhoneNumberId,
@@ -148,6 +152,7 @@ pub struct PhoneNumberFacts {
 }
 
 /// What Meta reports about one WABA.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WabaFacts {
     pub waba_id: WabaId,
@@ -161,6 +166,7 @@ pub struct WabaFacts {
 }
 
 /// What Meta reports about the portfolio as a whole, with every WABA in it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortfolioFacts {
     pub business_country: CountryCode,

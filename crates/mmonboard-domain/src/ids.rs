@@ -27,7 +27,7 @@ impl InvalidValue {
 
 /// Meta object ids (business portfolios, WABAs, phone numbers, templates, users, ad accounts) are decimal
 /// strings. They stay strings: they exceed what some JSON consumers can hold as numbers.
-const MAX_META_ID_DIGITS: usize = 32;
+pub(crate) const MAX_META_ID_DIGITS: usize = 32;
 
 fn parse_meta_id(kind: &'static str, value: &str) -> Result<String, InvalidValue> {
     if value.is_empty() {
@@ -173,8 +173,11 @@ macro_rules! text_value {
         pub struct $name(String);
 
         impl $name {
+            /// The most characters the value may have, once trimmed.
+            pub const MAX_CHARS: usize = $max;
+
             pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-                parse_text($kind, value, $max).map(Self)
+                parse_text($kind, value, Self::MAX_CHARS).map(Self)
             }
 
             pub fn as_str(&self) -> &str {

@@ -14,6 +14,8 @@ pub mod event;
 pub mod facts;
 pub mod ids;
 pub mod machine;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod refusal;
 pub mod routing;
 pub mod snapshot;

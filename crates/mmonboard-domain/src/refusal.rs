@@ -10,6 +10,7 @@ use crate::facts::PortfolioRole;
 use crate::ids::{TemplateId, WabaId};
 
 /// The rule a refused command broke.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Rule {

@@ -27,6 +27,7 @@ pub enum MessageKind {
 }
 
 /// The caller's policy when the MM API cannot take the message (Meta's `product_policy`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProductPolicy {
@@ -34,6 +35,8 @@ pub enum ProductPolicy {
     Strict,
 }
 
+/// Which API a message goes through.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
@@ -42,6 +45,7 @@ pub enum Route {
 }
 
 /// Why the route is what it is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum RouteReason {

@@ -18,7 +18,11 @@ use tokio::io::AsyncReadExt;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{
+    Checkpoints, ErrorBody, HistoryEntry, INTERNAL, UNKNOWN_PORTFOLIO, VerifyReport,
+};
 use crate::routes::{parse_time, portfolio, single};
+use mmonboard_domain::ids::PortfolioId;
 
 type Shared<C> = State<Arc<AppState<C>>>;
 type Pairs = Query<Vec<(String, String)>>;
@@ -38,6 +42,23 @@ fn position(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, ApiEr
 
 /// `GET /v1/audit/export?after=&to=`: the log as NDJSON, streamed as it is read. A failure half-way aborts
 /// the response, so a client never takes a cut-short body for a whole export.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    operation_id = "audit_export",
+    tag = "audit",
+    summary = "The log as NDJSON, streamed: a header, each event exactly as stored, each signed checkpoint after the event it signs (docs/audit.md)",
+    params(
+        ("after" = Option<u64>, Query, description = "only events after this position (0 when absent)"),
+        ("to" = Option<u64>, Query, description = "only events up to this position"),
+    ),
+    responses(
+        (status = 200, description = "The export, one JSON object per line (`mmonboard verify-export` checks it offline)", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "invalid_input: a position is not a whole number or repeated, to is below after, or after is past the head; unknown_query_parameter", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
 pub(crate) async fn export<C: Clock + Clone>(
     State(state): Shared<C>,
     Query(pairs): Pairs,
@@ -97,6 +118,23 @@ pub(crate) async fn export<C: Clock + Clone>(
 
 /// `GET /v1/audit/verify?trusted_key=`: the report `mmonboard verify --json` prints. With `trusted_key`
 /// (repeatable: `ed25519:<hex>`), every checkpoint must be signed by one of them.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    operation_id = "audit_verify",
+    tag = "audit",
+    summary = "The verification report: hash chain, command records, and every signed checkpoint",
+    params(
+        ("trusted_key" = Option<Vec<String>>, Query, style = Form, explode,
+            description = "a public key whose checkpoints are trusted, ed25519:<64 hex digits>; repeatable"),
+    ),
+    responses(
+        (status = 200, description = "The report (intact, events_checked, streams_checked, head, first_break, checkpoints)", body = VerifyReport),
+        (status = 400, description = "invalid_input: a trusted_key is malformed; unknown_query_parameter", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
 pub(crate) async fn verify<C: Clock + Clone>(
     State(state): Shared<C>,
     Query(pairs): Pairs,
@@ -137,6 +175,18 @@ pub(crate) async fn verify<C: Clock + Clone>(
 }
 
 /// `GET /v1/audit/checkpoints`: every signed checkpoint, by position.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoints",
+    operation_id = "audit_checkpoints",
+    tag = "audit",
+    summary = "Every signed checkpoint of the chain head, by position",
+    responses(
+        (status = 200, description = "The checkpoints (position, hash, recorded_at, key_id, public_key, signature)", body = Checkpoints),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
 pub(crate) async fn checkpoints<C: Clock + Clone>(
     State(state): Shared<C>,
 ) -> Result<Json<Value>, ApiError> {
@@ -147,6 +197,24 @@ pub(crate) async fn checkpoints<C: Clock + Clone>(
 }
 
 /// `GET /v1/portfolios/{id}/history?as_of=`: the history, or the part of it recorded up to `as_of`.
+#[utoipa::path(
+    get,
+    path = "/v1/portfolios/{portfolio_id}/history",
+    operation_id = "portfolio_history",
+    tag = "portfolios",
+    summary = "Every event with the transition it caused, or those recorded up to as_of",
+    params(
+        ("portfolio_id" = PortfolioId, Path, description = "Meta business portfolio id"),
+        ("as_of" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339 time: only the events recorded at or before it"),
+    ),
+    responses(
+        (status = 200, description = "Events in stream order", body = Vec<HistoryEntry>),
+        (status = 400, description = "invalid_input: the portfolio id is not valid, or as_of is not an RFC 3339 time or repeated; unknown_query_parameter", body = ErrorBody),
+        (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
 pub(crate) async fn history<C: Clock + Clone>(
     State(state): Shared<C>,
     Path(portfolio_id): Path<String>,

@@ -11,6 +11,7 @@ mod checkpointer;
 mod console;
 mod error;
 mod metrics;
+mod openapi;
 mod routes;
 mod supervise;
 mod token_cache;
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 pub use auth::{AccessOptions, AuthMode, DEFAULT_REFRESH, RateLimit};
 pub use checkpointer::CheckpointSetup;
 pub use error::ServerError;
+pub use openapi::document_json as openapi_document;
 pub use token_cache::Principal;
 pub use webhook::{WEBHOOK_ACTOR, WebhookConfig};
 

@@ -19,13 +19,18 @@ use futures_util::Stream;
 use mmonboard_app::json::accepted_json;
 use mmonboard_app::{Clock, CommandContext};
 use mmonboard_domain::ids::{PortfolioId, TemplateId, WabaId};
-use mmonboard_domain::{MessageKind, OnboardingCommand, ProductPolicy, Refusal, route};
+use mmonboard_domain::{MessageKind, OnboardingCommand, Phase, ProductPolicy, Refusal, route};
 use mmonboard_eventlog::{EventStore, RecordedEvent, Subscription, SubscriptionOptions};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::metrics::{Outcome, Snapshot, Source};
+use crate::openapi::{
+    AdAccountRow, BAD_PORTFOLIO, CommandOutcome, CommandRejection, ErrorBody, EventsPage, Health,
+    INTERNAL, MessageKindName, PolicyName, PortfolioState, PortfoliosPage, Ready, ReadyUnavailable,
+    RefusalBody, RouteAnswer, SseCloudEvent, StatusRow, TemplatesAnswer, UNKNOWN_PORTFOLIO,
+};
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
 use mmonboard_app::cloudevents::to_cloud_event;
@@ -60,10 +65,7 @@ pub(crate) fn router<C: Clock + Clone>(state: Arc<AppState<C>>) -> Router {
         )
         .route("/v1/events", get(events::<C>))
         .route("/v1/events/stream", get(event_stream::<C>))
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready::<C>))
         .route("/metrics", get(metrics::<C>))
         .route("/openapi.json", get(openapi))
@@ -312,7 +314,41 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
     }
 }
 
-async fn command<C: Clock + Clone>(
+#[utoipa::path(
+    post,
+    path = "/v1/portfolios/{portfolio_id}/commands",
+    operation_id = "send_command",
+    tag = "commands",
+    summary = "Decide one command against the portfolio and record its events",
+    description = "The command is checked whole (JSON, type, every id and value) before anything is decided; \
+a refused or invalid command appends nothing. Every command and its fields: docs/commands.md.",
+    params(
+        ("portfolio_id" = PortfolioId, Path, description = "Meta business portfolio id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            description = "The same key on the same portfolio is applied once; a retry returns the original events with 200."),
+        ("X-Correlation-Id" = Option<Uuid>, Header,
+            description = "Recorded in every event's metadata; a new one when absent"),
+    ),
+    request_body(content = OnboardingCommand, content_type = "application/json", examples(
+        ("start_onboarding" = (value = json!({"type": "start_onboarding"}))),
+        ("review_permissions" = (value = json!({"type": "review_permissions", "reviewed_by": "4001"}))),
+        ("submit_business_info" = (value = json!({"type": "submit_business_info", "business_name": "Acme Ltda", "website": "https://acme.example"}))),
+        ("offboard" = (value = json!({"type": "offboard", "reason": "customer left"}))),
+    )),
+    responses(
+        (status = 200, description = "Already applied under this Idempotency-Key: the original events, nothing appended", body = CommandOutcome),
+        (status = 201, description = "Accepted: the events recorded", body = CommandOutcome),
+        (status = 400, description = "invalid_input: malformed JSON, an unknown type or field, an invalid id or value, an X-Actor header, a malformed Idempotency-Key or X-Correlation-Id; unknown_query_parameter; nothing appended", body = ErrorBody),
+        (status = 403, description = "forbidden: the token's role may not send this command (the message names the roles that may)", body = ErrorBody),
+        (status = 409, description = "Refused: not possible in the portfolio's current state; nothing appended", body = RefusalBody),
+        (status = 413, description = "body_too_large: the body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: the command was not sent as Content-Type: application/json; nothing appended", body = ErrorBody),
+        (status = 422, description = "Refused: the command breaks a rule (e.g. terms by a non-admin), a Refusal body; or idempotency_key_reused: the Idempotency-Key was already used for a different request, an Error body; nothing appended", body = CommandRejection),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "Nothing was appended; retry with the same Idempotency-Key after Retry-After seconds. code busy: the log's write lock was not had in time; overloaded: too many requests are in flight; storage_full: the disk (or quota) of the log is full, and the same request succeeds once space is back", body = ErrorBody),
+    )
+)]
+pub(crate) async fn command<C: Clock + Clone>(
     State(state): Shared<C>,
     Extension(principal): Extension<Principal>,
     Path(portfolio_id): Path<String>,
@@ -394,7 +430,25 @@ pub(crate) fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiEr
         .map_err(|error| ApiError::bad_request(format!("{name} is not an RFC 3339 time ({error})")))
 }
 
-async fn portfolio_state<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/portfolios/{portfolio_id}",
+    operation_id = "portfolio_state",
+    tag = "portfolios",
+    summary = "The portfolio's state now, or as of a time",
+    params(
+        ("portfolio_id" = PortfolioId, Path, description = "Meta business portfolio id"),
+        ("as_of" = Option<DateTime<Utc>>, Query, description = "RFC 3339 time: the fold of the events recorded at or before it"),
+    ),
+    responses(
+        (status = 200, description = "The fold of the events recorded up to then", body = PortfolioState),
+        (status = 400, description = "invalid_input: the portfolio id or as_of is not valid; unknown_query_parameter", body = ErrorBody),
+        (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn portfolio_state<C: Clock + Clone>(
     State(state): Shared<C>,
     Path(portfolio_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -425,7 +479,23 @@ async fn portfolio_state<C: Clock + Clone>(
     Ok(Json(view))
 }
 
-async fn status<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/portfolios/{portfolio_id}/status",
+    operation_id = "portfolio_status",
+    tag = "portfolios",
+    summary = "Onboarding status read model",
+    description = "Phase, what blocks it, the next action, timestamps; the read model follows the log (it may lag a command by a moment).",
+    params(("portfolio_id" = PortfolioId, Path, description = "Meta business portfolio id")),
+    responses(
+        (status = 200, description = "Phase, what blocks it, next action, timestamps", body = StatusRow),
+        (status = 400, description = BAD_PORTFOLIO, body = ErrorBody),
+        (status = 404, description = "unknown_portfolio: no status projected for the portfolio (yet)", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn status<C: Clock + Clone>(
     State(state): Shared<C>,
     Path(portfolio_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -443,7 +513,22 @@ async fn status<C: Clock + Clone>(
     Ok(Json(json!(row)))
 }
 
-async fn ad_accounts<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/portfolios/{portfolio_id}/ad-accounts",
+    operation_id = "portfolio_ad_accounts",
+    tag = "portfolios",
+    summary = "Mirrored read-only ad account per WABA",
+    params(("portfolio_id" = PortfolioId, Path, description = "Meta business portfolio id")),
+    responses(
+        (status = 200, description = "One row per WABA", body = Vec<AdAccountRow>),
+        (status = 400, description = BAD_PORTFOLIO, body = ErrorBody),
+        (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ad_accounts<C: Clock + Clone>(
     State(state): Shared<C>,
     Path(portfolio_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -454,7 +539,22 @@ async fn ad_accounts<C: Clock + Clone>(
     )))
 }
 
-async fn templates<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/portfolios/{portfolio_id}/templates",
+    operation_id = "portfolio_templates",
+    tag = "portfolios",
+    summary = "Templates with their sync status at the moment of the question",
+    params(("portfolio_id" = PortfolioId, Path, description = "Meta business portfolio id")),
+    responses(
+        (status = 200, description = "Templates (syncing, synced, dormant, unavailable)", body = TemplatesAnswer),
+        (status = 400, description = BAD_PORTFOLIO, body = ErrorBody),
+        (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn templates<C: Clock + Clone>(
     State(state): Shared<C>,
     Path(portfolio_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -475,7 +575,29 @@ async fn templates<C: Clock + Clone>(
     Ok(Json(json!({ "as_of": now, "templates": rows })))
 }
 
-async fn routing<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/route",
+    operation_id = "route_message",
+    tag = "routing",
+    summary = "MM API or Cloud API for a message, right now",
+    description = "Give template_id for a marketing template, or kind for another kind of message.",
+    params(
+        ("portfolio_id" = PortfolioId, Query, description = "Meta business portfolio id"),
+        ("waba_id" = WabaId, Query, description = "The WABA that sends"),
+        ("template_id" = Option<TemplateId>, Query, description = "For a marketing template"),
+        ("kind" = Option<MessageKindName>, Query, description = "The kind of message: marketing_template (with template_id, which implies it), utility, authentication, service or free_form"),
+        ("policy" = Option<PolicyName>, Query, description = "What to do when the MM API cannot take a marketing message: CLOUD_API_FALLBACK (the default; also fallback) or STRICT (also strict)"),
+    ),
+    responses(
+        (status = 200, description = "The route (null when STRICT refuses) and the reason", body = RouteAnswer),
+        (status = 400, description = "invalid_input: a missing or invalid parameter, neither template_id nor kind, or both; unknown_query_parameter", body = ErrorBody),
+        (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn routing<C: Clock + Clone>(
     State(state): Shared<C>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -630,7 +752,29 @@ fn cursor(pairs: &[(String, String)], headers: &HeaderMap) -> Result<u64, ApiErr
     }
 }
 
-async fn events<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "list_events",
+    tag = "events",
+    summary = "Catch-up read of the log in global order, as CloudEvents",
+    params(
+        ("after" = Option<u64>, Query, description = "Events after this global position (else Last-Event-ID, else 0)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many events (100 when absent)"),
+        ("portfolio_id" = Option<Vec<PortfolioId>>, Query, style = Form, explode,
+            description = "Only events of these portfolios (repeatable: any of them)"),
+        ("type" = Option<Vec<String>>, Query, style = Form, explode,
+            description = "Only events of these types, e.g. permissions_reviewed (repeatable: any of them; an unknown type is refused). With portfolio_id, an event must match both"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The cursor when after is absent: a global position"),
+    ),
+    responses(
+        (status = 200, description = "A page of matching events (at most limit; with a filter, at most 10000 log events are looked at per request) and next_after, the position looked at last: the next page starts after it", body = EventsPage),
+        (status = 400, description = "invalid_input: a malformed parameter (the message names it), a repeated after or limit, an unknown event type; unknown_query_parameter", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn events<C: Clock + Clone>(
     State(state): Shared<C>,
     headers: HeaderMap,
     Query(pairs): Pairs,
@@ -673,7 +817,26 @@ async fn events<C: Clock + Clone>(
 
 /// `GET /v1/portfolios`: the onboarding status rows, in portfolio id order, `phase=` (repeatable) to keep
 /// some phases, paged by `after=<portfolio id>`.
-async fn portfolios<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/portfolios",
+    operation_id = "list_portfolios",
+    tag = "portfolios",
+    summary = "The portfolios with their onboarding status, in portfolio id order, paged",
+    params(
+        ("phase" = Option<Vec<Phase>>, Query, style = Form, explode,
+            description = "Only portfolios in these phases (repeatable: any of them)"),
+        ("after" = Option<PortfolioId>, Query, description = "The next_after of the previous page: portfolios after this id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many portfolios (100 when absent)"),
+    ),
+    responses(
+        (status = 200, description = "portfolios: the status rows of the page (as GET /v1/portfolios/{portfolio_id}/status); next_after: the cursor of the next page, null on the last", body = PortfoliosPage),
+        (status = 400, description = "invalid_input: a malformed parameter (the message names it), a repeated after or limit, an unknown phase; unknown_query_parameter", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn portfolios<C: Clock + Clone>(
     State(state): Shared<C>,
     Query(pairs): Pairs,
 ) -> Result<Json<Value>, ApiError> {
@@ -715,7 +878,27 @@ async fn portfolios<C: Clock + Clone>(
     })))
 }
 
-async fn event_stream<C: Clock + Clone>(
+#[utoipa::path(
+    get,
+    path = "/v1/events/stream",
+    operation_id = "stream_events",
+    tag = "events",
+    summary = "Live Server-Sent Events stream of CloudEvents; resumes after Last-Event-ID (a global position)",
+    description = "Each SSE event: id = the global position, event = cloudevent, data = the CloudEvent JSON (as in GET /v1/events). The stream stays open; a client reconnecting with Last-Event-ID resumes after it.",
+    params(
+        ("after" = Option<u64>, Query, description = "Events after this global position (else Last-Event-ID, else 0)"),
+        ("portfolio_id" = Option<Vec<PortfolioId>>, Query, style = Form, explode,
+            description = "Only events of these portfolios (repeatable: any of them)"),
+        ("type" = Option<Vec<String>>, Query, style = Form, explode,
+            description = "Only events of these types, e.g. permissions_reviewed (repeatable: any of them; an unknown type is refused). With portfolio_id, an event must match both"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this global position"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream: id = global position, event = cloudevent, data = CloudEvent JSON", content_type = "text/event-stream", body = SseCloudEvent),
+        (status = 400, description = "invalid_input: a malformed parameter (the message names it), a repeated after, an unknown event type; unknown_query_parameter", body = ErrorBody),
+    )
+)]
+pub(crate) async fn event_stream<C: Clock + Clone>(
     State(state): Shared<C>,
     headers: HeaderMap,
     Query(pairs): Pairs,
@@ -770,7 +953,18 @@ async fn event_stream<C: Clock + Clone>(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: the log answers and the background tasks run",
+    responses(
+        (status = 200, description = "ready", body = Ready),
+        (status = 503, description = "status not_ready (the log cannot be read) or degraded (a background task, the projector, the process manager, the checkpoint signer or the relay, is restarting after the error named in reason; commands still work and it catches up by itself); retry after Retry-After seconds. overloaded (an Error body): too many requests in flight", body = ReadyUnavailable),
+    )
+)]
+pub(crate) async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
     let degraded: Vec<String> = [
         ("the projector", state.projector_health.failure()),
         ("the process manager", state.process_health.failure()),
@@ -816,7 +1010,21 @@ async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response {
     }
 }
 
-async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "OpenMetrics text format (docs/operations.md lists every metric)", content_type = "application/openmetrics-text", body = String),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub(crate) async fn metrics<C: Clock + Clone>(
+    State(state): Shared<C>,
+) -> Result<Response, ApiError> {
     let stats = state.service.stats();
     let head = state.store.head_position().await?;
     let checkpoint = state
@@ -847,11 +1055,32 @@ async fn metrics<C: Clock + Clone>(State(state): Shared<C>) -> Result<Response, 
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
 }
 
-/// The OpenAPI document, kept in the repository at docs/openapi.json.
-async fn openapi() -> Response {
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "ok", body = Health)),
+)]
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The OpenAPI document, generated from the code (`docs/openapi.json` holds the same, checked by a test).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This document",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)),
+)]
+pub(crate) async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../../docs/openapi.json"),
+        crate::openapi::document_json(),
     )
         .into_response()
 }

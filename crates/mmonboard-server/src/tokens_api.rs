@@ -15,15 +15,21 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{CreatedToken, ErrorBody, INTERNAL, Token};
 
 type Shared<C> = State<Arc<AppState<C>>>;
 
-#[derive(Deserialize)]
+/// The token to create.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateToken {
+pub(crate) struct CreateToken {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", example = "ci-reader")]
     name: String,
+    #[schema(value_type = crate::openapi::TokenRole)]
     role: String,
+    /// Its lifetime: 90d, 12h, 2w ...; none: it does not expire.
     #[serde(default)]
+    #[schema(example = "90d")]
     expires_in: Option<String>,
 }
 
@@ -70,6 +76,18 @@ fn store<C: Clock>(state: &AppState<C>) -> Result<&TokenStore, ApiError> {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    summary = "List the tokens (admin): never their secrets",
+    responses(
+        (status = 200, description = "The tokens", body = Vec<Token>),
+        (status = 404, description = "tokens_disabled: the server runs with --insecure-no-auth and has no tokens to manage", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+    )
+)]
 pub(crate) async fn list<C: Clock + Clone>(
     State(state): Shared<C>,
 ) -> Result<Json<Value>, ApiError> {
@@ -79,6 +97,23 @@ pub(crate) async fn list<C: Clock + Clone>(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    summary = "Create a token (admin); the answer holds the token, shown once",
+    request_body(content = CreateToken, content_type = "application/json",
+        example = json!({"name": "ci-reader", "role": "auditor", "expires_in": "90d"})),
+    responses(
+        (status = 201, description = "Created; `token` is the secret", body = CreatedToken),
+        (status = 400, description = "invalid_input: the body is not the JSON asked for, or an invalid name, role or lifetime", body = ErrorBody),
+        (status = 404, description = "tokens_disabled: the server runs with --insecure-no-auth and has no tokens to manage", body = ErrorBody),
+        (status = 409, description = "token_name_taken", body = ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than 64 KiB", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+    )
+)]
 pub(crate) async fn create<C: Clock + Clone>(
     State(state): Shared<C>,
     body: Bytes,
@@ -107,6 +142,21 @@ pub(crate) async fn create<C: Clock + Clone>(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{name}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    summary = "Revoke a token (admin)",
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", description = "The token's name")),
+    responses(
+        (status = 204, description = "Revoked; every server refuses it within 5 s"),
+        (status = 400, description = "invalid_input: the name is not a token name", body = ErrorBody),
+        (status = 404, description = "unknown_token: no token of this name; tokens_disabled: the server runs with --insecure-no-auth and has no tokens to manage", body = ErrorBody),
+        (status = 409, description = "token_already_revoked", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+    )
+)]
 pub(crate) async fn revoke<C: Clock + Clone>(
     State(state): Shared<C>,
     Path(name): Path<String>,

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::{Outcome, Source};
+use crate::openapi::{ErrorBody, INTERNAL, WebhookAnswer, WebhookDelivery, WebhookUnavailable};
 
 /// The actor webhook commands are recorded with.
 pub const WEBHOOK_ACTOR: &str = "meta-webhook";
@@ -58,6 +59,25 @@ fn configured<C>(state: &AppState<C>) -> Result<&WebhookConfig, ApiError> {
 }
 
 /// `GET /webhooks/meta?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`: echo the challenge.
+#[utoipa::path(
+    get,
+    path = "/webhooks/meta",
+    operation_id = "webhook_handshake",
+    tag = "webhooks",
+    summary = "Meta's webhook subscription handshake",
+    description = "Echoes hub.challenge when hub.mode is subscribe and hub.verify_token matches META_WEBHOOK_VERIFY_TOKEN. 404 when webhooks are not configured.",
+    params(
+        ("hub.mode" = String, Query, example = "subscribe", description = "subscribe"),
+        ("hub.verify_token" = String, Query, description = "The verify token configured in Meta's app"),
+        ("hub.challenge" = String, Query, description = "Echoed back"),
+    ),
+    responses(
+        (status = 200, description = "the challenge, as text", content_type = "text/plain", body = String),
+        (status = 400, description = "invalid_input: hub.mode is not subscribe, or a parameter is missing; unknown_query_parameter", body = ErrorBody),
+        (status = 403, description = "invalid_verify_token: hub.verify_token does not match", body = ErrorBody),
+        (status = 404, description = "webhooks_not_configured: META_APP_SECRET and META_WEBHOOK_VERIFY_TOKEN are not set", body = ErrorBody),
+    )
+)]
 pub(crate) async fn handshake<C: Clock + Clone>(
     State(state): State<Arc<AppState<C>>>,
     Query(query): Query<HashMap<String, String>>,
@@ -88,6 +108,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `POST /webhooks/meta`: one delivery.
+#[utoipa::path(
+    post,
+    path = "/webhooks/meta",
+    operation_id = "webhook_delivery",
+    tag = "webhooks",
+    summary = "A Meta webhook delivery",
+    description = "X-Hub-Signature-256 (HMAC-SHA256 of the raw body with META_APP_SECRET) is checked before anything is parsed; a refused delivery records nothing. Each notification becomes a command on its portfolio (account_update MM_LITE_TERMS_SIGNED → record_terms_signed, ACCOUNT_RESTRICTION/DISABLED_UPDATE → restrict_waba, ACCOUNT_OFFBOARDED/PARTNER_REMOVED → offboard_waba; template_category_update → change_template) with an id derived from the delivery's bytes: a redelivery records nothing new. Refusals of the domain and malformed notifications are acknowledged (200) with their code, the others in the delivery still applied; our own failures and WABAs of no known portfolio answer 5xx so that Meta delivers again.",
+    params(
+        ("X-Hub-Signature-256" = String, Header, pattern = "^sha256=[0-9a-f]{64}$", description = "sha256= and the HMAC-SHA256 of the raw body, hex"),
+    ),
+    request_body(content = WebhookDelivery, content_type = "application/json"),
+    responses(
+        (status = 200, description = "every notification's outcome", body = WebhookAnswer),
+        (status = 400, description = "invalid_input: the signed body is not a webhook payload Meta sends; unknown_query_parameter", body = ErrorBody),
+        (status = 401, description = "invalid_signature: X-Hub-Signature-256 is missing or does not match; nothing recorded", body = ErrorBody),
+        (status = 404, description = "webhooks_not_configured: META_APP_SECRET and META_WEBHOOK_VERIFY_TOKEN are not set", body = ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than 64 KiB", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = "a notification names a WABA whose portfolio is not known here yet: not acknowledged, so that Meta delivers again (what was recorded from the delivery is recognised then); same body as 200. An Error body: busy or overloaded, retry after Retry-After seconds", body = WebhookUnavailable),
+    )
+)]
 pub(crate) async fn receive<C: Clock + Clone>(
     State(state): State<Arc<AppState<C>>>,
     headers: HeaderMap,

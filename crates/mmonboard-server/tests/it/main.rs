@@ -10,6 +10,7 @@ mod edges;
 mod filters;
 mod idempotency;
 mod metrics;
+mod openapi;
 mod recovery;
 mod stream;
 mod support;
