@@ -60,7 +60,8 @@ pub struct SqliteOptions {
     /// How long the writer waits for SQLite's write lock (held by another process) before the
     /// batch fails with [`StoreError::Busy`].
     pub busy_timeout: Duration,
-    /// Connections of the read pool.
+    /// Connections of each read pool: the sqlx pool of the small look-ups, and the rusqlite pool of
+    /// the bulk reads (opened as first needed).
     pub read_connections: u32,
     /// The most appends committed in one transaction.
     pub max_batch: usize,
