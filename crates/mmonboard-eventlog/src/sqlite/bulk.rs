@@ -2,7 +2,7 @@
 //! `verify` and exports read through rusqlite on blocking threads, not through sqlx.
 //!
 //! sqlx runs each SQLite statement on a worker thread of its own and hands every row back through a channel,
-//! which costs more than the row itself (shared/PERF.md: about 279k rows/s with JSON decoding, against 2.07M
+//! which costs more than the row itself (measured at about 279k rows/s with JSON decoding, against 2.07M
 //! through rusqlite on the same machine). These reads are long sequential walks over rows that are never
 //! written again, so they take a connection of a small read-only pool onto a blocking thread and step
 //! through the rows there, decoding each from the row's own bytes: text columns are borrowed (`&str`), the
