@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 pub enum Target {
     /// figure / baseline must be at least this.
     RatioAtLeast(f64),
+    /// figure / baseline must be at most this (a time against the raw time).
+    RatioAtMost(f64),
     /// The figure itself must be at most this.
     AtMost(f64),
     /// The figure itself must be at least this.
@@ -22,7 +24,8 @@ pub struct Row {
     pub figure: f64,
     pub unit: &'static str,
     pub baseline: Option<(f64, &'static str)>,
-    pub target: Option<Target>,
+    /// Every one must be met.
+    pub targets: Vec<Target>,
     pub notes: Vec<String>,
     /// A raw baseline rather than a workload.
     pub is_baseline: bool,
@@ -41,7 +44,7 @@ impl Row {
             figure,
             unit,
             baseline: None,
-            target: None,
+            targets: Vec::new(),
             notes: Vec::new(),
             is_baseline: true,
         }
@@ -65,7 +68,7 @@ impl Row {
     }
 
     pub(crate) fn target(mut self, target: Target) -> Self {
-        self.target = Some(target);
+        self.targets.push(target);
         self
     }
 
@@ -81,20 +84,32 @@ impl Row {
     }
 
     pub fn meets_target(&self) -> Option<bool> {
-        match self.target? {
-            Target::RatioAtLeast(minimum) => self.ratio().map(|ratio| ratio >= minimum),
-            Target::AtMost(maximum) => Some(self.figure <= maximum),
-            Target::AtLeast(minimum) => Some(self.figure >= minimum),
+        if self.targets.is_empty() {
+            return None;
         }
+        let mut met = true;
+        for target in &self.targets {
+            met &= match *target {
+                Target::RatioAtLeast(minimum) => self.ratio().map(|ratio| ratio >= minimum)?,
+                Target::RatioAtMost(maximum) => self.ratio().map(|ratio| ratio <= maximum)?,
+                Target::AtMost(maximum) => self.figure <= maximum,
+                Target::AtLeast(minimum) => self.figure >= minimum,
+            };
+        }
+        Some(met)
     }
 
     fn target_text(&self) -> String {
-        match self.target {
-            Some(Target::RatioAtLeast(minimum)) => format!("ratio >= {minimum:.2}"),
-            Some(Target::AtMost(maximum)) => format!("<= {maximum} {}", self.unit),
-            Some(Target::AtLeast(minimum)) => format!(">= {minimum} {}", self.unit),
-            None => String::new(),
-        }
+        self.targets
+            .iter()
+            .map(|target| match *target {
+                Target::RatioAtLeast(minimum) => format!("ratio >= {minimum:.2}"),
+                Target::RatioAtMost(maximum) => format!("ratio <= {maximum:.2}"),
+                Target::AtMost(maximum) => format!("<= {maximum} {}", self.unit),
+                Target::AtLeast(minimum) => format!(">= {} {}", thousands(minimum), self.unit),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

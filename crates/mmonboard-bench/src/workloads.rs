@@ -104,6 +104,8 @@ pub(crate) async fn commands(
 
 pub(crate) struct RehydrateRun {
     pub events: u64,
+    /// The rusqlite raw read of the same rows, each run right before a load (median, fastest, slowest).
+    pub raw_ms: Option<(f64, f64, f64)>,
     /// The median of the read alone (no decoding or folding), to show where the time goes.
     pub read_ms: f64,
     pub median_ms: f64,
@@ -111,19 +113,34 @@ pub(crate) struct RehydrateRun {
     pub slowest_ms: f64,
 }
 
-/// Load one long stream (read, decode, fold) several times with a cold service.
+/// Load one long stream (read, decode, fold) several times with a cold service, each load right after a
+/// raw read of the same rows when `raw` is given (machine noise then hits both).
 pub(crate) async fn rehydrate(
     store: &Arc<EventLog>,
     events: usize,
+    raw: Option<&crate::raw::RusqliteRaw>,
 ) -> Result<RehydrateRun, BenchError> {
     const NUMBER: u64 = LONG_STREAM_NUMBER;
     // 8 onboarding commands and a template change, then sends up to `events` in all.
     let history = seed::history(NUMBER, events.saturating_sub(9))?;
     seed::append_history(store, NUMBER, &history, 1_000).await?;
     let portfolio = portfolio_id(NUMBER)?;
+    let stream = stream_id(&portfolio);
     let mut timings = Vec::new();
+    let mut raw_timings = Vec::new();
     let mut loaded = 0;
     for _ in 0..7 {
+        if let Some(raw) = raw {
+            let read = raw.read_stream(stream.as_str()).await?;
+            if read.rows != history.len() {
+                return Err(BenchError::Workload(format!(
+                    "the raw read found {} of {} events",
+                    read.rows,
+                    history.len()
+                )));
+            }
+            raw_timings.push(read.ms());
+        }
         let service = service(store);
         let started = Instant::now();
         let aggregate = service.load(&portfolio).await?;
@@ -137,7 +154,7 @@ pub(crate) async fn rehydrate(
         )));
     }
     timings.sort_by(f64::total_cmp);
-    let stream = stream_id(&portfolio);
+    let raw_ms = (!raw_timings.is_empty()).then(|| crate::median_and_spread(&mut raw_timings));
     let mut reads = Vec::new();
     for _ in 0..7 {
         let started = Instant::now();
@@ -148,6 +165,7 @@ pub(crate) async fn rehydrate(
     reads.sort_by(f64::total_cmp);
     Ok(RehydrateRun {
         events: loaded,
+        raw_ms,
         read_ms: reads[reads.len() / 2],
         median_ms: timings[timings.len() / 2],
         fastest_ms: timings[0],

@@ -76,6 +76,28 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The bulk read path of the SQLite log reads through rusqlite (`sqlite/bulk.rs`); its errors cross the layer
+/// as text too.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        let (server_refusal, full) = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => {
+                (true, failure.code == rusqlite::ErrorCode::DiskFull)
+            }
+            _ => (false, false),
+        };
+        let database = DatabaseError {
+            message: error.to_string().into(),
+            server_refusal,
+        };
+        if full {
+            Self::StorageFull(database)
+        } else {
+            Self::Database(database)
+        }
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
         Self::Migration(DatabaseError {
@@ -117,6 +139,14 @@ pub struct DatabaseError {
 }
 
 impl DatabaseError {
+    /// A failure around the driver rather than from it (a read thread that panicked).
+    pub(crate) fn text(message: String) -> Self {
+        Self {
+            message: message.into(),
+            server_refusal: false,
+        }
+    }
+
     fn of(error: &sqlx::Error) -> Self {
         Self {
             message: error.to_string().into(),

@@ -69,16 +69,30 @@ impl Projector {
         let mut position = self.read_models.checkpoint(STATUS_PROJECTION).await?;
         let head = self.store.head_position().await?;
         let mut projected = 0;
-        while position < head {
-            let page = self
-                .store
-                .read_all(position, self.options.page_size)
-                .await?;
-            let Some(last) = page.last() else { break };
+        let store = Arc::clone(&self.store);
+        let page_size = self.options.page_size;
+        let mut page = if position < head {
+            store.read_all(position, page_size).await?
+        } else {
+            Vec::new()
+        };
+        while let Some(last) = page.last() {
             position = last.global_position;
-            self.project(&page).await?;
+            // The next page is read (on the log's read threads) while this one is folded and written.
+            let (projecting, next) = if position < head {
+                let (projecting, next) =
+                    tokio::join!(self.project(&page), store.read_all(position, page_size));
+                (projecting, Some(next))
+            } else {
+                (self.project(&page).await, None)
+            };
+            projecting?;
             projected += page.len() as u64;
             progress(position, head);
+            page = match next {
+                Some(next) => next?,
+                None => Vec::new(),
+            };
         }
         Ok(projected)
     }

@@ -170,7 +170,7 @@ impl ChunkDecoder {
 /// [`EventMetadata`] with an actor free of escapes) several times faster than serde; anything
 /// else returns `None` and goes through serde. Commands usually carry one event each, so this
 /// runs once per event on long reads.
-fn parse_canonical_metadata(text: &str) -> Option<EventMetadata> {
+pub(super) fn parse_canonical_metadata(text: &str) -> Option<EventMetadata> {
     let rest = text.strip_prefix(r#"{"command_id":""#)?;
     let (command_id, rest) = rest.split_at_checked(EVENT_ID_LEN)?;
     let rest = rest.strip_prefix(r#"","actor":""#)?;

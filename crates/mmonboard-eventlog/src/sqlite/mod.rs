@@ -1,7 +1,9 @@
 //! The embedded SQLite event log, the default backend. One writer task with one held connection
-//! does all appends (group commit, see [`writer`]); a separate read-only pool serves reads beside
-//! it, which WAL mode allows. Reads fetch events in chunks of many per row (see [`sql`]).
+//! does all appends (group commit, see [`writer`]); read-only connections serve reads beside it,
+//! which WAL mode allows: the bulk reads (streams, `read_all`, `verify`, exports) through rusqlite on
+//! blocking threads ([`bulk`]), the small look-ups through a sqlx pool.
 
+mod bulk;
 mod decode;
 mod sql;
 mod writer;
@@ -23,26 +25,24 @@ use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
-use crate::error::{AppendError, StoreError};
+use crate::error::{AppendError, DatabaseError, StoreError};
 use crate::hooks::{AppendObserver, CommitHold};
 use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
 use crate::store::{ChainVerifier, EventStore};
+use bulk::{BulkReaders, BulkTarget};
 use decode::ChunkDecoder;
 pub(crate) use writer::PreparedAppend;
 use writer::{AppendJob, Writer};
 
-/// Events per fetched row: large enough that the per-query cost vanishes, small enough to bound
-/// one row to about a megabyte.
+/// Events per row of the writer's chunked reads (a known command's events), and per page of `verify`'s
+/// and exports' walks.
 const READ_CHUNK: usize = 2048;
 
-/// Versions in the first range of a stream read: small, so a short stream takes one query and
-/// a long one learns its length early.
-const FIRST_STREAM_CHUNK: i64 = 256;
+/// Reads of at least this many events are split into ranges read and decoded on several blocking threads
+/// at once; below it one thread is quicker than the hand-over.
+const PARALLEL_READ_FROM: usize = 1024;
 
-/// Versions per further range of a stream read.
-const STREAM_CHUNK: i64 = 1024;
-
-/// Ranges of one long stream fetched at once (the machines have two cores).
+/// Ranges of one long read fetched at once (the machines have two cores).
 const READ_PARALLELISM: usize = 2;
 
 /// When a commit reaches the disk.
@@ -63,7 +63,8 @@ pub struct SqliteOptions {
     /// How long the writer waits for SQLite's write lock (held by another process) before the
     /// batch fails with [`StoreError::Busy`].
     pub busy_timeout: Duration,
-    /// Connections of the read pool.
+    /// Connections of each read pool: the sqlx pool of the small look-ups, and the rusqlite pool of
+    /// the bulk reads (opened as first needed).
     pub read_connections: u32,
     /// The most appends committed in one transaction.
     pub max_batch: usize,
@@ -103,6 +104,8 @@ pub struct SqliteEventStore {
     appends: Option<mpsc::Sender<AppendJob>>,
     writer: JoinHandle<()>,
     readers: SqlitePool,
+    /// The bulk read path (rusqlite on blocking threads).
+    bulk: BulkReaders,
     read_parallelism: usize,
     commits: Arc<AtomicU64>,
     head: Arc<tokio::sync::watch::Sender<u64>>,
@@ -147,6 +150,10 @@ impl SqliteEventStore {
             return Err(error);
         }
 
+        let bulk = BulkReaders::new(
+            bulk_target(base.get_filename(), &options),
+            options.read_connections as usize,
+        );
         let readers = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
             .min_connections(0)
@@ -174,6 +181,7 @@ impl SqliteEventStore {
             appends: Some(appends),
             writer,
             readers,
+            bulk,
             read_parallelism: READ_PARALLELISM.min(options.read_connections as usize),
             commits,
             head,
@@ -211,14 +219,17 @@ impl SqliteEventStore {
                 path.display()
             )));
         }
-        let readers = match read_only_pool(&base, &options).await {
-            Ok(readers) => readers,
+        let target = bulk_target(&path, &options);
+        let (readers, target) = match read_only_pool(&base, &options).await {
+            Ok(readers) => (readers, target),
             // SQLITE_READONLY or SQLITE_CANTOPEN: the WAL index cannot be created or written here.
-            Err(error) if matches!(writer::primary_code(&error), Some(8 | 14)) => {
-                read_only_pool(&base.clone().immutable(true), &options).await?
-            }
+            Err(error) if matches!(writer::primary_code(&error), Some(8 | 14)) => (
+                read_only_pool(&base.clone().immutable(true), &options).await?,
+                target.immutable(&path)?,
+            ),
             Err(error) => return Err(error.into()),
         };
+        let bulk = BulkReaders::new(target, options.read_connections as usize);
         let is_log: bool = sqlx::query_scalar(sql::IS_EVENT_LOG)
             .fetch_one(&readers)
             .await?;
@@ -233,6 +244,7 @@ impl SqliteEventStore {
             appends: None,
             writer: tokio::spawn(async {}),
             readers,
+            bulk,
             read_parallelism: READ_PARALLELISM.min(options.read_connections as usize),
             commits: Arc::new(AtomicU64::new(0)),
             head: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -249,10 +261,12 @@ impl SqliteEventStore {
             appends,
             writer,
             readers,
+            bulk,
             ..
         } = self;
         drop(appends);
         // Readers first: the writer's last act folds the WAL into the file, which open readers would hold up.
+        bulk.close();
         readers.close().await;
         let _ = writer.await;
     }
@@ -311,6 +325,17 @@ async fn open_writer(
             let _ = sqlx::Connection::close(connection).await;
             Err(error)
         }
+    }
+}
+
+/// Where the bulk readers find the log, opened as the sqlx readers are.
+fn bulk_target(path: &std::path::Path, options: &SqliteOptions) -> BulkTarget {
+    BulkTarget {
+        location: path.to_owned(),
+        immutable: false,
+        busy_timeout: options.busy_timeout,
+        cache_kib: options.read_cache_kib,
+        mmap_size: options.mmap_size,
     }
 }
 
@@ -374,32 +399,38 @@ impl EventStore for SqliteEventStore {
         let Ok(from) = i64::try_from(from_version) else {
             return Ok(Vec::new());
         };
-        let first_end = from.saturating_add(FIRST_STREAM_CHUNK);
-        let (mut events, last_version) = {
-            let mut connection = self.reader().await?;
-            read_stream_range(&mut connection, stream_id, from, first_end).await?
-        };
-        if last_version <= first_end {
-            return Ok(events);
-        }
-        // A long stream: fetch the rest in ranges on several read connections at once, so
-        // SQLite gathers one range while another is decoded.
-        events.reserve(
-            usize::try_from(last_version - first_end)
-                .unwrap_or(0)
-                .min(1 << 20),
-        );
-        let ranges = (first_end..last_version)
-            .step_by(STREAM_CHUNK as usize)
-            .map(|start| (start, start.saturating_add(STREAM_CHUNK).min(last_version)));
-        let mut chunks = futures_util::stream::iter(ranges)
-            .map(|(after, up_to)| async move {
-                let mut connection = self.reader().await?;
-                read_stream_range(&mut connection, stream_id, after, up_to).await
+        let parallel = self.read_parallelism > 1;
+        let stream = stream_id.clone();
+        let first = self
+            .bulk
+            .run(move |connection| {
+                let last = bulk::stream_version(connection, &stream)?;
+                let wanted = usize::try_from(last.saturating_sub(from)).unwrap_or(0);
+                if parallel && wanted >= PARALLEL_READ_FROM {
+                    Ok(Err(last))
+                } else {
+                    bulk::stream_range(connection, &stream, from, last).map(Ok)
+                }
             })
-            .buffered(self.read_parallelism);
-        while let Some(chunk) = chunks.next().await {
-            events.extend(chunk?.0);
+            .await?;
+        let last = match first {
+            Ok(events) => return Ok(events),
+            Err(last) => last,
+        };
+        // A long stream: its versions up to `last` are committed, so ranges of them read on several
+        // connections at once (each decoding its own rows) together hold exactly what one read would.
+        let parts = self.read_parallelism as i64;
+        let span = (last - from + parts - 1) / parts;
+        let ranges = (0..self.read_parallelism as i64).map(|part| {
+            let after = from + part * span;
+            let up_to = (after + span).min(last);
+            let stream = stream_id.clone();
+            self.bulk
+                .run(move |connection| bulk::stream_range(connection, &stream, after, up_to))
+        });
+        let mut events = Vec::with_capacity(usize::try_from(last - from).unwrap_or(0));
+        for part in futures_util::future::try_join_all(ranges).await? {
+            events.extend(part);
         }
         Ok(events)
     }
@@ -412,8 +443,42 @@ impl EventStore for SqliteEventStore {
         let Ok(after) = i64::try_from(after_position) else {
             return Ok(Vec::new());
         };
-        let mut connection = self.reader().await?;
-        read_all_on(&mut connection, after, limit).await
+        if self.read_parallelism < 2 || limit < PARALLEL_READ_FROM {
+            return self
+                .bulk
+                .run(move |connection| bulk::read_all(connection, after, limit))
+                .await;
+        }
+        // Two halves at once. Positions are gap-free, so the second half is guessed to start right after
+        // `after + half`; it is used only if the first half really ends there. Each half is a prefix of the
+        // log after its start in its own snapshot, so the two joined skip nothing.
+        let half = limit / 2;
+        let guessed = after.saturating_add(half as i64);
+        let (mut events, second) = futures_util::future::try_join(
+            self.bulk
+                .run(move |connection| bulk::read_all(connection, after, half)),
+            self.bulk
+                .run(move |connection| bulk::read_all(connection, guessed, limit - half)),
+        )
+        .await?;
+        let Some(last) = events.last().map(|event| event.global_position) else {
+            return Ok(events);
+        };
+        if events.len() < half {
+            return Ok(events); // the end of the log
+        }
+        if i64::try_from(last) == Ok(guessed) {
+            events.extend(second);
+        } else {
+            // Positions with a gap (a log that verify will call broken): read on from where the first ended.
+            let last = to_i64(last)?;
+            let rest = self
+                .bulk
+                .run(move |connection| bulk::read_all(connection, last, limit - half))
+                .await?;
+            events.extend(rest);
+        }
+        Ok(events)
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
@@ -437,14 +502,34 @@ impl EventStore for SqliteEventStore {
             .bind(command_id.hyphenated().to_string())
             .fetch_optional(&mut *connection)
             .await?;
-        match row {
-            Some(row) => {
-                let events =
-                    read_command_events(&mut connection, row.try_get(0)?, row.try_get(1)?).await?;
-                Ok(Some(events))
-            }
-            None => Ok(None),
+        drop(connection);
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (first_position, event_count): (Option<i64>, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let Some(first_position) = first_position else {
+            return Ok(Some(Vec::new()));
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            global_position: u64::try_from(first_position).unwrap_or(0),
+            reason,
+        };
+        let count = usize::try_from(event_count)
+            .map_err(|_| corrupt(format!("a command records {event_count} events")))?;
+        let events = self
+            .bulk
+            .run(move |connection| bulk::read_all(connection, first_position - 1, count))
+            .await?;
+        let contiguous = events
+            .iter()
+            .zip(first_position..)
+            .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
+        if events.len() != count || !contiguous {
+            return Err(corrupt(format!(
+                "a command's {count} events are not all at positions from {first_position} on"
+            )));
         }
+        Ok(Some(events))
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
@@ -471,24 +556,22 @@ impl EventStore for SqliteEventStore {
         let rows = sqlx::query(sql::COMMANDS_BY_POSITION).fetch(&mut *snapshot);
         let mut commands = CommandCrossCheck::new(CommandRows { rows }, bound);
 
-        let mut connection = self.reader().await?;
         let mut verifier = ChainVerifier::new();
-        let mut decoder = ChunkDecoder::default();
-        let mut after = 0_i64;
-        'pages: loop {
-            let row = sqlx::query(sql::READ_ALL_CHUNK)
-                .bind(after)
-                .bind(READ_CHUNK as i64)
-                .fetch_one(&mut *connection)
-                .await?;
-            let mut page = Vec::with_capacity(READ_CHUNK);
-            let decoded = decoder.decode(&row, None, |event, metadata| {
-                page.push((event, metadata));
-            });
-            if !page.is_sorted_by_key(|(event, _)| event.global_position) {
-                page.sort_unstable_by_key(|(event, _)| event.global_position);
+        let mut next_page = Some(self.prefetch_stored_page(0));
+        'pages: while let Some(fetching) = next_page.take() {
+            let page = fetching.await.map_err(|error| {
+                StoreError::Database(DatabaseError::text(format!(
+                    "a read of the event log failed: {error}"
+                )))
+            })??;
+            // The next page is read and decoded on a blocking thread while this one's hashes are checked.
+            if page.undecodable.is_none()
+                && page.rows == READ_CHUNK
+                && let Some((last, _)) = page.events.last()
+            {
+                next_page = Some(self.prefetch_stored_page(last.global_position));
             }
-            for (event, metadata) in &page {
+            for (event, metadata) in &page.events {
                 verifier.check(event, metadata);
                 if verifier.is_broken() {
                     break 'pages;
@@ -498,22 +581,9 @@ impl EventStore for SqliteEventStore {
                     break 'pages;
                 }
             }
-            let count = match decoded {
-                Ok(count) => count,
-                Err(StoreError::Corrupt {
-                    global_position,
-                    reason,
-                }) => {
-                    verifier.undecodable(global_position, reason);
-                    break;
-                }
-                Err(error) => return Err(error),
-            };
-            match page.last() {
-                Some((last, _)) if count == READ_CHUNK => {
-                    after = to_i64(last.global_position)?;
-                }
-                _ => break,
+            if let Some((global_position, reason)) = page.undecodable {
+                verifier.undecodable(global_position, reason);
+                break;
             }
         }
         if !verifier.is_broken() {
@@ -610,29 +680,6 @@ pub(crate) fn prepare(request: AppendRequest) -> Result<PreparedAppend, StoreErr
     })
 }
 
-/// The events of a stream with a version in `(after, up_to]`, in version order, and the
-/// stream's current version.
-async fn read_stream_range(
-    connection: &mut SqliteConnection,
-    stream_id: &StreamId,
-    after: i64,
-    up_to: i64,
-) -> Result<(Vec<RecordedEvent>, i64), StoreError> {
-    let row = sqlx::query(sql::READ_STREAM_CHUNK)
-        .bind(stream_id.shared())
-        .bind(after)
-        .bind(up_to)
-        .fetch_one(&mut *connection)
-        .await?;
-    let mut events = Vec::new();
-    ChunkDecoder::default().decode(&row, Some(stream_id), |event, _| events.push(event))?;
-    if !events.is_sorted_by_key(|event| event.stream_version) {
-        events.sort_unstable_by_key(|event| event.stream_version);
-    }
-    let last_version: i64 = row.try_get(11)?;
-    Ok((events, last_version))
-}
-
 async fn read_all_on(
     connection: &mut SqliteConnection,
     mut after: i64,
@@ -669,18 +716,32 @@ impl SqliteEventStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(RecordedEvent, String)>, StoreError> {
-        let mut connection = self.reader().await?;
-        let row = sqlx::query(sql::READ_ALL_CHUNK)
-            .bind(to_i64(after)?)
-            .bind(i64::try_from(limit.min(READ_CHUNK)).unwrap_or(1))
-            .fetch_one(&mut *connection)
+        let after = to_i64(after)?;
+        let limit = limit.min(READ_CHUNK);
+        let page = self
+            .bulk
+            .run(move |connection| bulk::read_all_as_stored(connection, after, limit))
             .await?;
-        let mut events = Vec::new();
-        ChunkDecoder::default().decode(&row, None, |event, metadata| {
-            events.push((event, metadata.to_owned()));
-        })?;
-        events.sort_unstable_by_key(|(event, _)| event.global_position);
-        Ok(events)
+        match page.undecodable {
+            None => Ok(page.events),
+            Some((global_position, reason)) => Err(StoreError::Corrupt {
+                global_position,
+                reason,
+            }),
+        }
+    }
+
+    /// Starts reading `verify`'s page after `after` in the background.
+    fn prefetch_stored_page(
+        &self,
+        after: u64,
+    ) -> tokio::task::JoinHandle<Result<bulk::StoredPage, StoreError>> {
+        let bulk = self.bulk.clone();
+        tokio::spawn(async move {
+            let after = to_i64(after)?;
+            bulk.run(move |connection| bulk::read_all_as_stored(connection, after, READ_CHUNK))
+                .await
+        })
     }
 }
 

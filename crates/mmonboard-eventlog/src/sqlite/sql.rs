@@ -2,8 +2,9 @@
 //! see `migrations/0001_event_log.sql`: never rename one). sqlx runs each statement on a worker
 //! thread and hands every row back through a channel, so a round trip costs tens of
 //! microseconds and a row a few; hence the shapes: a group commit takes two round trips
-//! whatever its size (the batch travels as JSON arrays unpacked by `json_each`), and reads fetch
-//! thousands of events per row (see [`super::decode`]).
+//! whatever its size (the batch travels as JSON arrays unpacked by `json_each`), and the writer's
+//! reads fetch thousands of events per row (see [`super::decode`]). The bulk reads go through
+//! rusqlite instead ([`super::bulk`]), one row per event.
 
 /// A chunk of events as one row of column-wise lists, so SQLite appends each value straight
 /// into its list (no per-event string is built): count, then global_position, stream_version,
@@ -11,7 +12,7 @@
 /// texts, hash as concatenated raw 32-byte values, then stream_id, event_type, metadata and
 /// payload separated by U+001F (none can hold it: ids and types are refused with control
 /// characters and JSON text has none outside its whitespace). All lists follow the same row
-/// order. Reading a single stream selects NULL for stream_id: the caller knows it.
+/// order.
 macro_rules! chunk {
     ($stream_id:literal) => {
         concat!(
@@ -25,18 +26,32 @@ macro_rules! chunk {
     };
 }
 
-/// The events of stream `?1` with a version in `(?2, ?3]`, as one chunk row, followed by the
-/// stream's current version (so the first chunk tells how many more there are).
-pub(crate) const READ_STREAM_CHUNK: &str = concat!(
-    chunk!("NULL"),
-    ", (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?1) \
-     FROM events WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3"
-);
-
 /// Up to `?2` events with a global position above `?1`, as one chunk row.
 pub(crate) const READ_ALL_CHUNK: &str = concat!(
     chunk!("group_concat(stream_id, char(31))"),
     " FROM (SELECT * FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2)"
+);
+
+// The bulk read path (rusqlite, see `super::bulk`): one row per event, since rusqlite hands a row over for a
+// few hundred nanoseconds. The columns, in this order, are what `bulk`'s row decoder reads.
+macro_rules! event_columns {
+    () => {
+        "SELECT global_position, stream_id, stream_version, event_id, event_type, schema_version, \
+         payload, metadata, recorded_at, hash FROM events "
+    };
+}
+
+/// The events of stream `?1` with a version in `(?2, ?3]`, in version order (the unique index on
+/// `(stream_id, stream_version)` gives that order).
+pub(crate) const READ_STREAM_RANGE: &str = concat!(
+    event_columns!(),
+    "WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3 ORDER BY stream_version"
+);
+
+/// Up to `?2` events with a global position above `?1`, in global order.
+pub(crate) const READ_ALL_ROWS: &str = concat!(
+    event_columns!(),
+    "WHERE global_position > ?1 ORDER BY global_position LIMIT ?2"
 );
 
 /// Whether the database holds the log's table (a read-only open migrates nothing, so it checks).
