@@ -12,4 +12,5 @@ mod relay;
 mod report;
 mod support;
 mod tokens;
+#[cfg(feature = "otel")]
 mod traces;

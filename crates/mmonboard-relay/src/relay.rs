@@ -10,7 +10,7 @@
 //! (for `mmonboard relay`); the server runs `run_once` under its own supervisor instead, which also makes
 //! `/readyz` say degraded while it recovers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -58,11 +58,27 @@ pub fn checkpoint_subject_of(stream: &str, key_id: &str) -> String {
 fn stream_subjects(prefix: &str, stream: &str) -> Vec<String> {
     let events = format!("{prefix}.>");
     let checkpoints = checkpoint_subject_of(stream, "*");
-    if checkpoints.starts_with(&format!("{prefix}.")) {
+    if covers(&events, &checkpoints) {
         vec![events]
     } else {
         vec![events, checkpoints]
     }
+}
+
+/// Whether the subject filter `filter` takes every subject `subject` names (itself a filter: `*` one token,
+/// `>` the rest), token by token as NATS matches them.
+fn covers(filter: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in filter.split('.') {
+        match (token, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            (_, None) => return false,
+            ("*", Some(theirs)) if theirs != ">" => {}
+            (ours, Some(theirs)) if ours == theirs && theirs != "*" && theirs != ">" => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
 }
 
 /// The message of a signed checkpoint: a CloudEvent whose data is the checkpoint as the HTTP API shows it
@@ -321,9 +337,9 @@ impl Relay {
                     self.options.stream
                 ))
             })?;
-        self.take_checkpoint_subjects(&context, &stream).await?;
+        let with_checkpoints = self.take_checkpoint_subjects(&context, &stream).await;
         let (resume_after, mut last_sequence) = self.resume_point(&stream).await?;
-        let mut signed = SignedFollower::start(self, &stream).await?;
+        let mut signed = SignedFollower::start(self, &stream, with_checkpoints).await?;
         // A duplicate of a message older than this was purged from the stream: JetStream's duplicate window
         // still remembers its id, and would drop the event instead of storing it.
         let first_kept = last_sequence + 1;
@@ -507,9 +523,13 @@ impl Relay {
             ),
         };
         let position = header.1;
-        let body = body.map_err(|error| {
-            RelayError::Invalid(format!("message of position {position}: {error}"))
-        })?;
+        let what = match &sent {
+            Sent::Event(_) => format!("position {position}"),
+            Sent::Checkpoint { key_id, .. } => {
+                format!("the checkpoint of position {position} by key {key_id}")
+            }
+        };
+        let body = body.map_err(|error| RelayError::Invalid(format!("{what}: {error}")))?;
         let mut message = PublishMessage::build()
             .payload(bytes::Bytes::from(body))
             .message_id(message_id)
@@ -524,36 +544,43 @@ impl Relay {
             .await
             .map_err(|error| {
                 self.nats_error(format!(
-                    "publishing position {position} into {}: {error}",
+                    "publishing {what} into {}: {error}",
                     self.options.stream
                 ))
             })?;
         Ok((sent, ack.into_future()))
     }
 
-    /// A stream created before checkpoints were published takes their subjects now.
+    /// Whether the stream takes the signed checkpoints' subjects, after giving them to a stream created before
+    /// checkpoints were published. A stream that already covers a subject (configured more broadly, say
+    /// `mmonboard.>`) is left as it is; one that cannot take them (JetStream refuses, e.g. another stream holds
+    /// them) gets the events only, with a warning: the checkpoints stay in the log and its API.
     async fn take_checkpoint_subjects(
         &self,
         context: &jetstream::Context,
         stream: &stream::Stream,
-    ) -> Result<(), RelayError> {
+    ) -> bool {
         let mut config = stream.cached_info().config.clone();
         let wanted = stream_subjects(&self.options.subject_prefix, &self.options.stream);
         let missing: Vec<String> = wanted
             .into_iter()
-            .filter(|subject| !config.subjects.contains(subject))
+            .filter(|subject| !config.subjects.iter().any(|taken| covers(taken, subject)))
             .collect();
         if missing.is_empty() {
-            return Ok(());
+            return true;
         }
         config.subjects.extend(missing);
-        context.update_stream(&config).await.map_err(|error| {
-            self.nats_error(format!(
-                "adding the signed checkpoints' subjects to the stream {}: {error}",
-                self.options.stream
-            ))
-        })?;
-        Ok(())
+        match context.update_stream(&config).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(
+                    stream = %self.options.stream,
+                    %error,
+                    "the stream cannot take the signed checkpoints' subjects: publishing the events only"
+                );
+                false
+            }
+        }
     }
 
     /// The stream's last event message, walking back over the signed checkpoints (and deleted messages) after
@@ -687,26 +714,50 @@ impl Relay {
 /// Which signed checkpoints the stream holds, per key, and the ones found that wait for their event to be
 /// handed to JetStream first.
 struct SignedFollower {
-    /// Per key id, the newest position in the stream or handed to JetStream. A key signs only past its own
-    /// newest checkpoint, so anything at or below it is in the stream already.
-    published: HashMap<String, u64>,
-    /// Found and not yet sent, in position order.
-    waiting: VecDeque<SignedCheckpoint>,
-    /// Each look asks for the checkpoints from the highest position seen on: a checkpoint signs the head, so
-    /// a later one is at that position or beyond. (One recorded by another key in the same instant at a lower
-    /// position than one already seen is found at the relay's next start, which reads them all.)
+    /// Off when the stream cannot take the checkpoints' subjects: then nothing is looked for or sent.
+    enabled: bool,
+    /// Per key id, the newest position the stream held when this attempt started. A key signs only past its
+    /// own newest checkpoint, so everything of that key at or below it was published before.
+    in_stream: HashMap<String, u64>,
+    /// What this attempt found and queued or sent, so nothing goes twice.
+    taken: HashSet<(String, u64)>,
+    /// Found and not yet sent, by position then key.
+    waiting: BTreeMap<(u64, String), SignedCheckpoint>,
+    /// Each look asks for the checkpoints from the highest position seen on (a checkpoint signs the head, so a
+    /// later one is normally there or beyond) ...
     floor: u64,
+    /// ... and every `FULL_LOOK_EVERY` looks, or when a key not seen before shows up, for all of them: a signer
+    /// that read the head before another key's checkpoint was recorded commits below it, and a new key's first
+    /// checkpoint is visible before its second (it signs past its own), so one full look finds them.
+    looks: u32,
 }
+
+/// Looks between two reads of every checkpoint (with the one-second default poll: a minute).
+const FULL_LOOK_EVERY: u32 = 60;
 
 impl SignedFollower {
     /// Reads every checkpoint of the log and, per key, the newest one in the stream.
-    async fn start(relay: &Relay, stream: &stream::Stream) -> Result<Self, RelayError> {
+    async fn start(
+        relay: &Relay,
+        stream: &stream::Stream,
+        enabled: bool,
+    ) -> Result<Self, RelayError> {
+        let mut follower = Self {
+            enabled,
+            in_stream: HashMap::new(),
+            taken: HashSet::new(),
+            waiting: BTreeMap::new(),
+            floor: 0,
+            looks: 0,
+        };
+        if !enabled {
+            return Ok(follower);
+        }
         let all = relay.signed.list().await?;
-        let keys: std::collections::BTreeSet<&str> = all
+        let keys: BTreeSet<&str> = all
             .iter()
             .map(|checkpoint| checkpoint.key_id.as_str())
             .collect();
-        let mut published = HashMap::new();
         for key_id in keys {
             let subject = checkpoint_subject_of(&relay.options.stream, key_id);
             let newest = match stream.get_last_raw_message_by_subject(&subject).await {
@@ -735,44 +786,59 @@ impl SignedFollower {
                     )));
                 }
             };
-            published.insert(key_id.to_owned(), newest);
+            follower.in_stream.insert(key_id.to_owned(), newest);
         }
-        let mut follower = Self {
-            published,
-            waiting: VecDeque::new(),
-            floor: 0,
-        };
         follower.take(all);
         Ok(follower)
     }
 
-    /// Queues the checkpoints of `found` (by position then key) the stream does not hold.
-    fn take(&mut self, found: Vec<SignedCheckpoint>) {
+    /// Queues the checkpoints of `found` the stream does not hold; whether one of them is by a key not seen
+    /// before.
+    fn take(&mut self, found: Vec<SignedCheckpoint>) -> bool {
+        let mut new_key = false;
         for checkpoint in found {
             self.floor = self.floor.max(checkpoint.position);
-            let newest = self.published.entry(checkpoint.key_id.clone()).or_insert(0);
-            if checkpoint.position > *newest {
-                *newest = checkpoint.position;
-                self.waiting.push_back(checkpoint);
+            let published_before = match self.in_stream.get(&checkpoint.key_id) {
+                Some(newest) => checkpoint.position <= *newest,
+                None => {
+                    new_key = true;
+                    self.in_stream.insert(checkpoint.key_id.clone(), 0);
+                    false
+                }
+            };
+            let id = (checkpoint.key_id.clone(), checkpoint.position);
+            if !published_before && self.taken.insert(id) {
+                self.waiting
+                    .insert((checkpoint.position, checkpoint.key_id.clone()), checkpoint);
             }
         }
+        new_key
     }
 
-    /// Looks for checkpoints recorded since the last look.
+    /// Looks for checkpoints recorded since the last look (see `floor` and `looks`).
     async fn poll(&mut self, relay: &Relay) -> Result<(), RelayError> {
-        let found = relay.signed.list_from(self.floor).await?;
-        self.take(found);
+        if !self.enabled {
+            return Ok(());
+        }
+        self.looks += 1;
+        let full = self.looks.is_multiple_of(FULL_LOOK_EVERY);
+        let from = if full { 0 } else { self.floor };
+        let found = relay.signed.list_from(from).await?;
+        if self.take(found) && !full {
+            let all = relay.signed.list().await?;
+            self.take(all);
+        }
         Ok(())
     }
 
     /// The next checkpoint to send, once the event it vouches for has been handed to JetStream.
     fn next_due(&mut self, sent_through: u64) -> Option<SignedCheckpoint> {
-        if self
+        let due = self
             .waiting
-            .front()
-            .is_some_and(|checkpoint| checkpoint.position <= sent_through)
-        {
-            self.waiting.pop_front()
+            .first_key_value()
+            .is_some_and(|((position, _), _)| *position <= sent_through);
+        if due {
+            self.waiting.pop_first().map(|(_, checkpoint)| checkpoint)
         } else {
             None
         }
@@ -793,4 +859,54 @@ async fn next_ack(
 /// that no future holding it lives across an await.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopped| *stopped).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_filters_cover_as_nats_matches_them() {
+        assert!(covers("mmonboard.>", "mmonboard.audit.S.checkpoints.*"));
+        assert!(covers(
+            "mmonboard.audit.>",
+            "mmonboard.audit.S.checkpoints.*"
+        ));
+        assert!(covers(
+            "mmonboard.audit.*.checkpoints.*",
+            "mmonboard.audit.S.checkpoints.*"
+        ));
+        assert!(covers("a.b", "a.b"));
+        assert!(!covers(
+            "mmonboard.onboarding.>",
+            "mmonboard.audit.S.checkpoints.*"
+        ));
+        assert!(!covers(
+            "mmonboard.audit.S.checkpoints.k1",
+            "mmonboard.audit.S.checkpoints.*"
+        ));
+        assert!(!covers("a.>", "a"));
+        assert!(!covers("a.*", "a.>"));
+        assert!(!covers("a.b", "a.b.c"));
+        assert!(!covers("a.b.c", "a.b"));
+    }
+
+    #[test]
+    fn the_checkpoints_get_a_subject_of_their_own_unless_the_events_cover_it() {
+        assert_eq!(
+            stream_subjects("mmonboard.onboarding", "EVENTS"),
+            vec![
+                "mmonboard.onboarding.>".to_owned(),
+                "mmonboard.audit.EVENTS.checkpoints.*".to_owned()
+            ]
+        );
+        assert_eq!(
+            stream_subjects("mmonboard", "EVENTS"),
+            vec!["mmonboard.>".to_owned()]
+        );
+        assert_eq!(
+            stream_subjects("mmonboard.audit", "EVENTS"),
+            vec!["mmonboard.audit.>".to_owned()]
+        );
+    }
 }

@@ -28,12 +28,23 @@ async fn sign(
     assert!(matches!(outcome, RecordOutcome::Recorded(_)), "{outcome:?}");
 }
 
-/// Runs a relay until the stream holds `messages`, then stops it.
+/// Runs a relay until the stream holds `messages`, then stops it; the checkpoints it published.
 async fn relay_until(
     store: &Arc<mmonboard_eventlog::EventLog>,
     database: &TestDatabase,
     stream: &TestStream,
     messages: u64,
+) -> u64 {
+    relay_meanwhile(store, database, stream, messages, async {}).await
+}
+
+/// `relay_until`, doing `meanwhile` once the relay runs.
+async fn relay_meanwhile(
+    store: &Arc<mmonboard_eventlog::EventLog>,
+    database: &TestDatabase,
+    stream: &TestStream,
+    messages: u64,
+    meanwhile: impl std::future::Future<Output = ()>,
 ) -> u64 {
     let mut options = stream.options(&nats_url());
     options.signed_poll_interval = Duration::from_millis(20);
@@ -45,6 +56,7 @@ async fn relay_until(
     let (stop, stopped) = watch::channel(false);
     let running = Arc::clone(&relay);
     let task = tokio::spawn(async move { running.run(stopped).await });
+    meanwhile.await;
     stream
         .wait_for_messages(messages, Duration::from_secs(60))
         .await;
@@ -87,6 +99,15 @@ async fn signed_checkpoints_follow_their_events(database: &TestDatabase) {
     // nothing twice.
     write(&store, 1, 60, 1, 4).await;
     assert_eq!(relay_until(&store, database, &stream, 67).await, 0);
+    // While a relay runs: events, then a checkpoint, found by its next look.
+    let live = async {
+        write(&store, 1, 64, 1, 4).await;
+        sign(&checkpoints, &store, &first_key).await;
+    };
+    assert_eq!(
+        relay_meanwhile(&store, database, &stream, 72, live).await,
+        1
+    );
 
     let signed = checkpoints.list().await.expect("listed");
     assert_eq!(
@@ -99,6 +120,7 @@ async fn signed_checkpoints_follow_their_events(database: &TestDatabase) {
                 (40, first_key.key_id().to_owned()),
                 (60, first_key.key_id().to_owned()),
                 (60, second_key.key_id().to_owned()),
+                (68, first_key.key_id().to_owned()),
             ];
             expected.sort();
             expected
@@ -108,7 +130,7 @@ async fn signed_checkpoints_follow_their_events(database: &TestDatabase) {
     let events: Vec<_> = messages.iter().filter(|m| m.position.is_some()).collect();
     assert_eq!(
         events.iter().map(|m| m.position).collect::<Vec<_>>(),
-        (1..=64).map(Some).collect::<Vec<_>>(),
+        (1..=68).map(Some).collect::<Vec<_>>(),
         "every event once, in order"
     );
     let published: Vec<_> = messages.iter().filter(|m| m.position.is_none()).collect();
