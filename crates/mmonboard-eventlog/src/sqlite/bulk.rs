@@ -25,9 +25,9 @@ use uuid::Uuid;
 
 use crate::crosscheck::is_canonical_uuid_text;
 use crate::error::{DatabaseError, StoreError};
-use crate::model::{EventMetadata, RecordedEvent, StreamId};
+use crate::model::{RecordedEvent, StreamId};
 
-use super::decode::parse_canonical_metadata;
+use super::decode::FieldMemo;
 use super::sql;
 
 const HASH_LEN: usize = 32;
@@ -260,13 +260,11 @@ fn walk(
     Ok(())
 }
 
-/// Decodes rows of the columns [`sql::EVENT_COLUMNS`] names. Keeps the last stream id, event type and
-/// metadata seen: consecutive events usually share them (one stream, one command), and reusing them saves
-/// an allocation and a JSON parse per event.
+/// Decodes rows of the columns [`sql::EVENT_COLUMNS`] names, reusing the stream id and metadata consecutive
+/// events share ([`FieldMemo`]).
 #[derive(Default)]
 struct RowDecoder {
-    last_stream: Option<StreamId>,
-    last_metadata: Option<(String, EventMetadata)>,
+    memo: FieldMemo,
 }
 
 impl RowDecoder {
@@ -295,7 +293,10 @@ impl RowDecoder {
                 .as_i64()
                 .map_err(|error| corrupt(format!("the {what} is not an integer: {error}")))
         };
-        let stream_id = self.stream_id(text(1, "stream id")?).map_err(&corrupt)?;
+        let stream_id = self
+            .memo
+            .stream_id(text(1, "stream id")?)
+            .map_err(&corrupt)?;
         let stream_version = integer(2, "stream version")?;
         let event_id_text = text(3, "event id")?.as_bytes();
         let event_id = Uuid::try_parse_ascii(event_id_text)
@@ -329,37 +330,11 @@ impl RowDecoder {
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| corrupt(format!("bad schema version {schema_version}")))?,
             payload: payload.to_owned(),
-            metadata: self.metadata(metadata_text).map_err(&corrupt)?,
+            metadata: self.memo.metadata(metadata_text).map_err(&corrupt)?,
             recorded_at: DateTime::from_timestamp_micros(recorded_at)
                 .ok_or_else(|| corrupt(format!("bad timestamp {recorded_at}")))?,
             hash,
         };
         Ok((event, metadata_text))
-    }
-
-    fn stream_id(&mut self, text: &str) -> Result<StreamId, String> {
-        if let Some(last) = &self.last_stream
-            && last.as_str() == text
-        {
-            return Ok(last.clone());
-        }
-        let parsed = StreamId::parse(text).map_err(|error| error.to_string())?;
-        self.last_stream = Some(parsed.clone());
-        Ok(parsed)
-    }
-
-    fn metadata(&mut self, text: &str) -> Result<EventMetadata, String> {
-        if let Some((last_text, parsed)) = &self.last_metadata
-            && last_text == text
-        {
-            return Ok(parsed.clone());
-        }
-        let parsed = match parse_canonical_metadata(text) {
-            Some(parsed) => parsed,
-            None => serde_json::from_str(text)
-                .map_err(|error| format!("unreadable metadata: {error}"))?,
-        };
-        self.last_metadata = Some((text.to_owned(), parsed.clone()));
-        Ok(parsed)
     }
 }

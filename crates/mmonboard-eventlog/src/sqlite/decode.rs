@@ -17,12 +17,47 @@ const TEXT_SEPARATOR: char = '\u{1f}';
 const EVENT_ID_LEN: usize = 36;
 const HASH_LEN: usize = 32;
 
-/// Keeps the last stream id and metadata seen: consecutive events usually share them (one
-/// stream, one command), and reusing them saves an allocation and a JSON parse per event.
+/// The last stream id and metadata decoded: consecutive events usually share them (one stream, one
+/// command), and reusing them saves an allocation and a JSON parse per event. Both decoders (the chunk rows
+/// here, the bulk reader's rows in `bulk.rs`) keep one.
 #[derive(Default)]
-pub(crate) struct ChunkDecoder {
+pub(super) struct FieldMemo {
     last_stream: Option<StreamId>,
     last_metadata: Option<(String, EventMetadata)>,
+}
+
+impl FieldMemo {
+    pub(super) fn stream_id(&mut self, text: &str) -> Result<StreamId, String> {
+        if let Some(last) = &self.last_stream
+            && last.as_str() == text
+        {
+            return Ok(last.clone());
+        }
+        let parsed = StreamId::parse(text).map_err(|error| error.to_string())?;
+        self.last_stream = Some(parsed.clone());
+        Ok(parsed)
+    }
+
+    pub(super) fn metadata(&mut self, text: &str) -> Result<EventMetadata, String> {
+        if let Some((last_text, parsed)) = &self.last_metadata
+            && last_text == text
+        {
+            return Ok(parsed.clone());
+        }
+        let parsed = match parse_canonical_metadata(text) {
+            Some(parsed) => parsed,
+            None => serde_json::from_str(text)
+                .map_err(|error| format!("unreadable metadata: {error}"))?,
+        };
+        self.last_metadata = Some((text.to_owned(), parsed.clone()));
+        Ok(parsed)
+    }
+}
+
+/// Decodes chunk rows, remembering the fields consecutive events share.
+#[derive(Default)]
+pub(crate) struct ChunkDecoder {
+    memo: FieldMemo,
 }
 
 impl ChunkDecoder {
@@ -74,7 +109,7 @@ impl ChunkDecoder {
             let stream_id = match (&mut stream_ids, stream_id) {
                 (Some(stream_ids), _) => {
                     let text = stream_ids.next().ok_or_else(|| missing("stream id"))?;
-                    self.stream_id(text).map_err(&corrupt)?
+                    self.memo.stream_id(text).map_err(&corrupt)?
                 }
                 (None, Some(stream_id)) => stream_id.clone(),
                 (None, None) => return Err(missing("stream id")),
@@ -109,7 +144,7 @@ impl ChunkDecoder {
                     .next()
                     .ok_or_else(|| missing("payload"))?
                     .to_owned(),
-                metadata: self.metadata(metadata).map_err(&corrupt)?,
+                metadata: self.memo.metadata(metadata).map_err(&corrupt)?,
                 recorded_at: DateTime::from_timestamp_micros(recorded_at)
                     .ok_or_else(|| corrupt(format!("bad timestamp {recorded_at}")))?,
                 hash,
@@ -137,32 +172,6 @@ impl ChunkDecoder {
             });
         }
         Ok(decoded)
-    }
-
-    fn stream_id(&mut self, text: &str) -> Result<StreamId, String> {
-        if let Some(last) = &self.last_stream
-            && last.as_str() == text
-        {
-            return Ok(last.clone());
-        }
-        let parsed = StreamId::parse(text).map_err(|error| error.to_string())?;
-        self.last_stream = Some(parsed.clone());
-        Ok(parsed)
-    }
-
-    fn metadata(&mut self, text: &str) -> Result<EventMetadata, String> {
-        if let Some((last_text, parsed)) = &self.last_metadata
-            && last_text == text
-        {
-            return Ok(parsed.clone());
-        }
-        let parsed = match parse_canonical_metadata(text) {
-            Some(parsed) => parsed,
-            None => serde_json::from_str(text)
-                .map_err(|error| format!("unreadable metadata: {error}"))?,
-        };
-        self.last_metadata = Some((text.to_owned(), parsed.clone()));
-        Ok(parsed)
     }
 }
 
