@@ -7,6 +7,7 @@ pub mod cloudevents;
 pub mod codec;
 pub mod diagram;
 pub mod error;
+mod head;
 pub mod json;
 mod locks;
 pub mod service;

@@ -28,6 +28,7 @@ use crate::cache::AggregateCache;
 use crate::clock::Clock;
 use crate::codec::{decode, stream_id, to_new_event};
 use crate::error::AppError;
+use crate::head::HeadReadings;
 use crate::locks::KeyedLocks;
 
 /// Who asks and how the command relates to others; recorded with every event it produces.
@@ -179,12 +180,37 @@ struct Counters {
     snapshots_rejected: AtomicU64,
 }
 
+/// A cached fold and the head position it is known to be current as of: no event of its stream has a
+/// global position at or below `current_at` that it has not folded (0: not known to be current at all).
+#[derive(Clone)]
+struct Fold {
+    aggregate: Arc<Aggregate>,
+    current_at: u64,
+}
+
+impl Fold {
+    fn unchecked(aggregate: Arc<Aggregate>) -> Self {
+        Self {
+            aggregate,
+            current_at: 0,
+        }
+    }
+}
+
+impl std::borrow::Borrow<Aggregate> for Fold {
+    fn borrow(&self) -> &Aggregate {
+        &self.aggregate
+    }
+}
+
 pub struct OnboardingService<S, C> {
     store: S,
     clock: C,
     decider: Decider,
     options: ServiceOptions,
-    cache: Mutex<AggregateCache<Arc<Aggregate>>>,
+    cache: Mutex<AggregateCache<Fold>>,
+    /// Readings of the log's head shared by concurrent questions: whether a cached fold is current.
+    heads: HeadReadings,
     locks: KeyedLocks<PortfolioId>,
     counters: Arc<Counters>,
     snapshots: Option<SnapshotStore>,
@@ -200,6 +226,7 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
             cache: Mutex::new(AggregateCache::new(
                 ServiceOptions::default().cached_aggregates,
             )),
+            heads: HeadReadings::default(),
             locks: KeyedLocks::default(),
             counters: Arc::default(),
             snapshots: None,
@@ -279,9 +306,10 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         let stream_id = stream_id(portfolio_id);
         let _serialised = self.locks.lock(portfolio_id).await;
         let (mut aggregate, mut current) = match self.cached(portfolio_id) {
-            Some(cached) => (cached, false),
+            Some(cached) => (cached.aggregate, false),
             None => (
-                self.fold_and_remember(portfolio_id, &stream_id).await?,
+                self.fold_and_remember(portfolio_id, &stream_id, None)
+                    .await?,
                 true,
             ),
         };
@@ -294,7 +322,9 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                     if !current {
                         // Decided on the cached fold: refuse only if that fold is the log's state.
                         let version = aggregate.version();
-                        aggregate = self.brought_up_to_date(&stream_id, aggregate).await?;
+                        aggregate = self
+                            .brought_up_to_date(&stream_id, Fold::unchecked(aggregate), None)
+                            .await?;
                         current = true;
                         if aggregate.version() != version {
                             continue;
@@ -352,7 +382,12 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                     {
                         self.store_snapshot(&stream_id, &aggregate, last.event_id);
                     }
-                    self.remember(aggregate);
+                    // Current as of its own last event: nothing of the stream can come before it.
+                    let current_at = recorded.last().map_or(0, |event| event.global_position);
+                    self.remember(Fold {
+                        aggregate,
+                        current_at,
+                    });
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     let logged = recorded
                         .into_iter()
@@ -379,7 +414,9 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                     self.counters
                         .conflicts_retried
                         .fetch_add(1, Ordering::Relaxed);
-                    aggregate = self.brought_up_to_date(&stream_id, aggregate).await?;
+                    aggregate = self
+                        .brought_up_to_date(&stream_id, Fold::unchecked(aggregate), None)
+                        .await?;
                     current = true;
                     continue;
                 }
@@ -454,9 +491,16 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     /// (from its snapshot when there is one). What questions and state reads are answered from.
     pub async fn current(&self, portfolio_id: &PortfolioId) -> Result<Arc<Aggregate>, AppError> {
         let stream_id = stream_id(portfolio_id);
+        // A reading of the head begun after this call: nothing appended since the cached fold was last
+        // found current means it is current now, without a look at its stream.
+        let head = self.heads.fresh(|| self.store.head_position()).await?;
         match self.cached(portfolio_id) {
-            Some(cached) => self.brought_up_to_date(&stream_id, cached).await,
-            None => self.fold_and_remember(portfolio_id, &stream_id).await,
+            Some(cached) if cached.current_at >= head => Ok(cached.aggregate),
+            Some(cached) => self.brought_up_to_date(&stream_id, cached, Some(head)).await,
+            None => {
+                self.fold_and_remember(portfolio_id, &stream_id, Some(head))
+                    .await
+            }
         }
     }
 
@@ -490,42 +534,60 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
     }
 
     /// The cached fold of the portfolio, as it was last seen (it may be behind the log).
-    fn cached(&self, portfolio_id: &PortfolioId) -> Option<Arc<Aggregate>> {
+    fn cached(&self, portfolio_id: &PortfolioId) -> Option<Fold> {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(portfolio_id)
     }
 
-    /// `aggregate` with the events the log has after it folded in (itself when there are none).
+    /// The fold with the events the log has after it folded in (itself when there are none). `head`: a
+    /// reading of the log's head taken before the stream is read, which the result is then current as of.
     async fn brought_up_to_date(
         &self,
         stream_id: &StreamId,
-        aggregate: Arc<Aggregate>,
+        fold: Fold,
+        head: Option<u64>,
     ) -> Result<Arc<Aggregate>, AppError> {
+        let Fold {
+            aggregate,
+            current_at,
+        } = fold;
         let tail = self
             .store
             .read_stream(stream_id, aggregate.version())
             .await?;
-        if tail.is_empty() {
+        let Some(last) = tail.last() else {
+            if let Some(head) = head.filter(|head| *head > current_at) {
+                self.remember(Fold {
+                    aggregate: Arc::clone(&aggregate),
+                    current_at: head,
+                });
+            }
             return Ok(aggregate);
-        }
+        };
+        let current_at = head.unwrap_or(0).max(last.global_position);
         let mut aggregate = Arc::unwrap_or_clone(aggregate);
         for recorded in &tail {
             let event = decode_checked(stream_id, recorded)?;
             apply_checked(&mut aggregate, stream_id, recorded, &event)?;
         }
         let aggregate = Arc::new(aggregate);
-        self.remember(Arc::clone(&aggregate));
+        self.remember(Fold {
+            aggregate: Arc::clone(&aggregate),
+            current_at,
+        });
         Ok(aggregate)
     }
 
     /// The portfolio folded from the log (from its snapshot when one of this build matches the log), kept
-    /// in the cache, and snapshotted when that fold read many events.
+    /// in the cache, and snapshotted when that fold read many events. `head`: as in
+    /// [`Self::brought_up_to_date`].
     async fn fold_and_remember(
         &self,
         portfolio_id: &PortfolioId,
         stream_id: &StreamId,
+        head: Option<u64>,
     ) -> Result<Arc<Aggregate>, AppError> {
         let (aggregate, snapshotted) = match self.restored_snapshot(portfolio_id, stream_id).await?
         {
@@ -558,7 +620,10 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
                 self.store_snapshot(stream_id, &aggregate, last.event_id);
             }
         }
-        self.remember(Arc::clone(&aggregate));
+        self.remember(Fold {
+            aggregate: Arc::clone(&aggregate),
+            current_at: head.unwrap_or(0),
+        });
         Ok(aggregate)
     }
 
@@ -670,11 +735,11 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         });
     }
 
-    fn remember(&self, aggregate: Arc<Aggregate>) {
+    fn remember(&self, fold: Fold) {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remember(aggregate);
+            .remember(fold);
     }
 
     async fn load_stream(

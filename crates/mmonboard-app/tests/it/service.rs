@@ -549,9 +549,18 @@ impl EventStore for Counting {
     }
 }
 
+async fn current_version(service: &OnboardingService<Counting, ManualClock>) -> u64 {
+    service
+        .current(&portfolio())
+        .await
+        .expect("loads")
+        .version()
+}
+
 /// What a lone command waits for: on a portfolio whose fold is cached, the append alone (no look-up of its
 /// id, no read of the stream's tail); a refusal is given after one read showing the fold is current and one
-/// look-up of its id; a question reads the tail once.
+/// look-up of its id. A question reads the log's head and, only when something was appended since the fold
+/// was last found current (here by another writer of the same log), the stream's tail.
 #[tokio::test]
 async fn a_lone_command_on_a_cached_portfolio_costs_one_append() {
     let fixture = Fixture::new();
@@ -591,13 +600,42 @@ async fn a_lone_command_on_a_cached_portfolio_costs_one_append() {
         .await
         .expect_err("refused");
     assert_eq!(service.store().take(), ["read_stream", "find_command"]);
+    assert_eq!(current_version(&service).await, 2);
     assert_eq!(
-        service
-            .current(&portfolio())
-            .await
-            .expect("loads")
-            .version(),
-        2
+        service.store().take(),
+        ["head_position"],
+        "nothing appended since its own append: the cached fold answers"
     );
-    assert_eq!(service.store().take(), ["read_stream"]);
+    // Another writer of the same log (another process) appends to another portfolio, then to this one.
+    let other = fixture.service().await;
+    other
+        .execute(
+            &PortfolioId::parse("5550002").expect("valid"),
+            &OnboardingCommand::StartOnboarding {},
+            &CommandContext::new("other"),
+        )
+        .await
+        .expect("no failure")
+        .expect("accepted");
+    assert_eq!(current_version(&service).await, 2);
+    assert_eq!(
+        service.store().take(),
+        ["head_position", "read_stream"],
+        "the head moved: the tail is read, and is empty"
+    );
+    assert_eq!(current_version(&service).await, 2);
+    assert_eq!(service.store().take(), ["head_position"], "current as of the new head");
+    other
+        .execute(
+            &portfolio(),
+            &OnboardingCommand::ReviewPermissions {
+                reviewed_by: UserId::parse("3001").expect("valid"),
+            },
+            &CommandContext::new("other"),
+        )
+        .await
+        .expect("no failure")
+        .expect("accepted");
+    assert_eq!(current_version(&service).await, 3, "the other writer's event is seen");
+    assert_eq!(service.store().take(), ["head_position", "read_stream"]);
 }
