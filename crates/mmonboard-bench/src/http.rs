@@ -4,7 +4,10 @@
 //!
 //! HTTP/1.1 is written by hand here, not through reqwest (which the live stream's lag uses): a load
 //! generator's own cost per request is part of what it measures, and a few writes and reads on a socket keep
-//! it near wrk's, so the figure is the server's throughput rather than a client library's.
+//! it near wrk's, so the figure is the server's throughput rather than a client library's. And the clients
+//! run on a runtime of their own, with two threads of their own (as `wrk -t2` is a process of its own): on
+//! the server's runtime they would take turns with the server's tasks on its two worker threads, and every
+//! answer would wake a client queued behind the next request, which no real client does.
 
 use std::time::Instant;
 
@@ -15,6 +18,65 @@ use crate::BenchError;
 use crate::live::{Served, failed};
 use crate::seed;
 
+/// The load generator's runtime (see the module's doc). Shut down without waiting when dropped: its tasks
+/// have all been awaited by then, or a failed one is being reported.
+struct LoadGenerator {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LoadGenerator {
+    fn new() -> Result<Self, BenchError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("load-generator")
+            .enable_all()
+            .build()
+            .map_err(failed("starting the load generator's runtime"))?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn spawn<F>(&self, task: F) -> Result<tokio::task::JoinHandle<F::Output>, BenchError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.spawn(task))
+            .ok_or_else(|| BenchError::Workload("the load generator has stopped".to_owned()))
+    }
+
+    /// `clients` connections, opened on the generator's runtime (a socket belongs to the runtime it was
+    /// opened on).
+    async fn connect(
+        &self,
+        served: &Served,
+        clients: usize,
+    ) -> Result<Vec<Connection>, BenchError> {
+        let address = served.address.clone();
+        let token = served.token.clone();
+        self.spawn(async move {
+            let mut connections = Vec::with_capacity(clients);
+            for _ in 0..clients {
+                connections.push(Connection::open(&address, &token).await?);
+            }
+            Ok::<_, BenchError>(connections)
+        })?
+        .await
+        .map_err(|error| BenchError::Workload(format!("opening the connections failed: {error}")))?
+    }
+}
+
+impl Drop for LoadGenerator {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection to the server.
 struct Connection {
     stream: BufReader<TcpStream>,
@@ -23,8 +85,8 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(served: &Served) -> Result<Self, BenchError> {
-        let stream = TcpStream::connect(&served.address)
+    async fn open(address: &str, token: &str) -> Result<Self, BenchError> {
+        let stream = TcpStream::connect(address)
             .await
             .map_err(failed("connecting to the server"))?;
         stream
@@ -32,8 +94,8 @@ impl Connection {
             .map_err(failed("setting TCP_NODELAY"))?;
         Ok(Self {
             stream: BufReader::new(stream),
-            host: served.address.clone(),
-            token: served.token.clone(),
+            host: address.to_owned(),
+            token: token.to_owned(),
         })
     }
 
@@ -123,16 +185,14 @@ pub(crate) async fn commands(
     first_number: u64,
 ) -> Result<HttpRun, BenchError> {
     let served = Served::start(url).await?;
-    let mut connections = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connections.push(Connection::open(&served).await?);
-    }
+    let generator = LoadGenerator::new()?;
+    let connections = generator.connect(&served, clients).await?;
     let started = Instant::now();
     let tasks: Vec<_> = connections
         .into_iter()
         .enumerate()
         .map(|(client, mut connection)| {
-            tokio::spawn(async move {
+            generator.spawn(async move {
                 let mut latencies = Vec::with_capacity(portfolios_each * COMMANDS_PER_PORTFOLIO);
                 for index in 0..portfolios_each {
                     let number = first_number + (client * portfolios_each + index) as u64;
@@ -157,7 +217,7 @@ pub(crate) async fn commands(
                 Ok::<_, BenchError>(latencies)
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut latencies = Vec::new();
     let mut failure = None;
     for task in tasks {
@@ -175,14 +235,22 @@ pub(crate) async fn commands(
     }
 }
 
+/// What the route questions measured: the questions, and the same clients sending a request the server
+/// refuses at once (a route question without its parameters: 400) through the same stack, the ceiling of
+/// the server's HTTP layer and of this load generator on this machine.
+pub(crate) struct RouteRuns {
+    pub questions: HttpRun,
+    pub trivial: HttpRun,
+}
+
 /// `clients` concurrent clients asking `questions_each` route questions each about portfolio `number`'s
-/// marketing template; every one must be answered 200.
+/// marketing template (every one must be answered 200), then as many trivial requests (each answered 400).
 pub(crate) async fn route_questions(
     url: &str,
     clients: usize,
     questions_each: usize,
     number: u64,
-) -> Result<HttpRun, BenchError> {
+) -> Result<RouteRuns, BenchError> {
     let path = format!(
         "/v1/route?portfolio_id={}&waba_id={}&template_id={}",
         seed::portfolio_id(number)?,
@@ -190,52 +258,67 @@ pub(crate) async fn route_questions(
         seed::template_id(number)?
     );
     let served = Served::start(url).await?;
-    let mut connections = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connections.push(Connection::open(&served).await?);
+    let generator = LoadGenerator::new()?;
+    let measured = async {
+        let connections = generator.connect(&served, clients).await?;
+        // The first question folds the portfolio; the figure is of the questions after it.
+        let (connections, _) = ask(&generator, connections, &path, 200, 1).await?;
+        let (connections, questions) =
+            ask(&generator, connections, &path, 200, questions_each).await?;
+        let (_, trivial) = ask(&generator, connections, "/v1/route", 400, questions_each).await?;
+        Ok::<_, BenchError>(RouteRuns { questions, trivial })
     }
-    // The first question folds the portfolio; the figure is of the questions after it.
-    let warm = connections[0].request("GET", &path, "").await?;
-    if warm != 200 {
-        served.stop().await?;
-        return Err(BenchError::Workload(format!(
-            "a route question answered {warm}"
-        )));
-    }
+    .await;
+    served.stop().await?;
+    measured
+}
+
+/// Every connection sends `each` GETs of `path`, one at a time, all at once; each must be answered
+/// `expected`. The connections come back for the next round.
+async fn ask(
+    generator: &LoadGenerator,
+    connections: Vec<Connection>,
+    path: &str,
+    expected: u16,
+    each: usize,
+) -> Result<(Vec<Connection>, HttpRun), BenchError> {
     let started = Instant::now();
     let tasks: Vec<_> = connections
         .into_iter()
         .map(|mut connection| {
-            let path = path.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(questions_each);
-                for _ in 0..questions_each {
+            let path = path.to_owned();
+            generator.spawn(async move {
+                let mut latencies = Vec::with_capacity(each);
+                for _ in 0..each {
                     let sent = Instant::now();
                     let status = connection.request("GET", &path, "").await?;
                     latencies.push(sent.elapsed().as_secs_f64() * 1_000.0);
-                    if status != 200 {
+                    if status != expected {
                         return Err(BenchError::Workload(format!(
-                            "a route question answered {status}"
+                            "GET {path} answered {status}, not {expected}"
                         )));
                     }
                 }
-                Ok::<_, BenchError>(latencies)
+                Ok::<_, BenchError>((connection, latencies))
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
+    let mut connections = Vec::with_capacity(tasks.len());
     let mut latencies = Vec::new();
     let mut failure = None;
     for task in tasks {
         match task.await {
-            Ok(Ok(part)) => latencies.extend(part),
+            Ok(Ok((connection, part))) => {
+                connections.push(connection);
+                latencies.extend(part);
+            }
             Ok(Err(error)) => failure = Some(error),
             Err(error) => failure = Some(BenchError::Workload(format!("a client failed: {error}"))),
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    served.stop().await?;
     match failure {
         Some(error) => Err(error),
-        None => Ok(summary(latencies, elapsed)),
+        None => Ok((connections, summary(latencies, elapsed))),
     }
 }
