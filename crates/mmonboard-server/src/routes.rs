@@ -600,15 +600,37 @@ pub(crate) async fn templates<C: Clock + Clone>(
 pub(crate) async fn routing<C: Clock + Clone>(
     State(state): Shared<C>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    route_answer(&state, &query).await.map(Json)
+) -> Result<Json<RouteBody>, ApiError> {
+    route_decision(&state, &query).await.map(Json)
 }
 
-/// The answer of `GET /v1/route` to these query parameters (the console's route probe asks it too).
+/// The answer of `GET /v1/route` (see `openapi::RouteAnswer`), written straight from its fields, keys in
+/// the order a `json!` map would keep them: the sending platform asks one per marketing message.
+#[derive(serde::Serialize)]
+pub(crate) struct RouteBody {
+    at: DateTime<Utc>,
+    message: String,
+    policy: ProductPolicy,
+    portfolio_id: PortfolioId,
+    reason: mmonboard_domain::RouteReason,
+    route: Option<mmonboard_domain::Route>,
+    waba_id: WabaId,
+}
+
+/// The answer of `GET /v1/route` to these query parameters as JSON (the console's route probe asks it).
 pub(crate) async fn route_answer<C: Clock + Clone>(
     state: &crate::AppState<C>,
     query: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
+    let body = route_decision(state, query).await?;
+    serde_json::to_value(body).map_err(|error| ApiError::internal(error.to_string()))
+}
+
+/// The answer of `GET /v1/route` to these query parameters.
+async fn route_decision<C: Clock + Clone>(
+    state: &crate::AppState<C>,
+    query: &HashMap<String, String>,
+) -> Result<RouteBody, ApiError> {
     let required = |name: &str| {
         query
             .get(name)
@@ -655,16 +677,15 @@ pub(crate) async fn route_answer<C: Clock + Clone>(
     }
     let now = state.service.clock().now();
     let decision = route(&aggregate, &waba_id, &kind, policy, now, &state.config);
-    let message = decision.reason.to_string();
-    Ok(json!({
-        "portfolio_id": portfolio_id,
-        "waba_id": waba_id,
-        "at": now,
-        "route": decision.route,
-        "policy": decision.policy,
-        "reason": decision.reason,
-        "message": message,
-    }))
+    Ok(RouteBody {
+        at: now,
+        message: decision.reason.to_string(),
+        policy: decision.policy,
+        portfolio_id,
+        reason: decision.reason,
+        route: decision.route,
+        waba_id,
+    })
 }
 
 /// The query string as name/value pairs, repeats kept (`type=a&type=b`), for the routes with repeatable filters.
