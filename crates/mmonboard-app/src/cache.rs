@@ -27,6 +27,12 @@ impl<F: Borrow<Aggregate> + Clone> AggregateCache<F> {
         self.folds.as_mut()?.get(portfolio_id).cloned()
     }
 
+    /// The portfolio's fold, taken out of the cache (no copy is made): for a caller that folds it further
+    /// and remembers the result.
+    pub fn take(&mut self, portfolio_id: &PortfolioId) -> Option<F> {
+        self.folds.as_mut()?.remove(portfolio_id)
+    }
+
     /// Remember a fold, unless a later one of the same portfolio is remembered already (two tasks that folded
     /// the same portfolio may come back in either order).
     pub fn remember(&mut self, fold: F) {

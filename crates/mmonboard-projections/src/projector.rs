@@ -2,6 +2,7 @@
 //! aggregate, and rewrites the touched portfolios' rows with the new checkpoint in one transaction.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use mmonboard_app::cache::AggregateCache;
@@ -148,16 +149,20 @@ impl Projector {
         let Some(last) = batch.last() else {
             return Ok(());
         };
-        // Folded states of this batch stay staged until the COMMIT: if it fails, the cache still matches
-        // the checkpoint and the retry folds the same events again.
+        // Folded states of this batch stay staged until the COMMIT: if it fails, the cache holds none of
+        // them (nor the folds they were taken from), and the retry folds the same events again.
         let mut touched: BTreeMap<PortfolioId, (Aggregate, u64)> = BTreeMap::new();
         for recorded in batch {
             let Some(portfolio_id) = portfolio_of(&recorded.stream_id) else {
                 continue;
             };
-            let (mut aggregate, mut last_position) = match touched.remove(&portfolio_id) {
-                Some(staged) => staged,
-                None => (self.aggregate_before(&portfolio_id, recorded).await?, 0),
+            // Folded in place: an aggregate is not moved in and out of the map for each event.
+            let (aggregate, last_position) = match touched.entry(portfolio_id) {
+                Entry::Occupied(staged) => staged.into_mut(),
+                Entry::Vacant(vacant) => {
+                    let before = self.aggregate_before(vacant.key(), recorded).await?;
+                    vacant.insert((before, 0))
+                }
             };
             if aggregate.version() < recorded.stream_version {
                 let event =
@@ -167,9 +172,8 @@ impl Projector {
                     .map_err(|error| corrupt(recorded, error.to_string()))?;
             }
             if aggregate.version() == recorded.stream_version {
-                last_position = recorded.global_position;
+                *last_position = recorded.global_position;
             }
-            touched.insert(portfolio_id, (aggregate, last_position));
         }
         let states: Vec<(&Aggregate, u64)> = touched
             .values()
@@ -191,7 +195,9 @@ impl Projector {
         portfolio_id: &PortfolioId,
         recorded: &RecordedEvent,
     ) -> Result<Aggregate, ProjectionError> {
-        if let Some(cached) = self.cache.get(portfolio_id)
+        // Taken, not copied: it is remembered again, folded further, once the batch is written (a batch
+        // that fails to be written leaves it out, to be folded from the log next time).
+        if let Some(cached) = self.cache.take(portfolio_id)
             && cached.version() + 1 >= recorded.stream_version
         {
             return Ok(cached);

@@ -44,8 +44,9 @@ pub(crate) const CLEAR: [&str; 3] = [
     "DELETE FROM read_templates",
 ];
 
-fn json(value: &serde_json::Value) -> String {
-    value.to_string()
+fn json(rows: &impl serde::Serialize) -> Result<String, ProjectionError> {
+    serde_json::to_string(rows)
+        .map_err(|error| super::corrupt("read models", format!("a row cannot be written as JSON: {error}")))
 }
 
 pub(crate) async fn write(
@@ -56,59 +57,60 @@ pub(crate) async fn write(
     fail_before_checkpoint: bool,
 ) -> Result<(), ProjectionError> {
     let up_to = position(up_to)?;
-    let statuses: Vec<serde_json::Value> = rows
+    // Each row a JSON array, serialised straight from a tuple of its columns (no `Value` tree per row).
+    let statuses = rows
         .statuses
         .iter()
         .map(|row| {
-            serde_json::json!([
-                row.portfolio_id,
-                row.phase,
-                row.stage,
-                row.next_action,
+            (
+                &row.portfolio_id,
+                &row.phase,
+                &row.stage,
+                &row.next_action,
                 blockers_text(&row.blocked_by),
                 row.version,
                 row.started_at.map(micros),
                 row.updated_at.map(micros),
                 row.last_position,
-            ])
+            )
         })
-        .collect();
-    let accounts: Vec<serde_json::Value> = rows
+        .collect::<Vec<_>>();
+    let accounts = rows
         .ad_accounts
         .iter()
         .map(|row| {
-            serde_json::json!([
-                row.portfolio_id,
-                row.waba_id,
-                row.ad_account_id,
+            (
+                &row.portfolio_id,
+                &row.waba_id,
+                &row.ad_account_id,
                 micros(row.created_at),
-                row.status,
-            ])
+                &row.status,
+            )
         })
-        .collect();
-    let templates: Vec<serde_json::Value> = rows
+        .collect::<Vec<_>>();
+    let templates = rows
         .templates
         .iter()
         .map(|row| {
-            serde_json::json!([
-                row.portfolio_id,
-                row.template_id,
-                row.waba_id,
-                row.name,
-                row.language,
-                row.category,
+            (
+                &row.portfolio_id,
+                &row.template_id,
+                &row.waba_id,
+                &row.name,
+                &row.language,
+                &row.category,
                 micros(row.changed_at),
                 micros(row.sync_window_ends_at),
                 row.mirror_synced_at.map(micros),
                 micros(row.last_activity_at),
-            ])
+            )
         })
-        .collect();
-    let ids = json(&serde_json::json!(rows.portfolio_ids));
+        .collect::<Vec<_>>();
+    let ids = json(&rows.portfolio_ids)?;
     let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
     if !statuses.is_empty() {
         sqlx::query(UPSERT_STATUSES)
-            .bind(json(&serde_json::Value::Array(statuses)))
+            .bind(json(&statuses)?)
             .execute(&mut *transaction)
             .await?;
         sqlx::query(DELETE_AD_ACCOUNTS)
@@ -122,13 +124,13 @@ pub(crate) async fn write(
     }
     if !accounts.is_empty() {
         sqlx::query(INSERT_AD_ACCOUNTS)
-            .bind(json(&serde_json::Value::Array(accounts)))
+            .bind(json(&accounts)?)
             .execute(&mut *transaction)
             .await?;
     }
     if !templates.is_empty() {
         sqlx::query(INSERT_TEMPLATES)
-            .bind(json(&serde_json::Value::Array(templates)))
+            .bind(json(&templates)?)
             .execute(&mut *transaction)
             .await?;
     }
