@@ -11,6 +11,7 @@ pub mod conformance;
 mod crosscheck;
 mod error;
 mod export;
+mod halves;
 mod hash;
 mod hooks;
 mod log;

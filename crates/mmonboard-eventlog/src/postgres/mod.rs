@@ -288,8 +288,24 @@ impl EventStore for PgEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut connection = self.reader().await?;
-        read_all_on(&mut connection, after, limit).await
+        // Each half on a task of its own: rows are decoded by the task that reads them, so two tasks
+        // decode on two workers while the server streams both.
+        crate::halves::read_all(after, limit, |after, limit| {
+            let readers = self.readers.clone();
+            async move {
+                tokio::spawn(async move {
+                    let mut connection = readers.acquire().await.map_err(closed_or)?;
+                    read_all_on(&mut connection, after, limit).await
+                })
+                .await
+                .map_err(|error| {
+                    StoreError::Database(crate::error::DatabaseError::text(format!(
+                        "a read task of the event log failed: {error}"
+                    )))
+                })?
+            }
+        })
+        .await
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {

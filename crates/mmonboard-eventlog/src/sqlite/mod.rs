@@ -37,9 +37,9 @@ use writer::{AppendJob, Writer};
 /// and exports' walks.
 const READ_CHUNK: usize = 2048;
 
-/// Reads of at least this many events are split into ranges read and decoded on several blocking threads
-/// at once; below it one thread is quicker than the hand-over.
-const PARALLEL_READ_FROM: usize = 1024;
+// Reads of at least this many events are split into ranges read and decoded on several blocking threads
+// at once; below it one thread is quicker than the hand-over.
+use crate::halves::PARALLEL_READ_FROM;
 
 /// Ranges of one long read fetched at once (the machines have two cores).
 const READ_PARALLELISM: usize = 2;
@@ -442,42 +442,17 @@ impl EventStore for SqliteEventStore {
         let Ok(after) = i64::try_from(after_position) else {
             return Ok(Vec::new());
         };
-        if self.read_parallelism < 2 || limit < PARALLEL_READ_FROM {
+        if self.read_parallelism < 2 {
             return self
                 .bulk
                 .run(move |connection| bulk::read_all(connection, after, limit))
                 .await;
         }
-        // Two halves at once. Positions are gap-free, so the second half is guessed to start right after
-        // `after + half`; it is used only if the first half really ends there. Each half is a prefix of the
-        // log after its start in its own snapshot, so the two joined skip nothing.
-        let half = limit / 2;
-        let guessed = after.saturating_add(half as i64);
-        let (mut events, second) = futures_util::future::try_join(
+        crate::halves::read_all(after, limit, |after, limit| {
             self.bulk
-                .run(move |connection| bulk::read_all(connection, after, half)),
-            self.bulk
-                .run(move |connection| bulk::read_all(connection, guessed, limit - half)),
-        )
-        .await?;
-        let Some(last) = events.last().map(|event| event.global_position) else {
-            return Ok(events);
-        };
-        if events.len() < half {
-            return Ok(events); // the end of the log
-        }
-        if i64::try_from(last) == Ok(guessed) {
-            events.extend(second);
-        } else {
-            // Positions with a gap (a log that verify will call broken): read on from where the first ended.
-            let last = to_i64(last)?;
-            let rest = self
-                .bulk
-                .run(move |connection| bulk::read_all(connection, last, limit - half))
-                .await?;
-            events.extend(rest);
-        }
-        Ok(events)
+                .run(move |connection| bulk::read_all(connection, after, limit))
+        })
+        .await
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
