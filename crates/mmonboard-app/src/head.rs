@@ -211,7 +211,11 @@ mod tests {
         release.notify_one();
         assert_eq!(first.await.expect("first").ok(), Some(1));
         for caller in later {
-            assert_eq!(caller.await.expect("later").ok(), Some(2), "never the older reading");
+            assert_eq!(
+                caller.await.expect("later").ok(),
+                Some(2),
+                "never the older reading"
+            );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one reading for the three");
     }
@@ -265,9 +269,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_reading_is_the_answer_of_its_round_only() {
         let readings = HeadReadings::default();
-        let failed = readings
-            .fresh(|| async { Err(StoreError::Closed) })
-            .await;
+        let failed = readings.fresh(|| async { Err(StoreError::Closed) }).await;
         assert!(matches!(failed, Err(StoreError::Closed)));
         assert_eq!(readings.fresh(|| async { Ok(3) }).await.ok(), Some(3));
     }

@@ -496,7 +496,10 @@ impl<S: EventStore, C: Clock> OnboardingService<S, C> {
         let head = self.heads.fresh(|| self.store.head_position()).await?;
         match self.cached(portfolio_id) {
             Some(cached) if cached.current_at >= head => Ok(cached.aggregate),
-            Some(cached) => self.brought_up_to_date(&stream_id, cached, Some(head)).await,
+            Some(cached) => {
+                self.brought_up_to_date(&stream_id, cached, Some(head))
+                    .await
+            }
             None => {
                 self.fold_and_remember(portfolio_id, &stream_id, Some(head))
                     .await

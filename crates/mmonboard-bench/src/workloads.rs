@@ -235,8 +235,7 @@ pub(crate) async fn replay(store: &Arc<EventLog>) -> Result<ReplayRun, BenchErro
     let mut events = 0u64;
     let started = Instant::now();
     let mut page = store.read_all(after, PAGE).await?;
-    loop {
-        let Some(last) = page.last() else { break };
+    while let Some(last) = page.last() {
         after = last.global_position;
         let next = {
             let store = Arc::clone(store);

@@ -151,7 +151,8 @@ impl Projector {
         };
         // Folded states of this batch stay staged until the COMMIT: if it fails, the cache holds none of
         // them (nor the folds they were taken from), and the retry folds the same events again.
-        let mut touched: BTreeMap<PortfolioId, (Aggregate, u64)> = BTreeMap::new();
+        // Boxed: a B-tree node shifts its values on every insert, and an aggregate is large.
+        let mut touched: BTreeMap<PortfolioId, (Box<Aggregate>, u64)> = BTreeMap::new();
         for recorded in batch {
             let Some(portfolio_id) = portfolio_of(&recorded.stream_id) else {
                 continue;
@@ -161,7 +162,7 @@ impl Projector {
                 Entry::Occupied(staged) => staged.into_mut(),
                 Entry::Vacant(vacant) => {
                     let before = self.aggregate_before(vacant.key(), recorded).await?;
-                    vacant.insert((before, 0))
+                    vacant.insert((Box::new(before), 0))
                 }
             };
             if aggregate.version() < recorded.stream_version {
@@ -177,14 +178,14 @@ impl Projector {
         }
         let states: Vec<(&Aggregate, u64)> = touched
             .values()
-            .map(|(aggregate, last)| (aggregate, *last))
+            .map(|(aggregate, last)| (&**aggregate, *last))
             .collect();
         let rows = PortfolioRows::of(&states);
         self.read_models
             .write(&rows, STATUS_PROJECTION, last.global_position)
             .await?;
         for (aggregate, _) in touched.into_values() {
-            self.cache.remember(aggregate);
+            self.cache.remember(*aggregate);
         }
         Ok(())
     }

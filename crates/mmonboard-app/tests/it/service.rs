@@ -624,7 +624,11 @@ async fn a_lone_command_on_a_cached_portfolio_costs_one_append() {
         "the head moved: the tail is read, and is empty"
     );
     assert_eq!(current_version(&service).await, 2);
-    assert_eq!(service.store().take(), ["head_position"], "current as of the new head");
+    assert_eq!(
+        service.store().take(),
+        ["head_position"],
+        "current as of the new head"
+    );
     other
         .execute(
             &portfolio(),
@@ -636,6 +640,10 @@ async fn a_lone_command_on_a_cached_portfolio_costs_one_append() {
         .await
         .expect("no failure")
         .expect("accepted");
-    assert_eq!(current_version(&service).await, 3, "the other writer's event is seen");
+    assert_eq!(
+        current_version(&service).await,
+        3,
+        "the other writer's event is seen"
+    );
     assert_eq!(service.store().take(), ["head_position", "read_stream"]);
 }

@@ -65,7 +65,10 @@ pub(super) async fn exec(
     let outcome = service.execute(portfolio_id, &command, &context).await?;
     let code = match outcome {
         Ok(outcome) => {
-            print_json(&serde_json::to_value(accepted_json(&outcome, context.command_id))?)?;
+            print_json(&serde_json::to_value(accepted_json(
+                &outcome,
+                context.command_id,
+            ))?)?;
             exit::OK
         }
         Err(refusal) => {

@@ -45,8 +45,12 @@ pub(crate) const CLEAR: [&str; 3] = [
 ];
 
 fn json(rows: &impl serde::Serialize) -> Result<String, ProjectionError> {
-    serde_json::to_string(rows)
-        .map_err(|error| super::corrupt("read models", format!("a row cannot be written as JSON: {error}")))
+    serde_json::to_string(rows).map_err(|error| {
+        super::corrupt(
+            "read models",
+            format!("a row cannot be written as JSON: {error}"),
+        )
+    })
 }
 
 pub(crate) async fn write(
