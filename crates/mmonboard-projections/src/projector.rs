@@ -63,39 +63,85 @@ impl Projector {
     }
 
     /// Project everything up to the current head; returns how many events were projected.
+    ///
+    /// Three pages are at work at once: the next one is read (on the log's read threads) while this one is
+    /// folded and the one before it is written (on its own task). A page is folded from the folds of the
+    /// page before it as they stand, before that page has committed; those join the cache only once it has,
+    /// so the cache never runs ahead of the checkpoint. One write at a time, in order; a failure waits for the
+    /// write in flight to end before it is returned, so no write of this catch-up lands after it.
     pub async fn catch_up(
         &mut self,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<u64, ProjectionError> {
-        let mut position = self.read_models.checkpoint(STATUS_PROJECTION).await?;
+        let position = self.read_models.checkpoint(STATUS_PROJECTION).await?;
         let head = self.store.head_position().await?;
-        let mut projected = 0;
-        let store = Arc::clone(&self.store);
+        let mut writing: Option<Writing> = None;
+        let mut staged = Folds::new();
+        let caught_up = self
+            .pipelined(position, head, &mut writing, &mut staged, &mut progress)
+            .await;
+        let last_write = match writing {
+            Some(writing) => writing.finish().await.map(Some),
+            None => Ok(None),
+        };
+        let projected = caught_up?;
+        if let Some(written_up_to) = last_write? {
+            self.remember_all(staged);
+            progress(written_up_to, head);
+        }
+        Ok(projected)
+    }
+
+    async fn pipelined(
+        &mut self,
+        mut position: u64,
+        head: u64,
+        writing: &mut Option<Writing>,
+        staged: &mut Folds,
+        progress: &mut impl FnMut(u64, u64),
+    ) -> Result<u64, ProjectionError> {
         let page_size = self.options.page_size;
+        let mut projected = 0;
         let mut page = if position < head {
-            store.read_all(position, page_size).await?
+            self.store.read_all(position, page_size).await?
         } else {
             Vec::new()
         };
         while let Some(last) = page.last() {
             position = last.global_position;
-            // The next page is read (on the log's read threads) while this one is folded and written.
-            let (projecting, next) = if position < head {
-                let (projecting, next) =
-                    tokio::join!(self.project(&page), store.read_all(position, page_size));
-                (projecting, Some(next))
-            } else {
-                (self.project(&page).await, None)
-            };
-            projecting?;
+            let next = (position < head).then(|| {
+                let store = Arc::clone(&self.store);
+                tokio::spawn(async move { store.read_all(position, page_size).await })
+            });
+            let touched = self.fold(&page, staged).await?;
+            let rows = rows_of(&touched);
+            if let Some(previous) = writing.take() {
+                let written_up_to = previous.finish().await?;
+                // The page before is committed: what this page did not fold further joins the cache.
+                self.remember_all(std::mem::take(staged));
+                progress(written_up_to, head);
+            }
+            *staged = touched;
+            let read_models = self.read_models.clone();
+            *writing = Some(Writing {
+                task: tokio::spawn(async move {
+                    read_models.write(&rows, STATUS_PROJECTION, position).await
+                }),
+                up_to: position,
+            });
             projected += page.len() as u64;
-            progress(position, head);
             page = match next {
-                Some(next) => next?,
+                Some(next) => next.await.map_err(join_error)??,
                 None => Vec::new(),
             };
         }
         Ok(projected)
+    }
+
+    fn remember_all(&mut self, folds: Folds) {
+        for (aggregate, _) in folds.into_values() {
+            self.cache.remember(*aggregate);
+        }
     }
 
     /// Follow the log for as long as `keep_running` is pending: catch up, then project new events as they
@@ -151,8 +197,23 @@ impl Projector {
         };
         // Folded states of this batch stay staged until the COMMIT: if it fails, the cache holds none of
         // them (nor the folds they were taken from), and the retry folds the same events again.
-        // Boxed: a B-tree node shifts its values on every insert, and an aggregate is large.
-        let mut touched: BTreeMap<PortfolioId, (Box<Aggregate>, u64)> = BTreeMap::new();
+        let touched = self.fold(batch, &mut Folds::new()).await?;
+        self.read_models
+            .write(&rows_of(&touched), STATUS_PROJECTION, last.global_position)
+            .await?;
+        self.remember_all(touched);
+        Ok(())
+    }
+
+    /// Every portfolio of `batch` folded through its events in the batch, with the position of its last
+    /// one. A portfolio's state before the batch comes from `earlier` (the folds of the page before, not
+    /// yet committed; taken from it), else the cache, else the log.
+    async fn fold(
+        &mut self,
+        batch: &[RecordedEvent],
+        earlier: &mut Folds,
+    ) -> Result<Folds, ProjectionError> {
+        let mut touched = Folds::new();
         for recorded in batch {
             let Some(portfolio_id) = portfolio_of(&recorded.stream_id) else {
                 continue;
@@ -161,8 +222,13 @@ impl Projector {
             let (aggregate, last_position) = match touched.entry(portfolio_id) {
                 Entry::Occupied(staged) => staged.into_mut(),
                 Entry::Vacant(vacant) => {
-                    let before = self.aggregate_before(vacant.key(), recorded).await?;
-                    vacant.insert((Box::new(before), 0))
+                    let before = match earlier.remove(vacant.key()) {
+                        Some((folded, _)) if folded.version() + 1 >= recorded.stream_version => {
+                            folded
+                        }
+                        _ => Box::new(self.aggregate_before(vacant.key(), recorded).await?),
+                    };
+                    vacant.insert((before, 0))
                 }
             };
             if aggregate.version() < recorded.stream_version {
@@ -176,18 +242,7 @@ impl Projector {
                 *last_position = recorded.global_position;
             }
         }
-        let states: Vec<(&Aggregate, u64)> = touched
-            .values()
-            .map(|(aggregate, last)| (&**aggregate, *last))
-            .collect();
-        let rows = PortfolioRows::of(&states);
-        self.read_models
-            .write(&rows, STATUS_PROJECTION, last.global_position)
-            .await?;
-        for (aggregate, _) in touched.into_values() {
-            self.cache.remember(*aggregate);
-        }
-        Ok(())
+        Ok(touched)
     }
 
     /// The portfolio's state just before `recorded` (or later, if it was already folded).
@@ -218,6 +273,39 @@ impl Projector {
         }
         Ok(aggregate)
     }
+}
+
+/// Folded portfolios with the position of the last event folded in this batch. Boxed: a B-tree node shifts
+/// its values on every insert, and an aggregate is large.
+type Folds = BTreeMap<PortfolioId, (Box<Aggregate>, u64)>;
+
+/// The read models' rows of these folds.
+fn rows_of(folds: &Folds) -> PortfolioRows {
+    let states: Vec<(&Aggregate, u64)> = folds
+        .values()
+        .map(|(aggregate, last)| (&**aggregate, *last))
+        .collect();
+    PortfolioRows::of(&states)
+}
+
+/// A page's rows being written on a task of their own, up to this position.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<(), ProjectionError>>,
+    up_to: u64,
+}
+
+impl Writing {
+    /// Waits for the write to end; the position it committed.
+    async fn finish(self) -> Result<u64, ProjectionError> {
+        self.task.await.map_err(join_error)??;
+        Ok(self.up_to)
+    }
+}
+
+fn join_error(error: tokio::task::JoinError) -> ProjectionError {
+    ProjectionError::Store(mmonboard_eventlog::StoreError::Invalid(format!(
+        "a task of the projector failed: {error}"
+    )))
 }
 
 fn corrupt(recorded: &RecordedEvent, reason: String) -> ProjectionError {
