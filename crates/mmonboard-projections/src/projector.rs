@@ -68,7 +68,8 @@ impl Projector {
     /// folded and the one before it is written (on its own task). A page is folded from the folds of the
     /// page before it as they stand, before that page has committed; those join the cache only once it has,
     /// so the cache never runs ahead of the checkpoint. One write at a time, in order; a failure waits for the
-    /// write in flight to end before it is returned, so no write of this catch-up lands after it.
+    /// write in flight to end before it is returned, so no write of this catch-up lands after it. Dropped
+    /// (cancelled), it aborts the write in flight, which rolls back unless its COMMIT was already sent.
     pub async fn catch_up(
         &mut self,
         mut progress: impl FnMut(u64, u64),
@@ -124,9 +125,9 @@ impl Projector {
             *staged = touched;
             let read_models = self.read_models.clone();
             *writing = Some(Writing {
-                task: tokio::spawn(async move {
+                task: Some(tokio::spawn(async move {
                     read_models.write(&rows, STATUS_PROJECTION, position).await
-                }),
+                })),
                 up_to: position,
             });
             projected += page.len() as u64;
@@ -288,17 +289,30 @@ fn rows_of(folds: &Folds) -> PortfolioRows {
     PortfolioRows::of(&states)
 }
 
-/// A page's rows being written on a task of their own, up to this position.
+/// A page's rows being written on a task of their own, up to this position. Dropped unfinished (the
+/// catch-up was cancelled), the task is aborted.
 struct Writing {
-    task: tokio::task::JoinHandle<Result<(), ProjectionError>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ProjectionError>>>,
     up_to: u64,
 }
 
 impl Writing {
     /// Waits for the write to end; the position it committed.
-    async fn finish(self) -> Result<u64, ProjectionError> {
-        self.task.await.map_err(join_error)??;
+    async fn finish(mut self) -> Result<u64, ProjectionError> {
+        if let Some(task) = self.task.as_mut() {
+            let written = task.await;
+            self.task = None;
+            written.map_err(join_error)??;
+        }
         Ok(self.up_to)
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
