@@ -61,7 +61,14 @@ pub(crate) async fn portfolios<C: Clock + Clone>(
                 .ok_or_else(|| Failure::bad_request(format!("unknown phase {text:?} in phase=")))?,
         ),
     };
-    let head = app.store.head_position().await?;
+    // The rows are the read models', so the region's key (and where its live updates start) is how far the
+    // read models had got, read before the rows: keyed by the log's head instead, a page rendered while the
+    // projector was behind would carry the key of rows it does not show, and the refresh that brings them
+    // would find the key unchanged and keep the stale rows.
+    let projected = app
+        .read_models
+        .checkpoint(mmonboard_projections::STATUS_PROJECTION)
+        .await?;
     let mut rows = app.read_models.statuses().await?;
     rows.sort_by(|a, b| a.portfolio_id.cmp(&b.portfolio_id));
     let count = |phase: Phase| {
@@ -81,7 +88,7 @@ pub(crate) async fn portfolios<C: Clock + Clone>(
         .collect();
     let body = html! {
         h1 { "Portfolios" }
-        section #portfolios data-live-region data-key=(head) {
+        section #portfolios data-live-region data-key=(projected) {
             nav.filters aria-label="Filter by phase" {
                 a href="/" aria-current=[filter.is_none().then_some("page")] { "All (" (total) ")" }
                 @for (phase, count) in &counts {
@@ -117,7 +124,7 @@ pub(crate) async fn portfolios<C: Clock + Clone>(
         }
     };
     let live = Live {
-        after: head,
+        after: projected,
         portfolio_id: None,
     };
     Ok(markup::page(
@@ -315,6 +322,12 @@ pub(crate) async fn portfolio<C: Clock + Clone>(
     let history = recorded_history(&console, &portfolio_id).await?;
     let aggregate = app.service.load(&portfolio_id).await?;
     let now = app.service.clock().now();
+    // The ad accounts' routing status is the read models': the summary's key carries how far they had got
+    // (read before them), so a refresh once the projector caught up replaces a summary rendered before.
+    let projected = app
+        .read_models
+        .checkpoint(mmonboard_projections::STATUS_PROJECTION)
+        .await?;
     let ad_accounts: HashMap<String, String> = app
         .read_models
         .ad_accounts(portfolio_id.as_str())
@@ -332,7 +345,7 @@ pub(crate) async fn portfolio<C: Clock + Clone>(
             " · "
             a href={"/portfolios/" (portfolio_id) "/enable"} { "Enable flow (customer view)" }
         }
-        section #summary data-live-region data-key=(view.version) {
+        section #summary data-live-region data-key=(format!("{}-{projected}", view.version)) {
             dl.facts {
                 dt { "Phase" } dd #phase { (phase_badge(view.phase.as_str())) " " span.muted { "(" (view.stage.as_str().replace('_', " ")) ")" } }
                 dt { "Next action" } dd { (view.next_action) }
