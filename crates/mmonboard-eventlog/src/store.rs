@@ -270,3 +270,62 @@ impl ChainVerifier {
         });
     }
 }
+
+/// Where a command record says its events are: `count` of them at consecutive positions from `first`. The
+/// one check, for both backends, that the events read back are exactly those.
+pub(crate) struct CommandSpan {
+    first: i64,
+    count: usize,
+}
+
+impl CommandSpan {
+    pub(crate) fn new(first_position: i64, event_count: i64) -> Result<Self, StoreError> {
+        let count = usize::try_from(event_count).map_err(|_| {
+            Self::corrupt(
+                first_position,
+                format!("a command records {event_count} events"),
+            )
+        })?;
+        Ok(Self {
+            first: first_position,
+            count,
+        })
+    }
+
+    /// The position the span's events are read after.
+    pub(crate) fn after(&self) -> i64 {
+        self.first - 1
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// `events` if they are the span's events, else [`StoreError::Corrupt`].
+    pub(crate) fn checked(
+        &self,
+        events: Vec<RecordedEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let contiguous = events
+            .iter()
+            .zip(self.first..)
+            .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
+        if events.len() != self.count || !contiguous {
+            return Err(Self::corrupt(
+                self.first,
+                format!(
+                    "a command's {} events are not all at positions from {} on",
+                    self.count, self.first
+                ),
+            ));
+        }
+        Ok(events)
+    }
+
+    fn corrupt(first_position: i64, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            global_position: u64::try_from(first_position).unwrap_or(0),
+            reason,
+        }
+    }
+}

@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::{
-    Checkpoints, ErrorBody, HistoryEntry, INTERNAL, UNKNOWN_PORTFOLIO, VerifyReport,
+    BUSY, Checkpoints, ErrorBody, HistoryEntry, INTERNAL, UNKNOWN_PORTFOLIO, VerifyReport,
 };
 use crate::routes::{parse_time, portfolio, single};
 use mmonboard_domain::ids::PortfolioId;
@@ -56,7 +56,7 @@ fn position(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, ApiEr
         (status = 200, description = "The export, one JSON object per line (`mmonboard verify-export` checks it offline)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "invalid_input: a position is not a whole number or repeated, to is below after, or after is past the head; unknown_query_parameter", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn export<C: Clock + Clone>(
@@ -132,7 +132,7 @@ pub(crate) async fn export<C: Clock + Clone>(
         (status = 200, description = "The report (intact, events_checked, streams_checked, head, first_break, checkpoints)", body = VerifyReport),
         (status = 400, description = "invalid_input: a trusted_key is malformed; unknown_query_parameter", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn verify<C: Clock + Clone>(
@@ -184,7 +184,7 @@ pub(crate) async fn verify<C: Clock + Clone>(
     responses(
         (status = 200, description = "The checkpoints (position, hash, recorded_at, key_id, public_key, signature)", body = Checkpoints),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn checkpoints<C: Clock + Clone>(
@@ -212,7 +212,7 @@ pub(crate) async fn checkpoints<C: Clock + Clone>(
         (status = 400, description = "invalid_input: the portfolio id is not valid, or as_of is not an RFC 3339 time or repeated; unknown_query_parameter", body = ErrorBody),
         (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn history<C: Clock + Clone>(

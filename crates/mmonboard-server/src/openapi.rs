@@ -36,6 +36,8 @@ fn document_json_uncached() -> String {
 /// The description of an error answer that comes from our own failure (nothing was appended).
 pub(crate) const INTERNAL: &str = "internal: a failure of the server's own (the log could not be read or \
 written, named in the message); nothing was appended";
+/// The description of the 503 answers every route may give under load.
+pub(crate) const BUSY: &str = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds";
 pub(crate) const UNKNOWN_PORTFOLIO: &str =
     "unknown_portfolio: the portfolio has no recorded history";
 pub(crate) const BAD_PORTFOLIO: &str = "invalid_input: the portfolio id is not Meta's numeric id, or a query \

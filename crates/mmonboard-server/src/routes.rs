@@ -27,9 +27,10 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::metrics::{Outcome, Snapshot, Source};
 use crate::openapi::{
-    AdAccountRow, BAD_PORTFOLIO, CommandOutcome, CommandRejection, ErrorBody, EventsPage, Health,
-    INTERNAL, MessageKindName, PolicyName, PortfolioState, PortfoliosPage, Ready, ReadyUnavailable,
-    RefusalBody, RouteAnswer, SseCloudEvent, StatusRow, TemplatesAnswer, UNKNOWN_PORTFOLIO,
+    AdAccountRow, BAD_PORTFOLIO, BUSY, CommandOutcome, CommandRejection, ErrorBody, EventsPage,
+    Health, INTERNAL, MessageKindName, PolicyName, PortfolioState, PortfoliosPage, Ready,
+    ReadyUnavailable, RefusalBody, RouteAnswer, SseCloudEvent, StatusRow, TemplatesAnswer,
+    UNKNOWN_PORTFOLIO,
 };
 use crate::token_cache::Principal;
 use crate::{AppState, MAX_BODY_BYTES};
@@ -445,7 +446,7 @@ pub(crate) fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiEr
         (status = 400, description = "invalid_input: the portfolio id or as_of is not valid; unknown_query_parameter", body = ErrorBody),
         (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn portfolio_state<C: Clock + Clone>(
@@ -492,7 +493,7 @@ pub(crate) async fn portfolio_state<C: Clock + Clone>(
         (status = 400, description = BAD_PORTFOLIO, body = ErrorBody),
         (status = 404, description = "unknown_portfolio: no status projected for the portfolio (yet)", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn status<C: Clock + Clone>(
@@ -525,7 +526,7 @@ pub(crate) async fn status<C: Clock + Clone>(
         (status = 400, description = BAD_PORTFOLIO, body = ErrorBody),
         (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn ad_accounts<C: Clock + Clone>(
@@ -551,7 +552,7 @@ pub(crate) async fn ad_accounts<C: Clock + Clone>(
         (status = 400, description = BAD_PORTFOLIO, body = ErrorBody),
         (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn templates<C: Clock + Clone>(
@@ -594,7 +595,7 @@ pub(crate) async fn templates<C: Clock + Clone>(
         (status = 400, description = "invalid_input: a missing or invalid parameter, neither template_id nor kind, or both; unknown_query_parameter", body = ErrorBody),
         (status = 404, description = UNKNOWN_PORTFOLIO, body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn routing<C: Clock + Clone>(
@@ -792,7 +793,7 @@ fn cursor(pairs: &[(String, String)], headers: &HeaderMap) -> Result<u64, ApiErr
         (status = 200, description = "A page of matching events (at most limit; with a filter, at most 10000 log events are looked at per request) and next_after, the position looked at last: the next page starts after it", body = EventsPage),
         (status = 400, description = "invalid_input: a malformed parameter (the message names it), a repeated after or limit, an unknown event type; unknown_query_parameter", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn events<C: Clock + Clone>(
@@ -854,7 +855,7 @@ pub(crate) async fn events<C: Clock + Clone>(
         (status = 200, description = "portfolios: the status rows of the page (as GET /v1/portfolios/{portfolio_id}/status); next_after: the cursor of the next page, null on the last", body = PortfoliosPage),
         (status = 400, description = "invalid_input: a malformed parameter (the message names it), a repeated after or limit, an unknown phase; unknown_query_parameter", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn portfolios<C: Clock + Clone>(
@@ -1040,7 +1041,7 @@ pub(crate) async fn ready<C: Clock + Clone>(State(state): Shared<C>) -> Response
     responses(
         (status = 200, description = "OpenMetrics text format (docs/operations.md lists every metric)", content_type = "application/openmetrics-text", body = String),
         (status = 500, description = INTERNAL, body = ErrorBody),
-        (status = 503, description = "busy: the log is busy; overloaded: too many requests in flight; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = BUSY, body = ErrorBody),
     )
 )]
 pub(crate) async fn metrics<C: Clock + Clone>(

@@ -616,26 +616,12 @@ pub(crate) async fn read_command_events(
     let Some(first_position) = first_position else {
         return Ok(Vec::new());
     };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        global_position: u64::try_from(first_position).unwrap_or(0),
-        reason,
-    };
-    let count = usize::try_from(event_count)
-        .map_err(|_| corrupt(format!("a command records {event_count} events")))?;
+    let span = crate::store::CommandSpan::new(first_position, event_count)?;
     let query = sqlx::query(sql::READ_RANGE)
         .bind(first_position)
         .bind(event_count);
-    let events = collect_events(connection, query, count).await?;
-    let contiguous = events
-        .iter()
-        .zip(first_position..)
-        .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
-    if events.len() != count || !contiguous {
-        return Err(corrupt(format!(
-            "a command's {count} events are not all at positions from {first_position} on"
-        )));
-    }
-    Ok(events)
+    let events = collect_events(connection, query, span.count()).await?;
+    span.checked(events)
 }
 
 /// Decodes event rows (columns as [`sql::READ_ALL`] selects them), keeping the last stream id and

@@ -484,26 +484,13 @@ impl EventStore for SqliteEventStore {
         let Some(first_position) = first_position else {
             return Ok(Some(Vec::new()));
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            global_position: u64::try_from(first_position).unwrap_or(0),
-            reason,
-        };
-        let count = usize::try_from(event_count)
-            .map_err(|_| corrupt(format!("a command records {event_count} events")))?;
+        let span = crate::store::CommandSpan::new(first_position, event_count)?;
+        let (after, count) = (span.after(), span.count());
         let events = self
             .bulk
-            .run(move |connection| bulk::read_all(connection, first_position - 1, count))
+            .run(move |connection| bulk::read_all(connection, after, count))
             .await?;
-        let contiguous = events
-            .iter()
-            .zip(first_position..)
-            .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
-        if events.len() != count || !contiguous {
-            return Err(corrupt(format!(
-                "a command's {count} events are not all at positions from {first_position} on"
-            )));
-        }
-        Ok(Some(events))
+        span.checked(events).map(Some)
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
@@ -823,23 +810,9 @@ pub(crate) async fn read_command_events(
     let Some(first_position) = first_position else {
         return Ok(Vec::new());
     };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        global_position: u64::try_from(first_position).unwrap_or(0),
-        reason,
-    };
-    let count = usize::try_from(event_count)
-        .map_err(|_| corrupt(format!("a command records {event_count} events")))?;
-    let events = read_all_on(connection, first_position - 1, count).await?;
-    let contiguous = events
-        .iter()
-        .zip(first_position..)
-        .all(|(event, position)| i64::try_from(event.global_position) == Ok(position));
-    if events.len() != count || !contiguous {
-        return Err(corrupt(format!(
-            "a command's {count} events are not all at positions from {first_position} on"
-        )));
-    }
-    Ok(events)
+    let span = crate::store::CommandSpan::new(first_position, event_count)?;
+    let events = read_all_on(connection, span.after(), span.count()).await?;
+    span.checked(events)
 }
 
 /// Positions and versions are stored as SQLite's signed 64-bit integers.
