@@ -218,20 +218,28 @@ pub(crate) async fn commands(
             })
         })
         .collect::<Result<_, _>>()?;
-    let mut latencies = Vec::new();
+    let parts = joined(tasks).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    served.stop().await?;
+    Ok(summary(parts?.concat(), elapsed))
+}
+
+/// Every client's result, once all have ended; a client's failure (the last one seen) fails the whole.
+async fn joined<T>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, BenchError>>>,
+) -> Result<Vec<T>, BenchError> {
+    let mut parts = Vec::with_capacity(tasks.len());
     let mut failure = None;
     for task in tasks {
         match task.await {
-            Ok(Ok(part)) => latencies.extend(part),
+            Ok(Ok(part)) => parts.push(part),
             Ok(Err(error)) => failure = Some(error),
             Err(error) => failure = Some(BenchError::Workload(format!("a client failed: {error}"))),
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    served.stop().await?;
     match failure {
         Some(error) => Err(error),
-        None => Ok(summary(latencies, elapsed)),
+        None => Ok(parts),
     }
 }
 
@@ -305,22 +313,8 @@ async fn ask(
             })
         })
         .collect::<Result<_, _>>()?;
-    let mut connections = Vec::with_capacity(tasks.len());
-    let mut latencies = Vec::new();
-    let mut failure = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok((connection, part))) => {
-                connections.push(connection);
-                latencies.extend(part);
-            }
-            Ok(Err(error)) => failure = Some(error),
-            Err(error) => failure = Some(BenchError::Workload(format!("a client failed: {error}"))),
-        }
-    }
+    let parts = joined(tasks).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    match failure {
-        Some(error) => Err(error),
-        None => Ok((connections, summary(latencies, elapsed))),
-    }
+    let (connections, latencies): (Vec<_>, Vec<Vec<f64>>) = parts.into_iter().unzip();
+    Ok((connections, summary(latencies.concat(), elapsed)))
 }
