@@ -136,6 +136,7 @@ impl PgEventStore {
             observer: options.observer,
             commits: Arc::clone(&commits),
             head: Arc::clone(&head),
+            known: None,
         };
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {

@@ -37,18 +37,33 @@ pub(crate) const LOOKUP: &str = "\
 /// Inserts the decided events (`$1`..`$10`, one array per column) and commands (`$11`..`$15`;
 /// first_position 0 stands for NULL) and queues the notification of the new head (`$16`), delivered by
 /// PostgreSQL only when the transaction commits. One statement: it fails or succeeds as a whole.
+///
+/// With `$17` (a head position) the insert is guarded: it writes only if the log's head is still `$17` and
+/// none of the streams `$18` has an event, which is what the writer assumed when it decided the batch without
+/// looking anything up. Every part of the statement shares one snapshot, taken after the lock was granted,
+/// so the guard sees exactly what the inserts would follow. It answers `(head_ok, ok)`: whether the head was
+/// as assumed, and whether the rows were written (and the notification queued). A NULL `$17` writes
+/// unconditionally and answers `(true, true)`. (The streams are probed one by one: `stream_id = ANY($18)`
+/// can be planned as a scan of the whole table once the plan is cached.)
 pub(crate) const INSERT: &str = "\
-    WITH inserted_events AS ( \
+    WITH guard AS ( \
+      SELECT head_ok, head_ok AND NOT EXISTS (SELECT 1 FROM unnest($18::text[]) s \
+          WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = s)) AS ok \
+        FROM (SELECT $17::int8 IS NULL \
+          OR (SELECT COALESCE(MAX(global_position), 0) FROM events) = $17 AS head_ok) assumed \
+    ), inserted_events AS ( \
       INSERT INTO events (global_position, stream_id, stream_version, event_id, event_type, \
         schema_version, payload, metadata, recorded_at, hash) \
       SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[]::uuid[], $5::text[], \
         $6::int8[], $7::text[], $8::text[], $9::int8[], $10::bytea[]) \
+        WHERE (SELECT ok FROM guard) \
     ), inserted_commands AS ( \
       INSERT INTO commands (command_id, stream_id, first_position, event_count, recorded_at) \
       SELECT c, s, NULLIF(f, 0), n, r FROM unnest($11::text[]::uuid[], $12::text[], $13::int8[], \
         $14::int8[], $15::int8[]) AS t(c, s, f, n, r) \
+        WHERE (SELECT ok FROM guard) \
     ) \
-    SELECT pg_notify('mmonboard_events', $16)";
+    SELECT head_ok, ok, CASE WHEN ok THEN pg_notify('mmonboard_events', $16) END FROM guard";
 
 pub(crate) const COMMIT: &str = "COMMIT";
 pub(crate) const ROLLBACK: &str = "ROLLBACK";

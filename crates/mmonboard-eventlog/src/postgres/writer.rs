@@ -7,6 +7,18 @@
 //! duplicate event id refuses that request only. Should the insert still hit a constraint, the batch is
 //! redone one request per savepoint, so only the guilty request is refused.
 //!
+//! While this writer is the only one writing (one instance, or the one that is busy), the read is skipped
+//! and a batch costs three round trips, as a bare insert transaction does: the writer remembers the head it
+//! committed and the versions of the streams it has seen ([`Known`]), decides on them, and inserts under a
+//! guard checked in the insert's own snapshot, after the lock: the head must still be the one it committed
+//! and the streams it has never seen must have no event. Positions only grow, so an unmoved head means no
+//! other writer has committed since, and what the writer remembers is the log's state. If the guard fails,
+//! nothing was written and the batch goes on the four-round-trip way in the same transaction; a writer that
+//! saw another one move the head keeps to that way until a read finds the head where it left it. (The log's
+//! keys would refuse a stale decision too, since its first position or a stream version would be taken; the
+//! guard makes the miss cheap, where a constraint would abort the transaction and send the batch down the
+//! careful path.)
+//!
 //! A lost connection fails the batch in flight and is re-established for the next one. A COMMIT whose
 //! answer was lost may have landed: the caller retries with the same command id and is told
 //! `AlreadyApplied` if it did.
@@ -67,7 +79,8 @@ struct Head {
 
 /// How the fast path ended (it has rolled back unless it committed).
 enum FastOutcome {
-    Committed(Vec<Reply>),
+    /// With what the writer knows of the log after the batch.
+    Committed(Vec<Reply>, Known),
     /// Nothing was committed; redo the batch one request per savepoint.
     RetryCarefully,
     Failed(StoreError),
@@ -86,6 +99,82 @@ pub(crate) struct Writer {
     pub commits: Arc<AtomicU64>,
     /// The log's head as last committed or heard of.
     pub head: Arc<watch::Sender<u64>>,
+    /// What this writer knows of the log from its last batch; `None` until a batch has read it, and after
+    /// any failure (a COMMIT whose answer was lost may or may not have landed).
+    pub known: Option<Known>,
+}
+
+/// What the writer knows of the log as of its last committed batch: the head, and the versions of streams
+/// it has read or written since it last saw another writer move the head. True as long as the head has not
+/// moved, which the guarded insert checks.
+pub(crate) struct Known {
+    head: Head,
+    versions: HashMap<String, u64>,
+    /// Whether to decide without reading: false once another writer was seen moving the head, until a read
+    /// under the lock finds the head where this writer left it.
+    alone: bool,
+}
+
+/// Stream versions remembered at most; past it the writer forgets them all and reads them again as they
+/// come (a few megabytes; streams are portfolios, and a busy writer sees the same ones again and again).
+const KNOWN_STREAMS_AT_MOST: usize = 65_536;
+
+impl Known {
+    /// The lookup the writer assumes for `batch`: its head, the streams it knows at their versions and the
+    /// others new; no command or event id known (were one, its insert hits a constraint and the batch is
+    /// redone carefully). Also the streams assumed new, for the guard.
+    fn assume<'a>(&self, batch: &'a [AppendJob]) -> (Lookup, Vec<&'a str>) {
+        let mut versions = HashMap::with_capacity(batch.len());
+        let mut assumed_new = Vec::new();
+        for job in batch {
+            let stream = job.append.stream_id.as_str();
+            if versions.contains_key(stream) {
+                continue;
+            }
+            let version = self.versions.get(stream).copied().unwrap_or_else(|| {
+                assumed_new.push(stream);
+                0
+            });
+            versions.insert(stream.to_owned(), version);
+        }
+        let lookup = Lookup {
+            head: self.head,
+            known_commands: HashMap::new(),
+            versions,
+            known_events: HashSet::new(),
+        };
+        (lookup, assumed_new)
+    }
+
+    /// What the writer knows after committing `decided`, the batch decided on `looked_up` (a read under the
+    /// lock, or `None` when it decided on `known`, the guard having confirmed it).
+    fn after(known: Option<Self>, looked_up: Option<Head>, decided: &Decided<'_>) -> Self {
+        let mut known = match (known, looked_up) {
+            (Some(known), None) => known,
+            // The head is where this writer left it: nobody else wrote, what it knew still holds.
+            (Some(known), Some(read)) if known.head.position == read.position => Self {
+                alone: true,
+                ..known
+            },
+            // Another writer moved the head, or this is the first batch: only what was just read holds.
+            (known, _) => Self {
+                head: decided.head,
+                versions: HashMap::new(),
+                alone: known.is_none(),
+            },
+        };
+        if known.versions.len() + decided.versions.len() > KNOWN_STREAMS_AT_MOST {
+            known.versions.clear();
+        }
+        known.head = decided.head;
+        known.versions.extend(
+            decided
+                .versions
+                .iter()
+                .map(|(stream, version)| (stream.clone(), *version)),
+        );
+        known
+    }
 }
 
 impl Writer {
@@ -158,8 +247,13 @@ impl Writer {
         };
         let lock_timeout = self.lock_timeout;
         let hold_commit = self.hold_commit.as_ref();
-        let outcome = match fast_batch(connection, batch, lock_timeout, hold_commit).await {
-            FastOutcome::Committed(replies) => Ok(replies),
+        // Forgotten until this batch commits: should it fail, what it knew may no longer hold.
+        let known = self.known.take();
+        let outcome = match fast_batch(connection, batch, lock_timeout, hold_commit, known).await {
+            FastOutcome::Committed(replies, known) => {
+                self.known = Some(known);
+                Ok(replies)
+            }
             FastOutcome::Failed(error) => Err(error),
             FastOutcome::RetryCarefully => careful_batch(connection, batch, lock_timeout).await,
         };
@@ -202,6 +296,7 @@ async fn fast_batch(
     batch: &[AppendJob],
     lock_timeout: Duration,
     hold_commit: Option<&CommitHold>,
+    mut known: Option<Known>,
 ) -> FastOutcome {
     if let Err(error) = sqlx::raw_sql(sql::BEGIN_AND_LOCK)
         .execute(&mut *connection)
@@ -209,31 +304,75 @@ async fn fast_batch(
     {
         return FastOutcome::Failed(lock_error(error, lock_timeout));
     }
-    let decided = match look_up(connection, batch).await {
-        Ok(lookup) => decide(connection, batch, lookup).await,
-        Err(error) => Err(error),
-    };
-    let decided = match decided {
-        Ok(decided) => decided,
-        Err(error) => return FastOutcome::Failed(error),
-    };
-    if let Err(error) = decided.rows.insert(connection).await {
-        return if is_constraint(&error) {
-            // The transaction is aborted: roll it back here, so the careful path starts afresh.
-            match rollback(connection).await {
-                Ok(()) => FastOutcome::RetryCarefully,
-                Err(error) => FastOutcome::Failed(error.into()),
-            }
-        } else {
-            FastOutcome::Failed(error.into())
+    let mut inserted = None;
+    if let Some((assumed, assumed_new)) = known
+        .as_ref()
+        .filter(|known| known.alone)
+        .map(|known| known.assume(batch))
+    {
+        let decided = match decide(connection, batch, assumed).await {
+            Ok(decided) => decided,
+            Err(error) => return FastOutcome::Failed(error),
         };
+        // A refusal decided on what the writer assumed would stand unchecked (it writes nothing to guard):
+        // such a batch is decided again on what the log holds.
+        if decided.replies.iter().all(Result::is_ok) {
+            let guard = match to_i64(decided.decided_on.position) {
+                Ok(head) => Guard { head, assumed_new },
+                Err(error) => return FastOutcome::Failed(error),
+            };
+            match decided.rows.insert(connection, Some(&guard)).await {
+                Ok(Guarded::Written) => inserted = Some(decided),
+                Ok(Guarded::HeadMoved) => {
+                    if let Some(known) = known.as_mut() {
+                        known.alone = false;
+                    }
+                }
+                Ok(Guarded::StreamNotNew) => {}
+                Err(error) => return insert_failed(connection, error).await,
+            }
+        }
     }
+    let (decided, looked_up) = match inserted {
+        Some(decided) => (decided, None),
+        None => {
+            let decided = match look_up(connection, batch).await {
+                Ok(lookup) => decide(connection, batch, lookup).await,
+                Err(error) => Err(error),
+            };
+            let decided = match decided {
+                Ok(decided) => decided,
+                Err(error) => return FastOutcome::Failed(error),
+            };
+            if let Err(error) = decided.rows.insert(connection, None).await {
+                return insert_failed(connection, error).await;
+            }
+            let read = decided.decided_on;
+            (decided, Some(read))
+        }
+    };
     if let Some(hold) = hold_commit {
         hold.wait().await;
     }
     match sqlx::raw_sql(sql::COMMIT).execute(&mut *connection).await {
-        Ok(_) => FastOutcome::Committed(decided.replies),
+        Ok(_) => {
+            let known = Known::after(known, looked_up, &decided);
+            FastOutcome::Committed(decided.replies, known)
+        }
         Err(error) => FastOutcome::Failed(error.into()),
+    }
+}
+
+/// An insert that failed: a constraint sends the batch down the careful path, anything else fails it.
+async fn insert_failed(connection: &mut PgConnection, error: sqlx::Error) -> FastOutcome {
+    if is_constraint(&error) {
+        // The transaction is aborted: roll it back here, so the careful path starts afresh.
+        match rollback(connection).await {
+            Ok(()) => FastOutcome::RetryCarefully,
+            Err(error) => FastOutcome::Failed(error.into()),
+        }
+    } else {
+        FastOutcome::Failed(error.into())
     }
 }
 
@@ -256,8 +395,8 @@ async fn careful_batch(
             .await?;
         let lookup = look_up(connection, alone).await?;
         let mut decided = decide(connection, alone, lookup).await?;
-        match decided.rows.insert(connection).await {
-            Ok(()) => {
+        match decided.rows.insert(connection, None).await {
+            Ok(_) => {
                 sqlx::raw_sql(sql::RELEASE)
                     .execute(&mut *connection)
                     .await?;
@@ -364,6 +503,11 @@ async fn look_up(connection: &mut PgConnection, batch: &[AppendJob]) -> Result<L
 struct Decided<'a> {
     replies: Vec<Reply>,
     rows: Rows<'a>,
+    /// The head the batch was decided on, and the head after it.
+    decided_on: Head,
+    head: Head,
+    /// The versions of the batch's streams after it.
+    versions: HashMap<String, u64>,
 }
 
 /// Decides every request in order, as if each ran alone after the ones before it.
@@ -372,6 +516,7 @@ async fn decide<'a>(
     batch: &'a [AppendJob],
     mut lookup: Lookup,
 ) -> Result<Decided<'a>, StoreError> {
+    let decided_on = lookup.head;
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     let mut rows = Rows::default();
     // Commands appended earlier in this batch, by id: the index of their reply.
@@ -419,7 +564,13 @@ async fn decide<'a>(
         replies.push(Ok(AppendOutcome::Appended(recorded)));
     }
     rows.head = lookup.head.position;
-    Ok(Decided { replies, rows })
+    Ok(Decided {
+        replies,
+        rows,
+        decided_on,
+        head: lookup.head,
+        versions: lookup.versions,
+    })
 }
 
 /// The batch's rows, one array per column, as [`sql::INSERT`] unnests them.
@@ -479,12 +630,17 @@ impl<'a> Rows<'a> {
         Ok(())
     }
 
-    /// Inserts every row in one statement; nothing to do when every request was refused or known.
-    async fn insert(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// Inserts every row in one statement, under `guard` if given; nothing to do when every request was
+    /// refused or known.
+    async fn insert(
+        &self,
+        connection: &mut PgConnection,
+        guard: Option<&Guard<'_>>,
+    ) -> Result<Guarded, sqlx::Error> {
         if self.command_ids.is_empty() {
-            return Ok(());
+            return Ok(Guarded::Written);
         }
-        sqlx::query(sql::INSERT)
+        let (head_ok, written): (bool, bool) = sqlx::query_as(sql::INSERT)
             .bind(&self.positions)
             .bind(&self.stream_ids)
             .bind(&self.stream_versions)
@@ -501,10 +657,33 @@ impl<'a> Rows<'a> {
             .bind(&self.event_counts)
             .bind(&self.command_recorded_ats)
             .bind(self.head.to_string())
-            .execute(&mut *connection)
+            .bind(guard.map(|guard| guard.head))
+            .bind(guard.map_or(&[][..], |guard| guard.assumed_new.as_slice()))
+            .fetch_one(&mut *connection)
             .await?;
-        Ok(())
+        Ok(match (head_ok, written) {
+            (_, true) => Guarded::Written,
+            (false, false) => Guarded::HeadMoved,
+            (true, false) => Guarded::StreamNotNew,
+        })
     }
+}
+
+/// What a guarded insert checks, in its own snapshot, before it writes.
+struct Guard<'a> {
+    /// The position of the head the batch was decided on.
+    head: i64,
+    /// The streams the batch assumed to have no event.
+    assumed_new: Vec<&'a str>,
+}
+
+/// What an insert did.
+enum Guarded {
+    Written,
+    /// Another writer has committed since: nothing was written.
+    HeadMoved,
+    /// A stream assumed new has events: nothing was written.
+    StreamNotNew,
 }
 
 /// Numbers the request's events after `head` and `stream_version`, chaining their hashes over the head's

@@ -16,6 +16,7 @@ use crate::support::{close_shared, open_log};
 backend_tests!(
     eight_writers_on_one_stream_lose_nothing,
     two_stores_on_one_database_lose_nothing,
+    a_store_that_wrote_last_still_sees_what_another_wrote_since,
 );
 
 /// Enough for any fair interleaving; a livelock would exhaust it and fail the test.
@@ -123,4 +124,129 @@ async fn two_stores_on_one_database_lose_nothing(database: &TestDatabase) {
     }
     close_shared(first).await;
     close_shared(second).await;
+}
+
+/// A writer remembers what it committed (the PostgreSQL one decides on it while no other writer has
+/// moved the head); whatever another store writes in between must be seen by its next batch: a stream it
+/// knows that moved, a stream it never saw that now exists, a command id the other store used, and the
+/// chain over the other store's last hash.
+async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &TestDatabase) {
+    let first = open_log(database).await;
+    let second = open_log(database).await;
+    let known = unique_stream("known");
+    let unseen = unique_stream("unseen");
+    let appended = |outcome: Result<AppendOutcome, AppendError>| match outcome {
+        Ok(AppendOutcome::Appended(recorded)) => recorded,
+        other => panic!("expected an append, got {other:?}"),
+    };
+    // The first store writes twice in a row, so it has decided on what it remembers at least once.
+    appended(
+        first
+            .append(request(&known, ExpectedVersion::NoStream, events(1)))
+            .await,
+    );
+    appended(
+        first
+            .append(request(&known, ExpectedVersion::Exact(1), events(1)))
+            .await,
+    );
+
+    // The second store moves the stream the first one knows, and creates one it has never seen.
+    appended(
+        second
+            .append(request(&known, ExpectedVersion::Exact(2), events(1)))
+            .await,
+    );
+    let reused = request(&unseen, ExpectedVersion::NoStream, events(1));
+    let reused_command = reused.command_id;
+    appended(second.append(reused).await);
+
+    // The first store's view of both streams is stale: each request is refused with the log's version.
+    match first
+        .append(request(&known, ExpectedVersion::Exact(2), events(1)))
+        .await
+    {
+        Err(AppendError::Conflict { actual: 3, .. }) => {}
+        other => panic!("a stale version must conflict with version 3, got {other:?}"),
+    }
+    match first
+        .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
+        .await
+    {
+        Err(AppendError::Conflict { actual: 1, .. }) => {}
+        other => panic!("a stream created elsewhere must conflict with version 1, got {other:?}"),
+    }
+    // The other store's command id is known to the first one too.
+    let mut again = request(&unseen, ExpectedVersion::Exact(1), events(1));
+    again.command_id = reused_command;
+    again.metadata.command_id = reused_command;
+    match first.append(again).await {
+        Ok(AppendOutcome::AlreadyApplied(original)) => {
+            assert_eq!(original.len(), 1);
+            assert_eq!(original[0].global_position, 4);
+        }
+        other => panic!("a command applied elsewhere must be already applied, got {other:?}"),
+    }
+    // Writing on, alone again, the first store numbers and chains after the other store's events.
+    let fifth = appended(
+        first
+            .append(request(&known, ExpectedVersion::Exact(3), events(2)))
+            .await,
+    );
+    assert_eq!(
+        fifth
+            .iter()
+            .map(|event| (event.global_position, event.stream_version))
+            .collect::<Vec<_>>(),
+        vec![(5, 4), (6, 5)]
+    );
+    let seventh = appended(
+        first
+            .append(request(&unseen, ExpectedVersion::Exact(1), events(1)))
+            .await,
+    );
+    assert_eq!(
+        (seventh[0].global_position, seventh[0].stream_version),
+        (7, 2)
+    );
+    // And the second store, which last saw position 4, still sees everything after it.
+    match second
+        .append(request(&known, ExpectedVersion::Exact(3), events(1)))
+        .await
+    {
+        Err(AppendError::Conflict { actual: 5, .. }) => {}
+        other => panic!("the second store must see version 5, got {other:?}"),
+    }
+    let eighth = appended(
+        second
+            .append(request(&known, ExpectedVersion::Exact(5), events(1)))
+            .await,
+    );
+    assert_eq!(eighth[0].global_position, 8);
+    // A store opened on a log that has history knows only the streams it has written: one it has never
+    // written is looked up, not taken for new.
+    let third = open_log(database).await;
+    appended(
+        third
+            .append(request(&known, ExpectedVersion::Exact(6), events(1)))
+            .await,
+    );
+    match third
+        .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
+        .await
+    {
+        Err(AppendError::Conflict { actual: 2, .. }) => {}
+        other => panic!("an existing stream must conflict with version 2, got {other:?}"),
+    }
+    let tenth = appended(
+        third
+            .append(request(&unseen, ExpectedVersion::Exact(2), events(1)))
+            .await,
+    );
+    assert_eq!((tenth[0].global_position, tenth[0].stream_version), (10, 3));
+    let report = first.verify().await.expect("verify");
+    assert_eq!((report.first_break, report.events_checked), (None, 10));
+    for store in [first, second, third] {
+        store.close().await;
+    }
 }
