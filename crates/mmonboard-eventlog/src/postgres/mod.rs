@@ -370,7 +370,7 @@ impl EventStore for PgEventStore {
                 count += 1;
                 match decoder.decode(&row) {
                     Ok((event, metadata)) => {
-                        verifier.check(&event, &metadata);
+                        verifier.check(&event, metadata);
                         if verifier.is_broken() {
                             break 'pages;
                         }
@@ -504,7 +504,8 @@ impl PgEventStore {
         let mut events = Vec::with_capacity(limit.min(4096));
         let mut rows = connection.fetch(query);
         while let Some(row) = rows.try_next().await? {
-            events.push(decoder.decode(&row)?);
+            let (event, metadata) = decoder.decode(&row)?;
+            events.push((event, metadata.to_owned()));
         }
         Ok(events)
     }
@@ -635,8 +636,9 @@ struct RowDecoder {
 }
 
 impl RowDecoder {
-    /// The event and its metadata text exactly as stored (which the chain hash covers).
-    fn decode(&mut self, row: &PgRow) -> Result<(RecordedEvent, String), StoreError> {
+    /// The event and its metadata text exactly as stored (which the chain hash covers), borrowed from the
+    /// row: a replay that does not need it pays no copy.
+    fn decode<'r>(&mut self, row: &'r PgRow) -> Result<(RecordedEvent, &'r str), StoreError> {
         let position: i64 = row.try_get(0)?;
         let global_position = non_negative(position, 0)?;
         let corrupt = |reason: String| StoreError::Corrupt {
@@ -660,13 +662,13 @@ impl RowDecoder {
         let schema_version: i64 = row.try_get(5)?;
         let schema_version = u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("bad schema version {schema_version}")))?;
-        let metadata_text: String = row.try_get(7)?;
+        let metadata_text: &str = row.try_get(7)?;
         let metadata = match &self.last_metadata {
-            Some((text, parsed)) if *text == metadata_text => parsed.clone(),
+            Some((text, parsed)) if text == metadata_text => parsed.clone(),
             _ => {
-                let parsed: EventMetadata = serde_json::from_str(&metadata_text)
+                let parsed: EventMetadata = serde_json::from_str(metadata_text)
                     .map_err(|error| corrupt(format!("unreadable metadata: {error}")))?;
-                self.last_metadata = Some((metadata_text.clone(), parsed.clone()));
+                self.last_metadata = Some((metadata_text.to_owned(), parsed.clone()));
                 parsed
             }
         };
