@@ -38,19 +38,22 @@ pub(crate) const LOOKUP: &str = "\
 /// first_position 0 stands for NULL) and queues the notification of the new head (`$16`), delivered by
 /// PostgreSQL only when the transaction commits. One statement: it fails or succeeds as a whole.
 ///
-/// With `$17` (a head position) the insert is guarded: it writes only if the log's head is still `$17` and
+/// With `$17` (a head position, `$19` its hash) the insert is guarded: it writes only if the log's head is
+/// still that event and
 /// none of the streams `$18` has an event, which is what the writer assumed when it decided the batch without
 /// looking anything up. Every part of the statement shares one snapshot, taken after the lock was granted,
 /// so the guard sees exactly what the inserts would follow. It answers `(head_ok, ok)`: whether the head was
 /// as assumed, and whether the rows were written (and the notification queued). A NULL `$17` writes
-/// unconditionally and answers `(true, true)`. (The streams are probed one by one: `stream_id = ANY($18)`
-/// can be planned as a scan of the whole table once the plan is cached.)
+/// unconditionally and answers `(true, true)`. (The streams are probed one by one through the stream index:
+/// the cached plan of `stream_id = ANY($18)`, made while the table was small, was seen scanning it whole.)
 pub(crate) const INSERT: &str = "\
     WITH guard AS ( \
       SELECT head_ok, head_ok AND NOT EXISTS (SELECT 1 FROM unnest($18::text[]) s \
           WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = s)) AS ok \
         FROM (SELECT $17::int8 IS NULL \
-          OR (SELECT COALESCE(MAX(global_position), 0) FROM events) = $17 AS head_ok) assumed \
+          OR ((SELECT COALESCE(MAX(global_position), 0) FROM events) = $17 \
+            AND ($17 = 0 OR (SELECT hash FROM events WHERE global_position = $17) = $19::bytea)) \
+          AS head_ok) assumed \
     ), inserted_events AS ( \
       INSERT INTO events (global_position, stream_id, stream_version, event_id, event_type, \
         schema_version, payload, metadata, recorded_at, hash) \

@@ -10,14 +10,15 @@
 //! While this writer is the only one writing (one instance, or the one that is busy), the read is skipped
 //! and a batch costs three round trips, as a bare insert transaction does: the writer remembers the head it
 //! committed and the versions of the streams it has seen ([`Known`]), decides on them, and inserts under a
-//! guard checked in the insert's own snapshot, after the lock: the head must still be the one it committed
-//! and the streams it has never seen must have no event. Positions only grow, so an unmoved head means no
-//! other writer has committed since, and what the writer remembers is the log's state. If the guard fails,
-//! nothing was written and the batch goes on the four-round-trip way in the same transaction; a writer that
-//! saw another one move the head keeps to that way until a read finds the head where it left it. (The log's
-//! keys would refuse a stale decision too, since its first position or a stream version would be taken; the
-//! guard makes the miss cheap, where a constraint would abort the transaction and send the batch down the
-//! careful path.)
+//! guard checked in the insert's own snapshot, after the lock: the head (position and hash) must still be the
+//! one it committed and the streams it has never seen must have no event. Only events move stream versions,
+//! and each moves the head, so an unmoved head means every version it remembers and the chain's base are
+//! the log's. (A command without events moves nothing; its id is still caught by the commands key, which
+//! sends the batch down the careful path.) The guard is what makes such decisions safe: a command without
+//! events writes only its command record, which no key would refuse on a stale version. If the guard fails,
+//! nothing was written and the batch is looked up and decided again in the same transaction (one round trip
+//! more, once); a writer that saw another one move the head then keeps to the lookup until a read finds the
+//! head where it left it, so instances taking turns pay four round trips a batch, not five.
 //!
 //! A lost connection fails the batch in flight and is re-established for the next one. A COMMIT whose
 //! answer was lost may have landed: the caller retries with the same command id and is told
@@ -156,7 +157,8 @@ impl Known {
                 alone: true,
                 ..known
             },
-            // Another writer moved the head, or this is the first batch: only what was just read holds.
+            // Another writer moved the head, or this writer knew nothing (its first batch, or the first after
+            // a failure, which it may try deciding alone: the guard checks it): only what was just read holds.
             (known, _) => Self {
                 head: decided.head,
                 versions: HashMap::new(),
@@ -318,7 +320,11 @@ async fn fast_batch(
         // such a batch is decided again on what the log holds.
         if decided.replies.iter().all(Result::is_ok) {
             let guard = match to_i64(decided.decided_on.position) {
-                Ok(head) => Guard { head, assumed_new },
+                Ok(head) => Guard {
+                    head,
+                    head_hash: decided.decided_on.hash,
+                    assumed_new,
+                },
                 Err(error) => return FastOutcome::Failed(error),
             };
             match decided.rows.insert(connection, Some(&guard)).await {
@@ -638,6 +644,8 @@ impl<'a> Rows<'a> {
         guard: Option<&Guard<'_>>,
     ) -> Result<Guarded, sqlx::Error> {
         if self.command_ids.is_empty() {
+            // Only an unguarded batch can write nothing: a guarded one has every request appended.
+            debug_assert!(guard.is_none(), "a guarded batch with nothing to write");
             return Ok(Guarded::Written);
         }
         let (head_ok, written): (bool, bool) = sqlx::query_as(sql::INSERT)
@@ -659,6 +667,7 @@ impl<'a> Rows<'a> {
             .bind(self.head.to_string())
             .bind(guard.map(|guard| guard.head))
             .bind(guard.map_or(&[][..], |guard| guard.assumed_new.as_slice()))
+            .bind(guard.map(|guard| &guard.head_hash[..]))
             .fetch_one(&mut *connection)
             .await?;
         Ok(match (head_ok, written) {
@@ -671,8 +680,9 @@ impl<'a> Rows<'a> {
 
 /// What a guarded insert checks, in its own snapshot, before it writes.
 struct Guard<'a> {
-    /// The position of the head the batch was decided on.
+    /// The position and hash of the head the batch was decided on.
     head: i64,
+    head_hash: [u8; 32],
     /// The streams the batch assumed to have no event.
     assumed_new: Vec<&'a str>,
 }

@@ -128,8 +128,9 @@ async fn two_stores_on_one_database_lose_nothing(database: &TestDatabase) {
 
 /// A writer remembers what it committed (the PostgreSQL one decides on it while no other writer has
 /// moved the head); whatever another store writes in between must be seen by its next batch: a stream it
-/// knows that moved, a stream it never saw that now exists, a command id the other store used, and the
-/// chain over the other store's last hash.
+/// knows that moved, a stream created elsewhere, a command id the other store used, and the chain over the
+/// other store's last hash; and a store opened on a log with history must not take a stream it has never
+/// written for new.
 async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &TestDatabase) {
     let first = open_log(database).await;
     let second = open_log(database).await;
@@ -162,6 +163,17 @@ async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &
     appended(second.append(reused).await);
 
     // The first store's view of both streams is stale: each request is refused with the log's version.
+    // First a command without events, which writes only its command record: no key of the log would
+    // refuse it, only the check that the head has not moved since this store last wrote.
+    match first
+        .append(request(&known, ExpectedVersion::Exact(2), Vec::new()))
+        .await
+    {
+        Err(AppendError::Conflict { actual: 3, .. }) => {}
+        other => panic!(
+            "a stale version must conflict with version 3, even without events, got {other:?}"
+        ),
+    }
     match first
         .append(request(&known, ExpectedVersion::Exact(2), events(1)))
         .await
@@ -231,6 +243,13 @@ async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &
             .append(request(&known, ExpectedVersion::Exact(6), events(1)))
             .await,
     );
+    match third
+        .append(request(&unseen, ExpectedVersion::NoStream, Vec::new()))
+        .await
+    {
+        Err(AppendError::Conflict { actual: 2, .. }) => {}
+        other => panic!("an existing stream must conflict, even without events, got {other:?}"),
+    }
     match third
         .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
         .await
