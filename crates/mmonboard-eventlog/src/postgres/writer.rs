@@ -327,7 +327,11 @@ async fn fast_batch(
                 },
                 Err(error) => return FastOutcome::Failed(error),
             };
-            match decided.rows.insert(connection, Some(&guard)).await {
+            match decided
+                .rows
+                .insert(connection, decided.head, Some(&guard))
+                .await
+            {
                 Ok(Guarded::Written) => inserted = Some(decided),
                 Ok(Guarded::HeadMoved) => {
                     if let Some(known) = known.as_mut() {
@@ -350,7 +354,7 @@ async fn fast_batch(
                 Ok(decided) => decided,
                 Err(error) => return FastOutcome::Failed(error),
             };
-            if let Err(error) = decided.rows.insert(connection, None).await {
+            if let Err(error) = decided.rows.insert(connection, decided.head, None).await {
                 return insert_failed(connection, error).await;
             }
             let read = decided.decided_on;
@@ -401,7 +405,7 @@ async fn careful_batch(
             .await?;
         let lookup = look_up(connection, alone).await?;
         let mut decided = decide(connection, alone, lookup).await?;
-        match decided.rows.insert(connection, None).await {
+        match decided.rows.insert(connection, decided.head, None).await {
             Ok(_) => {
                 sqlx::raw_sql(sql::RELEASE)
                     .execute(&mut *connection)
@@ -569,7 +573,6 @@ async fn decide<'a>(
         appended_here.insert(append.command_id, replies.len());
         replies.push(Ok(AppendOutcome::Appended(recorded)));
     }
-    rows.head = lookup.head.position;
     Ok(Decided {
         replies,
         rows,
@@ -598,8 +601,6 @@ struct Rows<'a> {
     first_positions: Vec<i64>,
     event_counts: Vec<i64>,
     command_recorded_ats: Vec<i64>,
-    /// The head after the batch, announced to listeners.
-    head: u64,
 }
 
 impl<'a> Rows<'a> {
@@ -636,11 +637,12 @@ impl<'a> Rows<'a> {
         Ok(())
     }
 
-    /// Inserts every row in one statement, under `guard` if given; nothing to do when every request was
-    /// refused or known.
+    /// Inserts every row in one statement, under `guard` if given, announcing `head` (the head after the
+    /// batch) to listeners; nothing to do when every request was refused or known.
     async fn insert(
         &self,
         connection: &mut PgConnection,
+        head: Head,
         guard: Option<&Guard<'_>>,
     ) -> Result<Guarded, sqlx::Error> {
         if self.command_ids.is_empty() {
@@ -664,7 +666,7 @@ impl<'a> Rows<'a> {
             .bind(&self.first_positions)
             .bind(&self.event_counts)
             .bind(&self.command_recorded_ats)
-            .bind(self.head.to_string())
+            .bind(head.position.to_string())
             .bind(guard.map(|guard| guard.head))
             .bind(guard.map_or(&[][..], |guard| guard.assumed_new.as_slice()))
             .bind(guard.map(|guard| &guard.head_hash[..]))

@@ -126,6 +126,14 @@ async fn two_stores_on_one_database_lose_nothing(database: &TestDatabase) {
     close_shared(second).await;
 }
 
+/// That the append was refused as a conflict with the stream at version `actual`; `why` says what it shows.
+fn conflicts_with(outcome: Result<AppendOutcome, AppendError>, actual: u64, why: &str) {
+    match outcome {
+        Err(AppendError::Conflict { actual: found, .. }) if found == actual => {}
+        other => panic!("{why}: expected a conflict with version {actual}, got {other:?}"),
+    }
+}
+
 /// A writer remembers what it committed (the PostgreSQL one decides on it while no other writer has
 /// moved the head); whatever another store writes in between must be seen by its next batch: a stream it
 /// knows that moved, a stream created elsewhere, a command id the other store used, and the chain over the
@@ -165,29 +173,27 @@ async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &
     // The first store's view of both streams is stale: each request is refused with the log's version.
     // First a command without events, which writes only its command record: no key of the log would
     // refuse it, only the check that the head has not moved since this store last wrote.
-    match first
-        .append(request(&known, ExpectedVersion::Exact(2), Vec::new()))
-        .await
-    {
-        Err(AppendError::Conflict { actual: 3, .. }) => {}
-        other => panic!(
-            "a stale version must conflict with version 3, even without events, got {other:?}"
-        ),
-    }
-    match first
-        .append(request(&known, ExpectedVersion::Exact(2), events(1)))
-        .await
-    {
-        Err(AppendError::Conflict { actual: 3, .. }) => {}
-        other => panic!("a stale version must conflict with version 3, got {other:?}"),
-    }
-    match first
-        .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
-        .await
-    {
-        Err(AppendError::Conflict { actual: 1, .. }) => {}
-        other => panic!("a stream created elsewhere must conflict with version 1, got {other:?}"),
-    }
+    conflicts_with(
+        first
+            .append(request(&known, ExpectedVersion::Exact(2), Vec::new()))
+            .await,
+        3,
+        "a stale version must conflict with version 3, even without events",
+    );
+    conflicts_with(
+        first
+            .append(request(&known, ExpectedVersion::Exact(2), events(1)))
+            .await,
+        3,
+        "a stale version must conflict with version 3",
+    );
+    conflicts_with(
+        first
+            .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
+            .await,
+        1,
+        "a stream created elsewhere must conflict with version 1",
+    );
     // The other store's command id is known to the first one too.
     let mut again = request(&unseen, ExpectedVersion::Exact(1), events(1));
     again.command_id = reused_command;
@@ -222,13 +228,13 @@ async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &
         (7, 2)
     );
     // And the second store, which last saw position 4, still sees everything after it.
-    match second
-        .append(request(&known, ExpectedVersion::Exact(3), events(1)))
-        .await
-    {
-        Err(AppendError::Conflict { actual: 5, .. }) => {}
-        other => panic!("the second store must see version 5, got {other:?}"),
-    }
+    conflicts_with(
+        second
+            .append(request(&known, ExpectedVersion::Exact(3), events(1)))
+            .await,
+        5,
+        "the second store must see version 5",
+    );
     let eighth = appended(
         second
             .append(request(&known, ExpectedVersion::Exact(5), events(1)))
@@ -243,20 +249,20 @@ async fn a_store_that_wrote_last_still_sees_what_another_wrote_since(database: &
             .append(request(&known, ExpectedVersion::Exact(6), events(1)))
             .await,
     );
-    match third
-        .append(request(&unseen, ExpectedVersion::NoStream, Vec::new()))
-        .await
-    {
-        Err(AppendError::Conflict { actual: 2, .. }) => {}
-        other => panic!("an existing stream must conflict, even without events, got {other:?}"),
-    }
-    match third
-        .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
-        .await
-    {
-        Err(AppendError::Conflict { actual: 2, .. }) => {}
-        other => panic!("an existing stream must conflict with version 2, got {other:?}"),
-    }
+    conflicts_with(
+        third
+            .append(request(&unseen, ExpectedVersion::NoStream, Vec::new()))
+            .await,
+        2,
+        "an existing stream must conflict, even without events",
+    );
+    conflicts_with(
+        third
+            .append(request(&unseen, ExpectedVersion::NoStream, events(1)))
+            .await,
+        2,
+        "an existing stream must conflict with version 2",
+    );
     let tenth = appended(
         third
             .append(request(&unseen, ExpectedVersion::Exact(2), events(1)))
