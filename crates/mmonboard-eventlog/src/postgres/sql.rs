@@ -36,37 +36,18 @@ pub(crate) const LOOKUP: &str = "\
 
 /// Inserts the decided events (`$1`..`$10`, one array per column) and commands (`$11`..`$15`;
 /// first_position 0 stands for NULL) and queues the notification of the new head (`$16`), delivered by
-/// PostgreSQL only when the transaction commits. One statement: it fails or succeeds as a whole.
+/// PostgreSQL only when the transaction commits: `mmonboard_append`, defined in
+/// `migrations/postgres/0004_append_function.sql`, which takes the write lock itself (a no-op inside a
+/// transaction that holds it). Sent outside a transaction block it is a whole batch in one round trip; it
+/// fails or succeeds as a whole.
 ///
 /// With `$17` (a head position, `$19` its hash) the insert is guarded: it writes only if the log's head is
-/// still that event and
-/// none of the streams `$18` has an event, which is what the writer assumed when it decided the batch without
-/// looking anything up. Every part of the statement shares one snapshot, taken after the lock was granted,
-/// so the guard sees exactly what the inserts would follow. It answers `(head_ok, ok)`: whether the head was
-/// as assumed, and whether the rows were written (and the notification queued). A NULL `$17` writes
-/// unconditionally and answers `(true, true)`. (The streams are probed one by one through the stream index:
-/// the cached plan of `stream_id = ANY($18)`, made while the table was small, was seen scanning it whole.)
-pub(crate) const INSERT: &str = "\
-    WITH guard AS ( \
-      SELECT head_ok, head_ok AND NOT EXISTS (SELECT 1 FROM unnest($18::text[]) s \
-          WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = s)) AS ok \
-        FROM (SELECT $17::int8 IS NULL \
-          OR ((SELECT COALESCE(MAX(global_position), 0) FROM events) = $17 \
-            AND ($17 = 0 OR (SELECT hash FROM events WHERE global_position = $17) = $19::bytea)) \
-          AS head_ok) assumed \
-    ), inserted_events AS ( \
-      INSERT INTO events (global_position, stream_id, stream_version, event_id, event_type, \
-        schema_version, payload, metadata, recorded_at, hash) \
-      SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[]::uuid[], $5::text[], \
-        $6::int8[], $7::text[], $8::text[], $9::int8[], $10::bytea[]) \
-        WHERE (SELECT ok FROM guard) \
-    ), inserted_commands AS ( \
-      INSERT INTO commands (command_id, stream_id, first_position, event_count, recorded_at) \
-      SELECT c, s, NULLIF(f, 0), n, r FROM unnest($11::text[]::uuid[], $12::text[], $13::int8[], \
-        $14::int8[], $15::int8[]) AS t(c, s, f, n, r) \
-        WHERE (SELECT ok FROM guard) \
-    ) \
-    SELECT head_ok, ok, CASE WHEN ok THEN pg_notify('mmonboard_events', $16) END FROM guard";
+/// still that event and none of the streams `$18` has an event, which is what the writer assumed when it
+/// decided the batch without looking anything up. It answers `(head_ok, ok)`: whether the head was as
+/// assumed, and whether the rows were written (and the notification queued). A NULL `$17` writes
+/// unconditionally and answers `(true, true)`.
+pub(crate) const INSERT: &str = "SELECT head_ok, ok FROM mmonboard_append($1, $2, $3, $4, $5, $6, $7, $8, \
+    $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
 pub(crate) const COMMIT: &str = "COMMIT";
 pub(crate) const ROLLBACK: &str = "ROLLBACK";

@@ -1,6 +1,6 @@
 //! The writer of one store: one task owning one connection, committing whatever appends are pending as one
 //! transaction (group commit), so concurrent commands share one commit while each caller is answered only
-//! after the COMMIT holding its events. A batch costs four round trips whatever its size: open the
+//! after the COMMIT holding its events. A batch costs at most four round trips whatever its size: open the
 //! transaction and take the write lock; read everything the decisions depend on (head, stream versions,
 //! known command ids, event ids already used); insert every row and queue the notification; commit. The
 //! requests are decided in memory as if each ran alone after the ones before it, so a conflict or a
@@ -8,17 +8,19 @@
 //! redone one request per savepoint, so only the guilty request is refused.
 //!
 //! While this writer is the only one writing (one instance, or the one that is busy), the read is skipped
-//! and a batch costs three round trips, as a bare insert transaction does: the writer remembers the head it
-//! committed and the versions of the streams it has seen ([`Known`]), decides on them, and inserts under a
-//! guard checked in the insert's own snapshot, after the lock: the head (position and hash) must still be the
-//! one it committed and the streams it has never seen must have no event. Only events move stream versions,
-//! and each moves the head, so an unmoved head means every version it remembers and the chain's base are
-//! the log's. (A command without events moves nothing; its id is still caught by the commands key, which
-//! sends the batch down the careful path.) The guard is what makes such decisions safe: a command without
-//! events writes only its command record, which no key would refuse on a stale version. If the guard fails,
-//! nothing was written and the batch is looked up and decided again in the same transaction (one round trip
-//! more, once); a writer that saw another one move the head then keeps to the lookup until a read finds the
-//! head where it left it, so instances taking turns pay four round trips a batch, not five.
+//! and a batch costs one round trip, where a bare insert transaction costs three: the writer remembers the
+//! head it committed and the versions of the streams it has seen ([`Known`]), decides on them, and calls
+//! the insert (a server-side function, `mmonboard_append`) outside a transaction block, so the call is the
+//! whole transaction: it takes the lock, checks a guard after it, writes and commits before it answers. The
+//! guard: the head (position and hash) must still be the one the writer committed and the streams it has
+//! never seen must have no event. Only events move stream versions, and each moves the head, so an unmoved
+//! head means every version it remembers and the chain's base are the log's. (A command without events
+//! moves nothing; its id is still caught by the commands key, which sends the batch down the careful path.)
+//! The guard is what makes such decisions safe: a command without events writes only its command record,
+//! which no key would refuse on a stale version. If the guard fails, nothing was written and the batch is
+//! looked up and decided again in a transaction of its own (four round trips more, once); a writer that saw
+//! another one move the head then keeps to the lookup until a read finds the head where it left it, so
+//! instances taking turns pay four round trips a batch, not five.
 //!
 //! A lost connection fails the batch in flight and is re-established for the next one. A COMMIT whose
 //! answer was lost may have landed: the caller retries with the same command id and is told
@@ -57,7 +59,9 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 
 /// Opens a writer connection: the lock wait is bounded so a stuck writer elsewhere surfaces as
-/// [`StoreError::Busy`] rather than a hang.
+/// [`StoreError::Busy`] rather than a hang, and transactions are READ COMMITTED whatever the server's
+/// default, so that a one-trip insert, its own transaction, checks its guard in a snapshot taken after the
+/// lock (under a stronger level its snapshot would date from the call, before the lock was granted).
 pub(crate) async fn connect(
     options: &PgConnectOptions,
     lock_timeout: Duration,
@@ -66,7 +70,10 @@ pub(crate) async fn connect(
     Ok(options
         .clone()
         .application_name("mmonboard-eventlog-writer")
-        .options([("lock_timeout", lock_timeout.as_str())])
+        .options([
+            ("lock_timeout", lock_timeout.as_str()),
+            ("default_transaction_isolation", "read committed"),
+        ])
         .connect()
         .await?)
 }
@@ -84,7 +91,14 @@ enum FastOutcome {
     Committed(Vec<Reply>, Known),
     /// Nothing was committed; redo the batch one request per savepoint.
     RetryCarefully,
-    Failed(StoreError),
+    /// Nothing was committed; `open` when a transaction may be left to roll back.
+    Failed { error: StoreError, open: bool },
+}
+
+impl FastOutcome {
+    fn failed(error: StoreError, open: bool) -> Self {
+        Self::Failed { error, open }
+    }
 }
 
 pub(crate) struct Writer {
@@ -251,15 +265,19 @@ impl Writer {
         let hold_commit = self.hold_commit.as_ref();
         // Forgotten until this batch commits: should it fail, what it knew may no longer hold.
         let known = self.known.take();
-        let outcome = match fast_batch(connection, batch, lock_timeout, hold_commit, known).await {
-            FastOutcome::Committed(replies, known) => {
-                self.known = Some(known);
-                Ok(replies)
-            }
-            FastOutcome::Failed(error) => Err(error),
-            FastOutcome::RetryCarefully => careful_batch(connection, batch, lock_timeout).await,
-        };
-        if outcome.is_err() && rollback(connection).await.is_err() {
+        let (outcome, open) =
+            match fast_batch(connection, batch, lock_timeout, hold_commit, known).await {
+                FastOutcome::Committed(replies, known) => {
+                    self.known = Some(known);
+                    (Ok(replies), false)
+                }
+                FastOutcome::Failed { error, open } => (Err(error), open),
+                FastOutcome::RetryCarefully => {
+                    (careful_batch(connection, batch, lock_timeout).await, true)
+                }
+            };
+        // (ROLLBACK outside a transaction would only earn a warning from the server.)
+        if outcome.is_err() && open && rollback(connection).await.is_err() {
             self.connection = None;
         }
         outcome
@@ -293,6 +311,11 @@ async fn rollback(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The batch in as few round trips as what the writer knows allows. Deciding alone (and with no commit
+/// hold to honour, which needs a transaction to hold open), it sends the guarded insert outside a
+/// transaction block: the call takes the lock, checks, writes and commits, one round trip. Otherwise, or when
+/// the guard fails, it opens a transaction under the lock, reads what the decisions depend on, decides,
+/// inserts and commits.
 async fn fast_batch(
     connection: &mut PgConnection,
     batch: &[AppendJob],
@@ -300,21 +323,18 @@ async fn fast_batch(
     hold_commit: Option<&CommitHold>,
     mut known: Option<Known>,
 ) -> FastOutcome {
-    if let Err(error) = sqlx::raw_sql(sql::BEGIN_AND_LOCK)
-        .execute(&mut *connection)
-        .await
-    {
-        return FastOutcome::Failed(lock_error(error, lock_timeout));
-    }
+    let one_trip = hold_commit.is_none();
+    let mut in_transaction = false;
     let mut inserted = None;
     if let Some((assumed, assumed_new)) = known
         .as_ref()
         .filter(|known| known.alone)
         .map(|known| known.assume(batch))
     {
+        // Decided without the connection: nothing is known to look up.
         let decided = match decide(connection, batch, assumed).await {
             Ok(decided) => decided,
-            Err(error) => return FastOutcome::Failed(error),
+            Err(error) => return FastOutcome::failed(error, false),
         };
         // A refusal decided on what the writer assumed would stand unchecked (it writes nothing to guard):
         // such a batch is decided again on what the log holds.
@@ -325,8 +345,14 @@ async fn fast_batch(
                     head_hash: decided.decided_on.hash,
                     assumed_new,
                 },
-                Err(error) => return FastOutcome::Failed(error),
+                Err(error) => return FastOutcome::failed(error, false),
             };
+            if !one_trip {
+                if let Err(error) = begin(connection, lock_timeout).await {
+                    return FastOutcome::failed(error, true);
+                }
+                in_transaction = true;
+            }
             match decided
                 .rows
                 .insert(connection, decided.head, Some(&guard))
@@ -339,20 +365,32 @@ async fn fast_batch(
                     }
                 }
                 Ok(Guarded::StreamNotNew) => {}
-                Err(error) => return insert_failed(connection, error).await,
+                Err(error) if in_transaction => return insert_failed(connection, error).await,
+                // The call was its own transaction: the server has rolled it back.
+                Err(error) if is_constraint(&error) => return FastOutcome::RetryCarefully,
+                Err(error) => return FastOutcome::failed(lock_error(error, lock_timeout), false),
             }
         }
     }
     let (decided, looked_up) = match inserted {
+        // Committed by the call itself.
+        Some(decided) if !in_transaction => {
+            let known = Known::after(known, None, &decided);
+            return FastOutcome::Committed(decided.replies, known);
+        }
         Some(decided) => (decided, None),
         None => {
+            // After a failed guard outside a transaction nothing is open (the call committed nothing).
+            if !in_transaction && let Err(error) = begin(connection, lock_timeout).await {
+                return FastOutcome::failed(error, true);
+            }
             let decided = match look_up(connection, batch).await {
                 Ok(lookup) => decide(connection, batch, lookup).await,
                 Err(error) => Err(error),
             };
             let decided = match decided {
                 Ok(decided) => decided,
-                Err(error) => return FastOutcome::Failed(error),
+                Err(error) => return FastOutcome::failed(error, true),
             };
             if let Err(error) = decided.rows.insert(connection, decided.head, None).await {
                 return insert_failed(connection, error).await;
@@ -369,8 +407,17 @@ async fn fast_batch(
             let known = Known::after(known, looked_up, &decided);
             FastOutcome::Committed(decided.replies, known)
         }
-        Err(error) => FastOutcome::Failed(error.into()),
+        Err(error) => FastOutcome::failed(error.into(), true),
     }
+}
+
+/// Opens a batch's transaction under the log's write lock.
+async fn begin(connection: &mut PgConnection, lock_timeout: Duration) -> Result<(), StoreError> {
+    sqlx::raw_sql(sql::BEGIN_AND_LOCK)
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| lock_error(error, lock_timeout))?;
+    Ok(())
 }
 
 /// An insert that failed: a constraint sends the batch down the careful path, anything else fails it.
@@ -379,10 +426,10 @@ async fn insert_failed(connection: &mut PgConnection, error: sqlx::Error) -> Fas
         // The transaction is aborted: roll it back here, so the careful path starts afresh.
         match rollback(connection).await {
             Ok(()) => FastOutcome::RetryCarefully,
-            Err(error) => FastOutcome::Failed(error.into()),
+            Err(error) => FastOutcome::failed(error.into(), true),
         }
     } else {
-        FastOutcome::Failed(error.into())
+        FastOutcome::failed(error.into(), true)
     }
 }
 
@@ -393,10 +440,7 @@ async fn careful_batch(
     batch: &[AppendJob],
     lock_timeout: Duration,
 ) -> Result<Vec<Reply>, StoreError> {
-    sqlx::raw_sql(sql::BEGIN_AND_LOCK)
-        .execute(&mut *connection)
-        .await
-        .map_err(|error| lock_error(error, lock_timeout))?;
+    begin(connection, lock_timeout).await?;
     let mut replies = Vec::with_capacity(batch.len());
     for job in batch {
         let alone = std::slice::from_ref(job);

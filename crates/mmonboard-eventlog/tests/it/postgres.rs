@@ -182,3 +182,71 @@ async fn bad_urls_and_options_are_refused_with_the_reason() {
         Ok(_) => panic!("max_batch 0 was accepted"),
     }
 }
+
+/// Another process holding the log's write lock: an append waits for the lock timeout and fails with Busy,
+/// writing nothing, both when the writer would commit in one trip (it wrote last, so it decides alone and
+/// its insert takes the lock itself) and when it reads first (after the failure it knows nothing); once the
+/// lock is released the next append lands right after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_lock_makes_appends_busy_until_released() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let lock_timeout = Duration::from_millis(50);
+    let options = mmonboard_eventlog::LogOptions {
+        postgres: PgOptions {
+            lock_timeout,
+            ..PgOptions::default()
+        },
+        ..crate::support::fast_options()
+    };
+    let store = crate::support::open_log_with(&database, &options).await;
+    let stream = unique_stream("busy");
+    append_ok(
+        &store,
+        request(&stream, ExpectedVersion::NoStream, events(1)),
+    )
+    .await;
+
+    let mut other_process = database
+        .postgres_connection()
+        .await
+        .expect("a PostgreSQL connection");
+    sqlx::raw_sql("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut other_process)
+        .await
+        .expect("the other process takes the lock");
+    for attempt in ["deciding alone", "reading first"] {
+        match store
+            .append(request(&stream, ExpectedVersion::Exact(1), events(1)))
+            .await
+        {
+            Err(mmonboard_eventlog::AppendError::Store(StoreError::Busy { waited })) => {
+                assert_eq!(waited, lock_timeout, "{attempt}");
+            }
+            other => panic!("{attempt}: expected Busy, got {other:?}"),
+        }
+    }
+    // Readers do not wait for writers.
+    assert_eq!(store.stream_version(&stream).await.expect("version"), 1);
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut other_process)
+        .await
+        .expect("the other process lets go");
+    sqlx::Connection::close(other_process)
+        .await
+        .expect("the other process disconnects");
+
+    let appended = append_ok(
+        &store,
+        request(&stream, ExpectedVersion::Exact(1), events(1)),
+    )
+    .await;
+    assert_eq!(
+        appended[0].global_position, 2,
+        "the busy appends wrote nothing"
+    );
+    assert!(store.verify().await.expect("verify").is_intact());
+    store.close().await;
+    database.cleanup().await;
+}
