@@ -3,7 +3,8 @@
 -- answer arrives. It takes the log's write lock itself (a no-op when the caller's transaction already holds
 -- it), so every statement below runs after the lock is granted and sees every batch committed under it
 -- before. Never edit this file (sqlx refuses a migration whose checksum changed after it was applied): a new
--- behaviour is a `CREATE OR REPLACE` in a later migration.
+-- behaviour is a `CREATE OR REPLACE` in a later migration, which must keep the OUT columns (writers hold the
+-- call as a prepared statement, whose result type may not change under them).
 --
 -- The rows travel as one array per column. With `assumed_head` (a position, `assumed_head_hash` its hash)
 -- the insert is guarded: it writes only if the log's head is still that event and none of the streams
@@ -39,6 +40,11 @@ BEGIN
     -- EXCLUSIVE conflicts with itself and with every INSERT, not with readers: writers queue, readers
     -- never wait. Held until the transaction ends.
     LOCK TABLE events IN EXCLUSIVE MODE;
+    -- Under a stronger level every statement would see the snapshot taken before the lock was granted.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'mmonboard_append needs READ COMMITTED, not %',
+            current_setting('transaction_isolation') USING ERRCODE = 'invalid_transaction_state';
+    END IF;
     -- Each statement of a VOLATILE function takes its own READ COMMITTED snapshot, here after the lock:
     -- under it nobody else can insert, so the checks see exactly what the inserts follow.
     head_ok := assumed_head IS NULL

@@ -1,8 +1,9 @@
 //! The writer of one store: one task owning one connection, committing whatever appends are pending as one
 //! transaction (group commit), so concurrent commands share one commit while each caller is answered only
-//! after the COMMIT holding its events. A batch costs at most four round trips whatever its size: open the
-//! transaction and take the write lock; read everything the decisions depend on (head, stream versions,
-//! known command ids, event ids already used); insert every row and queue the notification; commit. The
+//! after the COMMIT holding its events. On the read path a batch costs four round trips whatever its size:
+//! open the transaction and take the write lock; read everything the decisions depend on (head, stream
+//! versions, known command ids, event ids already used); insert every row and queue the notification;
+//! commit. The
 //! requests are decided in memory as if each ran alone after the ones before it, so a conflict or a
 //! duplicate event id refuses that request only. Should the insert still hit a constraint, the batch is
 //! redone one request per savepoint, so only the guilty request is refused.
@@ -85,13 +86,14 @@ struct Head {
     hash: [u8; 32],
 }
 
-/// How the fast path ended (it has rolled back unless it committed).
+/// How the fast path ended.
 enum FastOutcome {
     /// With what the writer knows of the log after the batch.
     Committed(Vec<Reply>, Known),
-    /// Nothing was committed; redo the batch one request per savepoint.
+    /// Nothing was committed (and the transaction is rolled back); redo the batch one request per savepoint.
     RetryCarefully,
-    /// Nothing was committed; `open` when a transaction may be left to roll back.
+    /// Nothing known to be committed (a call or COMMIT whose answer was lost may have landed); `open` when a
+    /// transaction may be left to roll back.
     Failed { error: StoreError, open: bool },
 }
 
@@ -380,7 +382,8 @@ async fn fast_batch(
         }
         Some(decided) => (decided, None),
         None => {
-            // After a failed guard outside a transaction nothing is open (the call committed nothing).
+            // After a failed guard outside a transaction nothing is open (the call committed nothing and
+            // let go of the lock, so the batch queues for it again: a miss may wait up to two lock timeouts).
             if !in_transaction && let Err(error) = begin(connection, lock_timeout).await {
                 return FastOutcome::failed(error, true);
             }
@@ -626,7 +629,7 @@ async fn decide<'a>(
     })
 }
 
-/// The batch's rows, one array per column, as [`sql::INSERT`] unnests them.
+/// The batch's rows, one array per column, as `mmonboard_append` ([`sql::INSERT`]) unnests them.
 #[derive(Default)]
 struct Rows<'a> {
     positions: Vec<i64>,
@@ -724,7 +727,8 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// What a guarded insert checks, in its own snapshot, before it writes.
+/// What a guarded insert checks before it writes, after the lock (its checks are separate statements, each
+/// in a snapshot of its own, which all see the same log: nobody else can insert while the lock is held).
 struct Guard<'a> {
     /// The position and hash of the head the batch was decided on.
     head: i64,
