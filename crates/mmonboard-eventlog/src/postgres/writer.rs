@@ -3,10 +3,9 @@
 //! after the COMMIT holding its events. On the read path a batch costs four round trips whatever its size:
 //! open the transaction and take the write lock; read everything the decisions depend on (head, stream
 //! versions, known command ids, event ids already used); insert every row and queue the notification;
-//! commit. The
-//! requests are decided in memory as if each ran alone after the ones before it, so a conflict or a
-//! duplicate event id refuses that request only. Should the insert still hit a constraint, the batch is
-//! redone one request per savepoint, so only the guilty request is refused.
+//! commit. The requests are decided in memory as if each ran alone after the ones before it, so a conflict
+//! or a duplicate event id refuses that request only. Should the insert still hit a constraint, the batch
+//! is redone one request per savepoint, so only the guilty request is refused.
 //!
 //! While this writer is the only one writing (one instance, or the one that is busy), the read is skipped
 //! and a batch costs one round trip, where a bare insert transaction costs three: the writer remembers the
