@@ -18,6 +18,7 @@ use crate::ids::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnboardingStarted {
     pub portfolio_id: PortfolioId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -25,24 +26,28 @@ pub struct OnboardingStarted {
 pub struct EligibilityChecked {
     pub facts: PortfolioFacts,
     pub verdict: EligibilityVerdict,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OboMigrationRequested {
     pub waba_id: WabaId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OboWabaMigrated {
     pub waba_id: WabaId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionsReviewed {
     pub reviewed_by: UserId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -50,6 +55,7 @@ pub struct PermissionsReviewed {
 pub struct BusinessInformationSubmitted {
     pub business_name: BusinessName,
     pub website: WebsiteUrl,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -58,6 +64,7 @@ pub struct TermsAccepted {
     pub accepted_by: UserId,
     pub role: PortfolioRole,
     pub terms_version: TermsVersion,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -68,6 +75,7 @@ pub struct TermsRequested {
     pub request_id: Option<MetaRequestId>,
     /// Meta answered 1752041: an invitation was already out.
     pub already_invited: bool,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -76,6 +84,7 @@ pub struct TermsRequested {
 pub struct TermsSigned {
     /// The WABA whose `MM_LITE_TERMS_SIGNED` webhook (or status read) reported it.
     pub reported_for_waba: WabaId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -85,23 +94,28 @@ pub struct ProcessStalled {
     pub step: StepName,
     pub attempts: u32,
     pub error: Reason,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connected {
     pub ad_accounts: Vec<MirroredAdAccount>,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigSyncStarted {
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub window_ends_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncCompleted {
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -112,7 +126,9 @@ pub struct TemplateChanged {
     pub name: TemplateName,
     pub language: TemplateLanguage,
     pub category: TemplateCategory,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub sync_window_ends_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -120,6 +136,7 @@ pub struct TemplateChanged {
 pub struct TemplateMirrorSynced {
     pub waba_id: WabaId,
     pub template_id: TemplateId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -127,6 +144,7 @@ pub struct TemplateMirrorSynced {
 pub struct TemplateUsed {
     pub waba_id: WabaId,
     pub template_id: TemplateId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -134,7 +152,9 @@ pub struct TemplateUsed {
 pub struct TemplateReactivated {
     pub waba_id: WabaId,
     pub template_id: TemplateId,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub sync_window_ends_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -142,12 +162,14 @@ pub struct TemplateReactivated {
 pub struct WabaRestricted {
     pub waba_id: WabaId,
     pub reason: SuspensionReason,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WabaReinstated {
     pub facts: WabaFacts,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -155,12 +177,14 @@ pub struct WabaReinstated {
 pub struct WabaOffboarded {
     pub waba_id: WabaId,
     pub reason: WabaExitReason,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnboardingOffboarded {
     pub reason: Reason,
+    #[serde(deserialize_with = "crate::wire_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 

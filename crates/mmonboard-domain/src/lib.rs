@@ -22,6 +22,7 @@ pub mod snapshot;
 #[cfg(feature = "proptest")]
 pub mod testing;
 pub mod transitions;
+mod wire_time;
 
 pub use aggregate::{Aggregate, Phase, ReplayError, Stage, StateView};
 pub use command::{MirroredAdAccount, OnboardingCommand};

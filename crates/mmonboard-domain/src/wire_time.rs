@@ -1,0 +1,120 @@
+//! How the stored events' timestamps are read back: chrono's own reading of RFC 3339, tried first through its
+//! strict parser.
+//!
+//! `DateTime<Utc>`'s `Deserialize` goes through chrono's relaxed parser (it also takes a space for the `T`,
+//! lower-case letters, and the like), which is table-driven and was a sixth of everything a replay did on the
+//! client. Every timestamp this crate writes is strict RFC 3339 (`2026-11-25T10:00:00Z`), which
+//! `DateTime::parse_from_rfc3339` reads in a fraction of the time. Whatever the strict parser refuses goes to
+//! the relaxed one, so the same texts are accepted, as the same instants, with the same errors as before.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Deserializer;
+use serde::de::{self, Visitor};
+
+/// Reads an RFC 3339 text into the instant it names; used as `deserialize_with` on every stored timestamp.
+pub(crate) fn deserialize<'de, D>(deserializer: D) -> Result<DateTime<Utc>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    deserializer.deserialize_str(Rfc3339)
+}
+
+/// Parses the text where the deserializer holds it, without copying it out.
+struct Rfc3339;
+
+impl Visitor<'_> for Rfc3339 {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        // chrono's words, so an error reads as it did before.
+        formatter.write_str("an RFC 3339 formatted date and time string")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        parse(text).map_err(E::custom)
+    }
+}
+
+/// The strict parser, then the relaxed one that chrono's `Deserialize` uses.
+pub(crate) fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| text.parse::<DateTime<FixedOffset>>())
+        .map(|instant| instant.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{SecondsFormat, TimeZone};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What chrono's own `Deserialize` makes of a JSON string.
+    fn chrono_reads(text: &str) -> Result<DateTime<Utc>, String> {
+        serde_json::from_value::<DateTime<Utc>>(serde_json::Value::String(text.to_owned()))
+            .map_err(|error| error.to_string())
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Wrapped {
+        #[serde(deserialize_with = "deserialize")]
+        at: DateTime<Utc>,
+    }
+
+    fn ours_reads(text: &str) -> Result<DateTime<Utc>, String> {
+        serde_json::from_value::<Wrapped>(serde_json::json!({ "at": text }))
+            .map(|wrapped| wrapped.at)
+            .map_err(|error| error.to_string())
+    }
+
+    proptest! {
+        #[test]
+        fn every_instant_in_every_rfc3339_spelling_reads_as_chrono_reads_it(
+            seconds in -62_135_596_800_i64..253_402_300_799,
+            nanos in 0u32..1_000_000_000,
+            offset_minutes in -1439i32..=1439,
+            format in 0usize..5,
+            z in any::<bool>(),
+        ) {
+            let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap();
+            let instant = offset.timestamp_opt(seconds, nanos).unwrap();
+            let format = [
+                SecondsFormat::Secs,
+                SecondsFormat::Millis,
+                SecondsFormat::Micros,
+                SecondsFormat::Nanos,
+                SecondsFormat::AutoSi,
+            ][format];
+            let text = instant.to_rfc3339_opts(format, z);
+            prop_assert_eq!(ours_reads(&text), chrono_reads(&text));
+            // And what serde writes for a `DateTime<Utc>`, the form every stored event has.
+            let written = serde_json::to_value(instant.with_timezone(&Utc)).unwrap();
+            let written = written.as_str().unwrap();
+            prop_assert_eq!(ours_reads(written), chrono_reads(written));
+        }
+
+        #[test]
+        fn any_text_reads_as_chrono_reads_it(text in "[0-9T:. +-Zz]{0,40}") {
+            prop_assert_eq!(ours_reads(&text), chrono_reads(&text));
+        }
+    }
+
+    #[test]
+    fn what_only_the_relaxed_parser_takes_is_still_taken() {
+        for text in [
+            "2026-11-25 10:00:00Z",
+            "2026-11-25t10:00:00z",
+            "2026-11-25T10:00:00 +01:00",
+            "2026-11-25T10:00:00+0100",
+        ] {
+            let chrono = chrono_reads(text);
+            assert!(chrono.is_ok(), "{text}: {chrono:?}");
+            assert_eq!(ours_reads(text), chrono, "{text}");
+        }
+        for text in ["", "2026-11-25", "2026-13-01T00:00:00Z", "yesterday"] {
+            let chrono = chrono_reads(text);
+            assert!(chrono.is_err(), "{text}");
+            assert_eq!(ours_reads(text), chrono, "{text}");
+        }
+    }
+}
