@@ -629,23 +629,85 @@ pub(crate) async fn read_command_events(
 /// Decodes event rows (columns as [`sql::READ_ALL`] selects them), keeping the last stream id and
 /// metadata seen: consecutive events usually share them (one stream, one command), and reusing them saves
 /// an allocation and a JSON parse per event.
+///
+/// Values are read as the raw binary wire format (big-endian integers, UTF-8 text, 16 UUID bytes, the
+/// hash's bytes) after the columns' types have been checked once, on the first row: sqlx's typed
+/// `try_get` re-checks the column's type on every value, which was a tenth of a replay's client time.
 #[derive(Default)]
 struct RowDecoder {
+    checked: bool,
     last_stream: Option<StreamId>,
     last_metadata: Option<(String, EventMetadata)>,
 }
 
+/// The wire type of each column of [`sql::READ_ALL`], in order.
+const EVENT_COLUMN_TYPES: [&str; 10] = [
+    "INT8", "TEXT", "INT8", "UUID", "TEXT", "INT8", "TEXT", "TEXT", "INT8", "BYTEA",
+];
+
 impl RowDecoder {
+    /// Refuses a row whose columns are not those of [`sql::READ_ALL`] (a schema or query this decoder was
+    /// not written for). Every query a decoder reads selects the same columns, so the first row's check
+    /// holds for the rest; each value's length is still checked as it is read.
+    fn check_columns(&mut self, row: &PgRow) -> Result<(), StoreError> {
+        use sqlx::{Column, TypeInfo};
+        if self.checked {
+            return Ok(());
+        }
+        let names: Vec<&str> = row
+            .columns()
+            .iter()
+            .map(|column| column.type_info().name())
+            .collect();
+        if names != EVENT_COLUMN_TYPES {
+            return Err(StoreError::Database(crate::error::DatabaseError::text(
+                format!(
+                    "an event query returned columns of types {names:?}, not {EVENT_COLUMN_TYPES:?}"
+                ),
+            )));
+        }
+        self.checked = true;
+        Ok(())
+    }
+
     /// The event and its metadata text exactly as stored (which the chain hash covers), borrowed from the
     /// row: a replay that does not need it pays no copy.
     fn decode<'r>(&mut self, row: &'r PgRow) -> Result<(RecordedEvent, &'r str), StoreError> {
-        let position: i64 = row.try_get(0)?;
-        let global_position = non_negative(position, 0)?;
+        self.check_columns(row)?;
+        let bytes = |index: usize| -> Result<&'r [u8], StoreError> {
+            let value = row.try_get_raw(index)?;
+            if value.format() != sqlx::postgres::PgValueFormat::Binary {
+                return Err(StoreError::Database(crate::error::DatabaseError::text(
+                    "an event query's row arrived in text format, not binary".to_owned(),
+                )));
+            }
+            value.as_bytes().map_err(|error| {
+                StoreError::Database(crate::error::DatabaseError::text(format!(
+                    "column {index} of an event row: {error}"
+                )))
+            })
+        };
+        let int8 = |index: usize| -> Result<i64, StoreError> {
+            let value = bytes(index)?;
+            <[u8; 8]>::try_from(value)
+                .map(i64::from_be_bytes)
+                .map_err(|_| {
+                    StoreError::Database(crate::error::DatabaseError::text(format!(
+                        "column {index} of an event row is {} bytes, not an 8-byte integer",
+                        value.len()
+                    )))
+                })
+        };
+        let global_position = non_negative(int8(0)?, 0)?;
         let corrupt = |reason: String| StoreError::Corrupt {
             global_position,
             reason,
         };
-        let stream_id: &str = row.try_get(1)?;
+        let text = |index: usize| -> Result<&'r str, StoreError> {
+            std::str::from_utf8(bytes(index)?)
+                .map_err(|error| corrupt(format!("column {index} is not UTF-8: {error}")))
+        };
+        let stream_id = text(1)?;
         let stream_id = match &self.last_stream {
             Some(last) if last.as_str() == stream_id => last.clone(),
             _ => {
@@ -655,14 +717,13 @@ impl RowDecoder {
                 parsed
             }
         };
-        let stream_version: i64 = row.try_get(2)?;
-        let event_id: &[u8] = row.try_get(3)?;
-        let event_id = Uuid::from_slice(event_id)
+        let stream_version = int8(2)?;
+        let event_id = Uuid::from_slice(bytes(3)?)
             .map_err(|_| corrupt("the event id is not 16 bytes".to_owned()))?;
-        let schema_version: i64 = row.try_get(5)?;
+        let schema_version = int8(5)?;
         let schema_version = u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("bad schema version {schema_version}")))?;
-        let metadata_text: &str = row.try_get(7)?;
+        let metadata_text = text(7)?;
         let metadata = match &self.last_metadata {
             Some((text, parsed)) if text == metadata_text => parsed.clone(),
             _ => {
@@ -672,16 +733,16 @@ impl RowDecoder {
                 parsed
             }
         };
-        let recorded_at: i64 = row.try_get(8)?;
-        let hash: &[u8] = row.try_get(9)?;
+        let recorded_at = int8(8)?;
+        let hash = bytes(9)?;
         let event = RecordedEvent {
             global_position,
             stream_id,
             stream_version: non_negative(stream_version, global_position)?,
             event_id,
-            event_type: row.try_get(4)?,
+            event_type: text(4)?.to_owned(),
             schema_version,
-            payload: row.try_get(6)?,
+            payload: text(6)?.to_owned(),
             metadata,
             recorded_at: DateTime::from_timestamp_micros(recorded_at)
                 .ok_or_else(|| corrupt(format!("bad timestamp {recorded_at}")))?,

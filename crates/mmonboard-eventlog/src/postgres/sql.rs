@@ -61,7 +61,7 @@ pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT append_request";
 /// The columns of an event as every read selects them, in the order [`super::decode_row`] reads them.
 macro_rules! event_columns {
     () => {
-        "global_position, stream_id, stream_version, uuid_send(event_id), event_type, schema_version, \
+        "global_position, stream_id, stream_version, event_id, event_type, schema_version, \
          payload, metadata, recorded_at, hash"
     };
 }
