@@ -50,14 +50,15 @@ struct Setup {
     w1_ratio: f64,
     /// W1 with one client against the raw single-insert rate, when the backend has a target for it.
     w1_serial_ratio: Option<f64>,
-    /// W3 against the raw select rate.
+    /// W3 against the raw read of the log's own rows, interleaved (on SQLite also at least a million
+    /// events/s).
     w3_ratio: f64,
     /// W4, 8 writers on one stream, in appends per second, when the backend has a target for it.
     w4_at_least: Option<f64>,
     /// Where the raw insert baseline runs again, interleaved with the workload compared to it.
     raw_insert_again: RawInsert,
     /// The SQLite log's file, for the rusqlite raw read of its own rows (the physical read limit); `None` on
-    /// PostgreSQL, where the raw select is the limit.
+    /// PostgreSQL, where one sequential sqlx SELECT of the log's rows is.
     log_file: Option<std::path::PathBuf>,
     postgres: Option<postgres::TemporaryDatabase>,
 }
@@ -163,7 +164,7 @@ pub async fn run(
                 // Group commit: 64 clients at least 5x what one raw insert per transaction reaches.
                 w1_ratio: 5.0,
                 w1_serial_ratio: Some(0.8),
-                w3_ratio: 0.6,
+                w3_ratio: 0.5,
                 w4_at_least: None,
                 raw_insert_again: RawInsert::Sqlite(dir.path().to_owned()),
                 log_file: Some(dir.path().join("bench.db")),
@@ -221,6 +222,41 @@ pub async fn run(
     result?;
     report.set_elapsed(started.elapsed());
     Ok(report)
+}
+
+/// The raw read of the log's own rows that a replay is compared with, run right before it so that noise on
+/// the machine hits both: rusqlite on the SQLite file, one sequential sqlx SELECT on PostgreSQL. Rows per
+/// second.
+async fn raw_log_read(
+    sqlite: Option<&raw::RusqliteRaw>,
+    url: &str,
+    progress: &mut impl FnMut(&str),
+) -> Result<f64, BenchError> {
+    match sqlite {
+        Some(raw) => {
+            progress("rusqlite raw sequential read of the whole log, interleaved");
+            Ok(raw.read_all().await?.rate())
+        }
+        None => {
+            progress("raw PostgreSQL sequential select of the log's rows, interleaved");
+            Ok(postgres::read_log_rate(url).await?)
+        }
+    }
+}
+
+/// The report's id and label for [`raw_log_read`]'s figure.
+fn raw_log_read_names(sqlite: bool) -> (&'static str, &'static str) {
+    if sqlite {
+        (
+            "raw_read_rusqlite",
+            "rusqlite raw sequential read of the log's rows, JSON decode (median of 3)",
+        )
+    } else {
+        (
+            "raw_read_postgres",
+            "raw PostgreSQL sequential select of the log's rows, JSON decode (sqlx, median of 3)",
+        )
+    }
 }
 
 /// Every workload on the log of `setup`.
@@ -352,10 +388,7 @@ async fn workloads_on(
     let (mut replays, mut ratios, mut growths) = (Vec::new(), Vec::new(), Vec::new());
     let mut last_replay = None;
     for _ in 0..READ_RUNS {
-        if let Some(raw) = &raw_read {
-            progress("rusqlite raw sequential read of the whole log, interleaved");
-            raw_rates.push(raw.read_all().await?.rate());
-        }
+        raw_rates.push(raw_log_read(raw_read.as_ref(), url, progress).await?);
         progress("W3: full replay in global order into a projection");
         let w3 = workloads::replay(&store).await?;
         replays.push(w3.rate);
@@ -367,23 +400,13 @@ async fn workloads_on(
     }
     let w3 = last_replay.ok_or_else(|| BenchError::Workload("no replay ran".to_owned()))?;
     let (replay_median, replay_low, replay_high) = median_and_spread(&mut replays);
-    let raw_read_median = if raw_rates.is_empty() {
-        None
-    } else {
-        let (median, low, high) = median_and_spread(&mut raw_rates.clone());
-        report.push(
-            Row::info(
-                "raw_read_rusqlite",
-                "rusqlite raw sequential read of the log's rows, JSON decode (median of 3)",
-                median,
-                "rows/s",
-            )
-            .note(format!(
-                "the physical read limit; {low:.0}-{high:.0} rows/s, each run interleaved with a replay"
-            )),
-        );
-        Some(median)
-    };
+    let (raw_read_median, raw_low, raw_high) = median_and_spread(&mut raw_rates.clone());
+    let (raw_id, raw_label) = raw_log_read_names(raw_read.is_some());
+    report.push(
+        Row::info(raw_id, raw_label, raw_read_median, "rows/s").note(format!(
+            "the physical read limit; {raw_low:.0}-{raw_high:.0} rows/s, each run interleaved with a replay"
+        )),
+    );
     let mut row = Row::measured(
         "w3_replay",
         "W3 full replay into a projection (median of 3)",
@@ -394,19 +417,21 @@ async fn workloads_on(
         "{} events, {} portfolios projected; {replay_low:.0}-{replay_high:.0} events/s",
         w3.events, w3.portfolios
     ));
-    row = match raw_read_median {
-        Some(raw_median) => {
-            let (_, ratio_low, ratio_high) = median_and_spread(&mut ratios);
-            row.against(raw_median, "rusqlite raw read rows/s, interleaved")
-                .target(Target::AtLeast(1_000_000.0))
-                .target(Target::RatioAtLeast(0.5))
-                .note(format!(
-                    "ratio per run {ratio_low:.2}-{ratio_high:.2}; the sqlx raw select reads {raw_select:.0} rows/s"
-                ))
-        }
-        None => row
-            .against(raw_select, "raw select rows/s")
-            .target(Target::RatioAtLeast(setup.w3_ratio)),
+    let (_, ratio_low, ratio_high) = median_and_spread(&mut ratios);
+    row = if raw_read.is_some() {
+        row.against(raw_read_median, "rusqlite raw read rows/s, interleaved")
+            .target(Target::AtLeast(1_000_000.0))
+            .target(Target::RatioAtLeast(setup.w3_ratio))
+            .note(format!(
+                "ratio per run {ratio_low:.2}-{ratio_high:.2}; the sqlx raw select reads {raw_select:.0} rows/s"
+            ))
+    } else {
+        row.against(raw_read_median, "raw select of the log's rows/s, interleaved")
+            .target(Target::RatioAtLeast(setup.w3_ratio))
+            .note(format!(
+                "ratio per run {ratio_low:.2}-{ratio_high:.2}; {:.2}x the raw select of the 4-column table ({raw_select:.0} rows/s, read once before the workloads)",
+                replay_median / raw_select
+            ))
     };
     report.push(row);
     let (growth_median, _, growth_high) = median_and_spread(&mut growths);
@@ -467,10 +492,7 @@ async fn workloads_on(
     let (mut rebuilds, mut raw_again, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut rebuilt_events = 0;
     for _ in 0..READ_RUNS {
-        if let Some(raw) = &raw_read {
-            progress("rusqlite raw sequential read of the whole log, interleaved");
-            raw_again.push(raw.read_all().await?.rate());
-        }
+        raw_again.push(raw_log_read(raw_read.as_ref(), url, progress).await?);
         progress("read models: rebuild from the whole log");
         let rebuilt = live::rebuild(&store, url).await?;
         rebuilt_events = rebuilt.events;
@@ -490,16 +512,14 @@ async fn workloads_on(
     .note(format!(
         "{rebuilt_events} events; {rebuild_low:.0}-{rebuild_high:.0} events/s"
     ));
-    let row = if raw_again.is_empty() {
-        row.against(raw_select, "raw select rows/s")
-    } else {
-        let (raw_median, raw_low, raw_high) = median_and_spread(&mut raw_again);
-        let (_, ratio_low, ratio_high) = median_and_spread(&mut ratios);
-        row.against(raw_median, "rusqlite raw read rows/s, interleaved")
-            .note(format!(
-                "rusqlite raw read {raw_low:.0}-{raw_high:.0} rows/s; ratio per run {ratio_low:.2}-{ratio_high:.2}"
-            ))
-    };
+    let (raw_median, raw_low, raw_high) = median_and_spread(&mut raw_again);
+    let (_, ratio_low, ratio_high) = median_and_spread(&mut ratios);
+    let (_, raw_label) = raw_log_read_names(raw_read.is_some());
+    let row = row
+        .against(raw_median, "the raw read of the log's rows/s, interleaved")
+        .note(format!(
+            "{raw_label}: {raw_low:.0}-{raw_high:.0} rows/s; ratio per run {ratio_low:.2}-{ratio_high:.2}"
+        ));
     report.push(row);
 
     progress("live stream: append -> SSE client lag under a steady write load");
