@@ -2,8 +2,8 @@
 //! `migrations/postgres/0001_event_log.sql`: never rename one). Statements with parameters are prepared
 //! once per connection by sqlx and exchanged in the binary protocol; a batch's rows travel as one array
 //! per column, unpacked by `unnest`, so a group commit costs the same few round trips whatever its size.
-//! UUIDs are bound as text arrays and cast (the workspace builds sqlx without its `uuid` feature) and read
-//! back as their 16 bytes with `uuid_send`.
+//! UUIDs are bound as text arrays and cast (the workspace builds sqlx without its `uuid` feature); an
+//! event's id is read back as the uuid's binary value (its 16 bytes), a command's with `uuid_send`.
 
 /// The notification channel commits announce their new head on (payload: the head, in decimal).
 pub(crate) const CHANNEL: &str = "mmonboard_events";
@@ -58,7 +58,7 @@ pub(crate) const SAVEPOINT: &str = "SAVEPOINT append_request";
 pub(crate) const RELEASE: &str = "RELEASE SAVEPOINT append_request";
 pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT append_request";
 
-/// The columns of an event as every read selects them, in the order [`super::decode_row`] reads them.
+/// The columns of an event as every read selects them, in the order `RowDecoder` (in `super`) reads them.
 macro_rules! event_columns {
     () => {
         "global_position, stream_id, stream_version, event_id, event_type, schema_version, \

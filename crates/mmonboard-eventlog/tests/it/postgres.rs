@@ -64,34 +64,42 @@ async fn the_same_commands_give_the_same_chain_on_both_backends() {
 }
 
 /// Reads take each value as the wire sends it, so a column whose type changed under the log (an insider's
-/// ALTER TABLE) is refused with the types found, never read as garbage.
+/// ALTER TABLE) is refused with the types found, never read as garbage: one of another width, and one of the
+/// same eight bytes, which only the type check can tell from the real thing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_of_another_type_is_refused_by_name() {
-    let Some(database) = postgres().await else {
-        return;
-    };
-    let log = open_log(&database).await;
-    let stream = unique_stream("drift");
-    // No read before the change: a statement prepared before it would be refused by the server itself
-    // ("cached plan must not change result type").
-    append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(2))).await;
-    let mut connection = database.postgres_connection().await.expect("a connection");
-    sqlx::raw_sql("ALTER TABLE events ALTER COLUMN schema_version TYPE integer")
+    for (column, new_type, found) in [
+        ("schema_version", "integer", "\"INT4\""),
+        ("recorded_at", "float8", "\"FLOAT8\""),
+    ] {
+        let Some(database) = postgres().await else {
+            return;
+        };
+        let log = open_log(&database).await;
+        let stream = unique_stream("drift");
+        // No read before the change: a statement prepared before it would be refused by the server itself
+        // ("cached plan must not change result type").
+        append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(2))).await;
+        let mut connection = database.postgres_connection().await.expect("a connection");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE events ALTER COLUMN {column} TYPE {new_type}"
+        )))
         .execute(&mut connection)
         .await
         .expect("the column's type changes");
-    let error = log
-        .read_all(0, 10)
-        .await
-        .expect_err("a read of the changed table fails");
-    let message = error.to_string();
-    assert!(
-        message.contains("\"INT4\"") && message.contains("not [\"INT8\""),
-        "{message}"
-    );
-    drop(connection);
-    log.close().await;
-    database.cleanup().await;
+        let error = log
+            .read_all(0, 10)
+            .await
+            .expect_err("a read of the changed table fails");
+        let message = error.to_string();
+        assert!(
+            message.contains(found) && message.contains("not [\"INT8\""),
+            "{column}: {message}"
+        );
+        drop(connection);
+        log.close().await;
+        database.cleanup().await;
+    }
 }
 
 /// Another store's commit (another process's, in production) wakes a subscriber that never polls.
