@@ -138,8 +138,6 @@ pub(crate) async fn read_log_rate(url: &str) -> Result<f64, sqlx::Error> {
          payload, metadata, recorded_at, hash FROM events ORDER BY global_position",
     )
     .fetch(&mut connection);
-    let protocol =
-        |error: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::Protocol(error.to_string());
     while let Some(row) = rows.try_next().await? {
         let mut touched = 0usize;
         for column in [0, 2, 5, 8] {
@@ -150,22 +148,24 @@ pub(crate) async fn read_log_rate(url: &str) -> Result<f64, sqlx::Error> {
         }
         for column in [1, 4, 7] {
             let bytes = row.try_get_raw(column)?.as_bytes().map_err(protocol)?;
-            touched += std::str::from_utf8(bytes)
-                .map_err(|error| sqlx::Error::Protocol(error.to_string()))?
-                .len();
+            touched += std::str::from_utf8(bytes).map_err(protocol)?.len();
         }
         for column in [3, 9] {
             touched += row.try_get_raw(column)?.as_bytes().map_err(protocol)?.len();
         }
         std::hint::black_box(touched);
         let payload = std::str::from_utf8(row.try_get_raw(6)?.as_bytes().map_err(protocol)?)
-            .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
-        let value: serde_json::Value = serde_json::from_str(payload)
-            .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+            .map_err(protocol)?;
+        let value: serde_json::Value = serde_json::from_str(payload).map_err(protocol)?;
         decoded += usize::from(value.is_object());
     }
     drop(rows);
     let rate = decoded as f64 / started.elapsed().as_secs_f64();
     connection.close().await?;
     Ok(rate)
+}
+
+/// A value the raw read could not take, as sqlx reports a malformed message.
+fn protocol(error: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Protocol(error.to_string())
 }
