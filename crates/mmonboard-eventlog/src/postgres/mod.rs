@@ -19,6 +19,7 @@
 //! if it commits. A notification only says "look again": subscriptions also poll, so a lost or reordered
 //! notification (the listener reconnecting, say) delays a wake-up and never loses an event.
 
+mod copy;
 mod sql;
 mod writer;
 
@@ -29,8 +30,9 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use futures_util::TryStreamExt;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Executor, PgConnection, Row};
+use sqlx::{Executor, PgConnection, Postgres, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -50,6 +52,9 @@ use writer::{AppendJob, Writer};
 /// Events per page of `verify`'s walk.
 const VERIFY_PAGE: i64 = 4096;
 
+/// The most events a read makes room for before it has them (a caller may ask for `usize::MAX`).
+const MAX_PREALLOCATED: usize = 1 << 16;
+
 /// How the PostgreSQL log is opened; [`Default`] suits a server.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
@@ -65,6 +70,11 @@ pub struct PgOptions {
     pub hold_commit: Option<CommitHold>,
     /// Told of every group commit (the server's metrics); none by default.
     pub observer: Option<AppendObserver>,
+    /// A `read_all` of at least this many events (as far as the head is known) is read as a binary `COPY`
+    /// rather than the prepared `SELECT`: the same rows, for a fifth less work per row on this side, but
+    /// the statement is parsed and planned anew each time, which only a long read (a replay, a catch-up)
+    /// earns back. `usize::MAX` keeps every read a `SELECT`.
+    pub copy_reads_from: usize,
 }
 
 impl Default for PgOptions {
@@ -75,6 +85,7 @@ impl Default for PgOptions {
             lock_timeout: Duration::from_secs(5),
             hold_commit: None,
             observer: None,
+            copy_reads_from: 8192,
         }
     }
 }
@@ -89,6 +100,9 @@ pub struct PgEventStore {
     listener: ListenerTask,
     commits: Arc<AtomicU64>,
     head: Arc<watch::Sender<u64>>,
+    /// The shortest `read_all` read as a binary `COPY` ([`PgOptions::copy_reads_from`]); `usize::MAX` when
+    /// the database lacks the columns check such a read calls.
+    copy_reads_from: usize,
 }
 
 impl PgEventStore {
@@ -146,6 +160,7 @@ impl PgEventStore {
             listener,
             commits,
             head,
+            copy_reads_from: options.copy_reads_from,
         };
         let current_head = store.head_position().await?;
         advance(&store.head, current_head);
@@ -184,6 +199,9 @@ impl PgEventStore {
                 connect.get_database().unwrap_or("(default)")
             )));
         }
+        let has_columns_check: bool = sqlx::query_scalar(sql::HAS_COLUMNS_CHECK)
+            .fetch_one(&readers)
+            .await?;
         let head = Arc::new(watch::Sender::new(0));
         let listener = ListenerTask::start(&connect, readers.clone(), Arc::clone(&head)).await?;
         let store = Self {
@@ -193,6 +211,11 @@ impl PgEventStore {
             listener,
             commits: Arc::new(AtomicU64::new(0)),
             head,
+            copy_reads_from: if has_columns_check {
+                options.copy_reads_from
+            } else {
+                usize::MAX
+            },
         };
         let current_head = store.head_position().await?;
         advance(&store.head, current_head);
@@ -289,14 +312,21 @@ impl EventStore for PgEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // A read the known head says is long (a replay, a catch-up) goes as COPY; one near the head, or one
+        // the head watch has not caught up with, as the prepared SELECT. Both read the same rows.
+        let known = usize::try_from(self.head.borrow().saturating_sub(after_position));
+        let bulk = limit.min(known.unwrap_or(usize::MAX)) >= self.copy_reads_from;
         // Each half on a task of its own: rows are decoded by the task that reads them, so two tasks
         // decode on two workers while the server streams both.
-        crate::halves::read_all(after, limit, |after, limit| {
+        crate::halves::read_all(after, limit, |after, limit, capacity| {
             let readers = self.readers.clone();
             async move {
                 tokio::spawn(async move {
+                    if bulk {
+                        return copy_all(&readers, after, limit, capacity).await;
+                    }
                     let mut connection = readers.acquire().await.map_err(closed_or)?;
-                    read_all_on(&mut connection, after, limit).await
+                    read_all_on(&mut connection, after, limit, capacity).await
                 })
                 .await
                 .map_err(|error| {
@@ -466,11 +496,61 @@ async fn read_all_on(
     connection: &mut PgConnection,
     after: i64,
     limit: usize,
+    capacity: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let query = sqlx::query(sql::READ_ALL)
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-    collect_events(connection, query, limit).await
+    collect_events(connection, query, capacity).await
+}
+
+/// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), decoded as the chunks
+/// arrive. The connection goes back to the pool only once the stream has been read to its end: one left
+/// inside a COPY (an error, a refused row, a panic) cannot serve the next query, so it is closed.
+async fn copy_all(
+    readers: &PgPool,
+    after: i64,
+    limit: usize,
+    capacity: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut held = CloseUnlessReleased(Some(readers.acquire().await.map_err(closed_or)?));
+    let Some(connection) = held.0.as_deref_mut() else {
+        return Err(StoreError::Closed);
+    };
+    let mut decoder = RowDecoder::default();
+    let mut events = Vec::with_capacity(capacity.min(MAX_PREALLOCATED));
+    let mut parser = copy::CopyParser::default();
+    let mut chunks = connection
+        .copy_out_raw(&sql::copy_all(after, limit))
+        .await?;
+    let mut push = |values: [&[u8]; copy::FIELDS]| {
+        events.push(decoder.decode_values(values)?.0);
+        Ok(())
+    };
+    while let Some(chunk) = chunks.try_next().await? {
+        parser.feed(&chunk, &mut push)?;
+    }
+    parser.finish()?;
+    drop(chunks);
+    held.release();
+    Ok(events)
+}
+
+/// A pooled connection that is closed when dropped, unless [`Self::release`]d back to the pool.
+struct CloseUnlessReleased(Option<PoolConnection<Postgres>>);
+
+impl CloseUnlessReleased {
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for CloseUnlessReleased {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(connection.detach());
+        }
+    }
 }
 
 /// Runs an event query and decodes its rows as they arrive.
@@ -480,7 +560,7 @@ async fn collect_events<'q>(
     expected: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut decoder = RowDecoder::default();
-    let mut events = Vec::with_capacity(expected.min(4096));
+    let mut events = Vec::with_capacity(expected.min(MAX_PREALLOCATED));
     let mut rows = connection.fetch(query);
     while let Some(row) = rows.try_next().await? {
         events.push(decoder.decode(&row)?.0);
@@ -671,24 +751,35 @@ impl RowDecoder {
     }
 
     /// The event and its metadata text exactly as stored (which the chain hash covers), borrowed from the
-    /// row: a replay that does not need it pays no copy.
-    fn decode<'r>(&mut self, row: &'r PgRow) -> Result<(RecordedEvent, &'r str), StoreError> {
+    /// decoder, which keeps the last metadata seen: a replay that does not need it pays no copy.
+    fn decode<'r>(&mut self, row: &'r PgRow) -> Result<(RecordedEvent, &str), StoreError> {
         self.check_columns(row)?;
-        let bytes = |index: usize| -> Result<&'r [u8], StoreError> {
-            let value = row.try_get_raw(index)?;
-            if value.format() != sqlx::postgres::PgValueFormat::Binary {
+        let mut values: [&'r [u8]; copy::FIELDS] = [&[]; copy::FIELDS];
+        for (index, value) in values.iter_mut().enumerate() {
+            let raw = row.try_get_raw(index)?;
+            if raw.format() != sqlx::postgres::PgValueFormat::Binary {
                 return Err(StoreError::Database(crate::error::DatabaseError::text(
                     "an event query's row arrived in text format, not binary".to_owned(),
                 )));
             }
-            value.as_bytes().map_err(|error| {
+            *value = raw.as_bytes().map_err(|error| {
                 StoreError::Database(crate::error::DatabaseError::text(format!(
                     "column {index} of an event row: {error}"
                 )))
-            })
-        };
+            })?;
+        }
+        self.decode_values(values)
+    }
+
+    /// The event from one row's binary values, in the order of [`sql::READ_ALL`]'s columns, whether they
+    /// came in a `SELECT`'s row (types checked by [`Self::check_columns`]) or a `COPY`'s tuple (types
+    /// checked by the statement itself).
+    fn decode_values<'r>(
+        &mut self,
+        values: [&'r [u8]; copy::FIELDS],
+    ) -> Result<(RecordedEvent, &str), StoreError> {
         let int8 = |index: usize| -> Result<i64, StoreError> {
-            let value = bytes(index)?;
+            let value = values[index];
             <[u8; 8]>::try_from(value)
                 .map(i64::from_be_bytes)
                 .map_err(|_| {
@@ -704,37 +795,37 @@ impl RowDecoder {
             reason,
         };
         let text = |index: usize| -> Result<&'r str, StoreError> {
-            std::str::from_utf8(bytes(index)?)
+            std::str::from_utf8(values[index])
                 .map_err(|error| corrupt(format!("column {index} is not UTF-8: {error}")))
         };
-        let stream_id = text(1)?;
+        // The stream id and the metadata are compared as bytes with the last row's first: equal to text
+        // already checked, they need no UTF-8 check or parse of their own.
         let stream_id = match &self.last_stream {
-            Some(last) if last.as_str() == stream_id => last.clone(),
+            Some(last) if last.as_str().as_bytes() == values[1] => last.clone(),
             _ => {
                 let parsed =
-                    StreamId::parse(stream_id).map_err(|error| corrupt(error.to_string()))?;
+                    StreamId::parse(text(1)?).map_err(|error| corrupt(error.to_string()))?;
                 self.last_stream = Some(parsed.clone());
                 parsed
             }
         };
         let stream_version = int8(2)?;
-        let event_id = Uuid::from_slice(bytes(3)?)
+        let event_id = Uuid::from_slice(values[3])
             .map_err(|_| corrupt("the event id is not 16 bytes".to_owned()))?;
         let schema_version = int8(5)?;
         let schema_version = u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("bad schema version {schema_version}")))?;
-        let metadata_text = text(7)?;
-        let metadata = match &self.last_metadata {
-            Some((text, parsed)) if text == metadata_text => parsed.clone(),
-            _ => {
-                let parsed: EventMetadata = serde_json::from_str(metadata_text)
-                    .map_err(|error| corrupt(format!("unreadable metadata: {error}")))?;
-                self.last_metadata = Some((metadata_text.to_owned(), parsed.clone()));
-                parsed
-            }
+        if !matches!(&self.last_metadata, Some((text, _)) if text.as_bytes() == values[7]) {
+            let metadata_text = text(7)?;
+            let parsed: EventMetadata = serde_json::from_str(metadata_text)
+                .map_err(|error| corrupt(format!("unreadable metadata: {error}")))?;
+            self.last_metadata = Some((metadata_text.to_owned(), parsed));
+        }
+        let Some((metadata_text, metadata)) = &self.last_metadata else {
+            return Err(corrupt("the metadata was not kept".to_owned()));
         };
         let recorded_at = int8(8)?;
-        let hash = bytes(9)?;
+        let hash = values[9];
         let event = RecordedEvent {
             global_position,
             stream_id,
@@ -743,7 +834,7 @@ impl RowDecoder {
             event_type: text(4)?.to_owned(),
             schema_version,
             payload: text(6)?.to_owned(),
-            metadata,
+            metadata: metadata.clone(),
             recorded_at: DateTime::from_timestamp_micros(recorded_at)
                 .ok_or_else(|| corrupt(format!("bad timestamp {recorded_at}")))?,
             hash: <[u8; 32]>::try_from(hash)

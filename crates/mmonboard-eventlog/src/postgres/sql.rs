@@ -73,6 +73,29 @@ pub(crate) const READ_ALL: &str = concat!(
     " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
 );
 
+/// Up to `limit` events with a global position above `after`, in global order, as one binary `COPY` (read
+/// by `super::copy`): the rows [`READ_ALL`] selects, behind a one-time check of the columns' types, since
+/// the COPY format carries none (`migrations/postgres/0005_event_columns_check.sql`). A COPY takes no
+/// parameters; both values are integers formatted here (the limit at most `i64::MAX`, as the `SELECT` binds
+/// it), so nothing but digits enters the statement.
+pub(crate) fn copy_all(after: i64, limit: usize) -> String {
+    format!(
+        concat!(
+            "COPY (SELECT ",
+            event_columns!(),
+            " FROM events WHERE global_position > {} AND (SELECT mmonboard_event_columns_checked()) \
+             ORDER BY global_position LIMIT {}) TO STDOUT (FORMAT binary)"
+        ),
+        after,
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    )
+}
+
+/// Whether the database has the columns check that bulk reads call (a read-only open migrates nothing, so
+/// a log last migrated by an older mmonboard may lack it; its reads then all go through [`READ_ALL`]).
+pub(crate) const HAS_COLUMNS_CHECK: &str =
+    "SELECT to_regprocedure('mmonboard_event_columns_checked()') IS NOT NULL";
+
 /// The events of stream `$1` with a version above `$2`, in version order.
 pub(crate) const READ_STREAM: &str = concat!(
     "SELECT ",

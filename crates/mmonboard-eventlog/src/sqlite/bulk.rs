@@ -180,13 +180,15 @@ pub(crate) fn stream_range(
     Ok(events)
 }
 
-/// Up to `limit` events with a global position above `after`, in global order.
+/// Up to `limit` events with a global position above `after`, in global order, in a vector with room for
+/// `capacity` (up to 65,536) so that the caller can add to it without moving it.
 pub(crate) fn read_all(
     connection: &Connection,
     after: i64,
     limit: usize,
+    capacity: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut events = Vec::with_capacity(limit.min(1 << 16));
+    let mut events = Vec::with_capacity(capacity.min(1 << 16));
     walk(connection, after, limit, |row, decoder| {
         events.push(decoder.decode(row)?.0);
         Ok(())

@@ -445,12 +445,12 @@ impl EventStore for SqliteEventStore {
         if self.read_parallelism < 2 {
             return self
                 .bulk
-                .run(move |connection| bulk::read_all(connection, after, limit))
+                .run(move |connection| bulk::read_all(connection, after, limit, limit))
                 .await;
         }
-        crate::halves::read_all(after, limit, |after, limit| {
+        crate::halves::read_all(after, limit, |after, limit, capacity| {
             self.bulk
-                .run(move |connection| bulk::read_all(connection, after, limit))
+                .run(move |connection| bulk::read_all(connection, after, limit, capacity))
         })
         .await
     }
@@ -488,7 +488,7 @@ impl EventStore for SqliteEventStore {
         let (after, count) = (span.after(), span.count());
         let events = self
             .bulk
-            .run(move |connection| bulk::read_all(connection, after, count))
+            .run(move |connection| bulk::read_all(connection, after, count, count))
             .await?;
         span.checked(events).map(Some)
     }

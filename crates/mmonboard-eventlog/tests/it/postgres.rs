@@ -63,43 +63,211 @@ async fn the_same_commands_give_the_same_chain_on_both_backends() {
     sqlite.cleanup().await;
 }
 
+/// Reads of every length through a store that reads `COPY` from the first event, and one that never does.
+fn copy_options(copy_reads_from: usize) -> PgOptions {
+    PgOptions {
+        copy_reads_from,
+        // One reader: a connection a failed read left behind would serve the next read.
+        read_connections: 1,
+        ..PgOptions::default()
+    }
+}
+
 /// Reads take each value as the wire sends it, so a column whose type changed under the log (an insider's
 /// ALTER TABLE) is refused with the types found, never read as garbage: one of another width, and one of the
-/// same eight bytes, which only the type check can tell from the real thing.
+/// same eight bytes, which only a type check can tell from the real thing. A `SELECT` is checked by the
+/// types its rows carry, a `COPY` by the statement's own check. Once the type is changed back, the same
+/// stores read again: the connection the refused read used was not left broken in the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_of_another_type_is_refused_by_name() {
-    for (column, new_type, found) in [
-        ("schema_version", "integer", "\"INT4\""),
-        ("recorded_at", "float8", "\"FLOAT8\""),
+    for (column, new_type, found_by_select, found_by_copy) in [
+        (
+            "schema_version",
+            "integer",
+            "\"INT4\"",
+            "schema_version integer",
+        ),
+        (
+            "recorded_at",
+            "float8",
+            "\"FLOAT8\"",
+            "recorded_at double precision",
+        ),
     ] {
         let Some(database) = postgres().await else {
             return;
         };
         let log = open_log(&database).await;
         let stream = unique_stream("drift");
-        // No read before the change: a statement prepared before it would be refused by the server itself
-        // ("cached plan must not change result type").
         append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(2))).await;
-        let mut connection = database.postgres_connection().await.expect("a connection");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "ALTER TABLE events ALTER COLUMN {column} TYPE {new_type}"
-        )))
-        .execute(&mut connection)
-        .await
-        .expect("the column's type changes");
-        let error = log
-            .read_all(0, 10)
+        let by_select = PgEventStore::open(database.url(), copy_options(usize::MAX))
             .await
-            .expect_err("a read of the changed table fails");
-        let message = error.to_string();
-        assert!(
-            message.contains(found) && message.contains("not [\"INT8\""),
-            "{column}: {message}"
-        );
+            .expect("opens");
+        let by_copy = PgEventStore::open(database.url(), copy_options(1))
+            .await
+            .expect("opens");
+        let before = by_select.read_all(0, 10).await.expect("reads");
+        assert_eq!(by_copy.read_all(0, 10).await.expect("reads"), before);
+        let mut connection = database.postgres_connection().await.expect("a connection");
+        let alter = |to: &str| {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "ALTER TABLE events ALTER COLUMN {column} TYPE {to}"
+            )))
+        };
+        alter(new_type)
+            .execute(&mut connection)
+            .await
+            .expect("the column's type changes");
+        // The SELECT store's statement was prepared before the change; the server refuses to run it
+        // ("cached plan must not change result type"), so a fresh store shows the decoder's own check.
+        let fresh_select = PgEventStore::open_read_only(database.url(), copy_options(usize::MAX))
+            .await
+            .expect("opens");
+        for (store, found, not) in [
+            (&fresh_select, found_by_select, "not [\"INT8\""),
+            (&by_copy, found_by_copy, "not (event_id uuid"),
+        ] {
+            let message = store
+                .read_all(0, 10)
+                .await
+                .expect_err("a read of the changed table fails")
+                .to_string();
+            assert!(
+                message.contains(found) && message.contains(not),
+                "{column}: {message}"
+            );
+        }
+        alter("bigint")
+            .execute(&mut connection)
+            .await
+            .expect("the column's type changes back");
+        assert_eq!(by_copy.read_all(0, 10).await.expect("reads again"), before);
         drop(connection);
+        for store in [by_select, by_copy, fresh_select] {
+            store.close().await;
+        }
         log.close().await;
         database.cleanup().await;
     }
+}
+
+/// A `COPY` read and a `SELECT` read of the same log give the same events, for short and long pages, pages
+/// read as two halves, pages ending at the head and past it, and a limit beyond any position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_select_reads_give_the_same_events() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let log = open_log(&database).await;
+    let streams = [unique_stream("copy-a"), unique_stream("copy-b")];
+    for round in 0..12_u64 {
+        let stream = &streams[(round % 2) as usize];
+        let mut command = request(stream, ExpectedVersion::Any, events(100));
+        command.metadata.actor = format!("an \"escaped\" actor ✓ {round}");
+        if let Some(event) = command.events.first_mut() {
+            event.payload = "{ \"kept\" :  \"verbatim ✓\",\n \"n\": [1,2] }".to_owned();
+        }
+        append_ok(&log, command).await;
+    }
+    let by_select = PgEventStore::open(database.url(), copy_options(usize::MAX))
+        .await
+        .expect("opens");
+    let by_copy = PgEventStore::open(database.url(), copy_options(1))
+        .await
+        .expect("opens");
+    for (after, limit) in [
+        (0, usize::MAX),
+        (0, 2000),
+        (0, 1200),
+        (5, 1500),
+        (600, 1024),
+        (1199, 10),
+        (1200, 10),
+    ] {
+        let expected = by_select.read_all(after, limit).await.expect("reads");
+        let last = after.saturating_add(limit as u64).min(1200);
+        assert_eq!(
+            expected
+                .iter()
+                .map(|event| event.global_position)
+                .collect::<Vec<_>>(),
+            (after + 1..=last).collect::<Vec<_>>(),
+            "read_all({after}, {limit})"
+        );
+        assert_eq!(
+            by_copy.read_all(after, limit).await.expect("reads"),
+            expected,
+            "read_all({after}, {limit})"
+        );
+    }
+    by_select.close().await;
+    by_copy.close().await;
+    log.close().await;
+    database.cleanup().await;
+}
+
+/// A row that cannot be decoded fails a `COPY` read in the middle of its stream, naming the position; the
+/// connection is closed rather than returned inside the COPY, so the next read works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_read_failing_midway_leaves_no_broken_connection() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let log = open_log(&database).await;
+    let stream = unique_stream("midway");
+    append_ok(
+        &log,
+        request(&stream, ExpectedVersion::NoStream, events(300)),
+    )
+    .await;
+    let mut connection = database.postgres_connection().await.expect("a connection");
+    sqlx::raw_sql(
+        "ALTER TABLE events DISABLE TRIGGER USER; \
+         UPDATE events SET stream_id = 'a control ' || chr(1) WHERE global_position = 200; \
+         ALTER TABLE events ENABLE TRIGGER USER",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("an insider corrupts a row");
+    let by_copy = PgEventStore::open(database.url(), copy_options(1))
+        .await
+        .expect("opens");
+    match by_copy.read_all(0, 300).await {
+        Err(StoreError::Corrupt {
+            global_position, ..
+        }) => assert_eq!(global_position, 200),
+        other => panic!("expected the corrupt row to be named, got {other:?}"),
+    }
+    let before = by_copy.read_all(0, 150).await.expect("the next read works");
+    assert_eq!(before.len(), 150);
+    drop(connection);
+    by_copy.close().await;
+    log.close().await;
+    database.cleanup().await;
+}
+
+/// A read-only store on a log last migrated before the columns check existed reads through `SELECT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_the_columns_check_is_read_by_select() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let log = open_log(&database).await;
+    let stream = unique_stream("older");
+    let appended = append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(3))).await;
+    let mut connection = database.postgres_connection().await.expect("a connection");
+    sqlx::raw_sql("DROP FUNCTION mmonboard_event_columns_checked()")
+        .execute(&mut connection)
+        .await
+        .expect("the check is gone");
+    let reader = PgEventStore::open_read_only(database.url(), copy_options(1))
+        .await
+        .expect("opens");
+    assert_eq!(reader.read_all(0, 10).await.expect("reads"), appended);
+    drop(connection);
+    reader.close().await;
+    log.close().await;
+    database.cleanup().await;
 }
 
 /// Another store's commit (another process's, in production) wakes a subscriber that never polls.

@@ -20,7 +20,7 @@ use mmonboard_eventlog::{
 };
 use uuid::Uuid;
 
-use crate::support::{close_shared, fast_options, open_log, open_log_with};
+use crate::support::{close_shared, fast_options, open_log_with};
 
 const WRITERS: usize = 16;
 const APPENDERS_PER_WRITER: usize = 3;
@@ -59,8 +59,12 @@ async fn no_subscriber_skips_an_event_while_commits_finish_out_of_order(database
     let mut unheld = options.clone();
     unheld.sqlite.hold_commit = None;
     unheld.postgres.hold_commit = None;
-    // The subscriber's own store, opened first: it also migrates the database.
-    let reader = Arc::new(open_log(database).await);
+    // The subscriber's own store, opened first: it also migrates the database. On PostgreSQL it reads as a
+    // binary COPY whenever its head watch knows of an event it has not read, and by SELECT otherwise, so
+    // both read paths follow the out-of-order commits.
+    let mut reading = fast_options();
+    reading.postgres.copy_reads_from = 1;
+    let reader = Arc::new(open_log_with(database, &reading).await);
     let mut writers = Vec::new();
     for index in 0..WRITERS {
         let options = if index % 2 == 0 { &options } else { &unheld };
