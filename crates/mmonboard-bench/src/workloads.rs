@@ -220,12 +220,13 @@ fn anonymous_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// W3's page: the next page is read while the last is folded (two pages in memory at once). On PostgreSQL a
+/// read that long goes as a binary COPY per half, which earns back its planning; with pages of 2,000 the
+/// server spends about a quarter more per event.
+pub(crate) const REPLAY_PAGE: usize = 16_384;
+
 /// Page through the whole log in global order, decode every event and fold it into a projection.
 pub(crate) async fn replay(store: &Arc<EventLog>) -> Result<ReplayRun, BenchError> {
-    // Pages of 16,384 events, the next read while the last is folded (two pages in memory at once). On
-    // PostgreSQL a read that long goes as a binary COPY per half, which earns back its planning; with
-    // pages of 2,000 the server spends about a quarter more per event.
-    const PAGE: usize = 16_384;
     let head = store.head_position().await?;
     let checkpoints: Vec<u64> = [1, 2, 3, 4]
         .iter()
@@ -236,12 +237,12 @@ pub(crate) async fn replay(store: &Arc<EventLog>) -> Result<ReplayRun, BenchErro
     let mut after = 0;
     let mut events = 0u64;
     let started = Instant::now();
-    let mut page = store.read_all(after, PAGE).await?;
+    let mut page = store.read_all(after, REPLAY_PAGE).await?;
     while let Some(last) = page.last() {
         after = last.global_position;
         let next = {
             let store = Arc::clone(store);
-            tokio::spawn(async move { store.read_all(after, PAGE).await })
+            tokio::spawn(async move { store.read_all(after, REPLAY_PAGE).await })
         };
         for recorded in &page {
             let event = decode(recorded).map_err(|error| {

@@ -9,8 +9,8 @@ use crate::model::RecordedEvent;
 /// Pages shorter than this are read in one piece: two reads would cost more than they save.
 pub(crate) const PARALLEL_READ_FROM: usize = 1024;
 
-/// Up to `limit` events after position `after`, as `read(after, limit, capacity)` would return them (in a
-/// vector with room for `capacity` events), read as two halves at once. Positions are gap-free, so the second half is guessed to start right after
+/// Up to `limit` events after position `after`, as `read(after, limit, capacity)` would return them (in
+/// a vector with room for `capacity` events), read as two halves at once. Positions are gap-free, so the second half is guessed to start right after
 /// `after + limit / 2`; it is used only if the first half really ends there. Each half is a prefix of the
 /// log after its start in its own snapshot, so the two joined skip nothing.
 pub(crate) async fn read_all<R, F>(

@@ -4,7 +4,7 @@
 //! `COPY (SELECT … LIMIT n) TO STDOUT (FORMAT binary)` through sqlx's `copy_out_raw`, and its tuples are
 //! parsed here. The values are the same binary values a `SELECT` sends, in the same snapshot semantics
 //! (one statement, one snapshot), but without sqlx's per-row machinery: a row is a slice of the chunk it
-//! arrived in, so a page costs the client about half of what the same rows cost through the row stream.
+//! arrived in, so the client does less work per row than through the row stream.
 //!
 //! The format (PostgreSQL's documentation, "COPY", "Binary Format") is an 11-byte signature, a 32-bit flags
 //! field, a 32-bit header-extension length and the extension, then one tuple per row: a 16-bit field count
@@ -24,9 +24,10 @@ pub(super) const FIELDS: usize = 10;
 /// The first bytes of every binary `COPY` stream.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
-/// Flag bit 16 says each tuple carries an OID, which this reader does not expect; bits 0-15 are flags a
-/// reader must refuse if it does not know them; bits 17-31 may be ignored.
-const REFUSED_FLAGS: u32 = 0x0001_ffff;
+/// Bits 16-31 of the header's flags mark critical format changes, which a reader must refuse if it does not
+/// know them (bit 16 says each tuple carries an OID, which this reader does not expect); bits 0-15 mark
+/// compatible ones, which it ignores.
+const REFUSED_FLAGS: u32 = 0xffff_0000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -36,8 +37,9 @@ enum Stage {
 }
 
 /// Parses a binary `COPY` stream of event rows fed in chunks of any size, handing each complete tuple's
-/// values to a callback. Tuples that fit in their chunk are read in place; only one that straddles a chunk
-/// boundary is copied, into a buffer that holds at most that tuple.
+/// values to a callback. Tuples that fit in their chunk are read in place; only when one straddles a chunk
+/// boundary is the rest of the stream copied, up to the end of the chunk that completes it (PostgreSQL sends
+/// one chunk per row, so in practice nothing is copied).
 #[derive(Debug)]
 pub(super) struct CopyParser {
     stage: Stage,
@@ -288,8 +290,10 @@ mod tests {
         wrong_signature[0] = b'X';
         let mut oids = good.clone();
         oids[11..15].copy_from_slice(&(1u32 << 16).to_be_bytes());
+        let mut critical_flag = good.clone();
+        critical_flag[11..15].copy_from_slice(&(1u32 << 20).to_be_bytes());
         let mut ignorable_flag = good.clone();
-        ignorable_flag[11..15].copy_from_slice(&(1u32 << 20).to_be_bytes());
+        ignorable_flag[11..15].copy_from_slice(&(1u32 << 3).to_be_bytes());
         let mut after_trailer = good.clone();
         after_trailer.push(0);
         let nine_fields = stream(&[row(0)[..9].to_vec()], b"");
@@ -299,6 +303,7 @@ mod tests {
         for (bytes, reason) in [
             (wrong_signature, "signature"),
             (oids, "flags 0x00010000"),
+            (critical_flag, "flags 0x00100000"),
             (after_trailer, "1 bytes follow its trailer"),
             (nine_fields, "9 fields, not 10"),
             (null, "field 4 of a tuple is NULL"),

@@ -55,6 +55,10 @@ const VERIFY_PAGE: i64 = 4096;
 /// The most events a read makes room for before it has them (a caller may ask for `usize::MAX`).
 const MAX_PREALLOCATED: usize = 1 << 16;
 
+/// The events a read makes room for when it cannot tell how many it will find (a stream load, a poll the
+/// head watch has not caught up with), about 1 MiB; more are added as they come.
+const PREALLOCATED_UNKNOWN: usize = 4096;
+
 /// How the PostgreSQL log is opened; [`Default`] suits a server.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
@@ -71,9 +75,10 @@ pub struct PgOptions {
     /// Told of every group commit (the server's metrics); none by default.
     pub observer: Option<AppendObserver>,
     /// A `read_all` of at least this many events (as far as the head is known) is read as a binary `COPY`
-    /// rather than the prepared `SELECT`: the same rows, for a fifth less work per row on this side, but
-    /// the statement is parsed and planned anew each time, which only a long read (a replay, a catch-up)
-    /// earns back. `usize::MAX` keeps every read a `SELECT`.
+    /// rather than the prepared `SELECT`: the same rows, for less work per row on this side, but the
+    /// statement is parsed and planned anew each time, which only a long read (a replay, a catch-up)
+    /// earns back. `usize::MAX` keeps every read a `SELECT`. The role reading needs EXECUTE on
+    /// `mmonboard_event_columns_checked()`; without it every read is a `SELECT`.
     pub copy_reads_from: usize,
 }
 
@@ -152,6 +157,9 @@ impl PgEventStore {
             head: Arc::clone(&head),
             known: None,
         };
+        let can_check_columns: bool = sqlx::query_scalar(sql::CAN_CHECK_COLUMNS)
+            .fetch_one(&readers)
+            .await?;
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {
             appends: Some(appends),
@@ -160,7 +168,11 @@ impl PgEventStore {
             listener,
             commits,
             head,
-            copy_reads_from: options.copy_reads_from,
+            copy_reads_from: if can_check_columns {
+                options.copy_reads_from
+            } else {
+                usize::MAX
+            },
         };
         let current_head = store.head_position().await?;
         advance(&store.head, current_head);
@@ -199,7 +211,7 @@ impl PgEventStore {
                 connect.get_database().unwrap_or("(default)")
             )));
         }
-        let has_columns_check: bool = sqlx::query_scalar(sql::HAS_COLUMNS_CHECK)
+        let can_check_columns: bool = sqlx::query_scalar(sql::CAN_CHECK_COLUMNS)
             .fetch_one(&readers)
             .await?;
         let head = Arc::new(watch::Sender::new(0));
@@ -211,7 +223,7 @@ impl PgEventStore {
             listener,
             commits: Arc::new(AtomicU64::new(0)),
             head,
-            copy_reads_from: if has_columns_check {
+            copy_reads_from: if can_check_columns {
                 options.copy_reads_from
             } else {
                 usize::MAX
@@ -298,7 +310,7 @@ impl EventStore for PgEventStore {
         let query = sqlx::query(sql::READ_STREAM)
             .bind(stream_id.as_str())
             .bind(from);
-        collect_events(&mut connection, query, usize::MAX).await
+        collect_events(&mut connection, query, PREALLOCATED_UNKNOWN).await
     }
 
     async fn read_all(
@@ -314,11 +326,15 @@ impl EventStore for PgEventStore {
         }
         // A read the known head says is long (a replay, a catch-up) goes as COPY; one near the head, or one
         // the head watch has not caught up with, as the prepared SELECT. Both read the same rows.
-        let known = usize::try_from(self.head.borrow().saturating_sub(after_position));
-        let bulk = limit.min(known.unwrap_or(usize::MAX)) >= self.copy_reads_from;
+        let known = usize::try_from(self.head.borrow().saturating_sub(after_position))
+            .unwrap_or(usize::MAX);
+        let bulk = limit.min(known) >= self.copy_reads_from;
         // Each half on a task of its own: rows are decoded by the task that reads them, so two tasks
         // decode on two workers while the server streams both.
         crate::halves::read_all(after, limit, |after, limit, capacity| {
+            // Room for no more events than the head watch knows of (or, if it may lag, than a read that
+            // cannot tell makes room for): a poll at the head does not reserve a whole page.
+            let capacity = capacity.min(known.max(PREALLOCATED_UNKNOWN));
             let readers = self.readers.clone();
             async move {
                 tokio::spawn(async move {

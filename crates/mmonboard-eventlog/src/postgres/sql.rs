@@ -91,10 +91,12 @@ pub(crate) fn copy_all(after: i64, limit: usize) -> String {
     )
 }
 
-/// Whether the database has the columns check that bulk reads call (a read-only open migrates nothing, so
-/// a log last migrated by an older mmonboard may lack it; its reads then all go through [`READ_ALL`]).
-pub(crate) const HAS_COLUMNS_CHECK: &str =
-    "SELECT to_regprocedure('mmonboard_event_columns_checked()') IS NOT NULL";
+/// Whether this connection's role may call the columns check that bulk reads call: a log last migrated by
+/// an older mmonboard may lack it (a read-only open migrates nothing), and a hardened database may not grant
+/// EXECUTE on it to every role. Without it, reads all go through [`READ_ALL`].
+pub(crate) const CAN_CHECK_COLUMNS: &str = "SELECT CASE \
+     WHEN to_regprocedure('mmonboard_event_columns_checked()') IS NULL THEN false \
+     ELSE has_function_privilege(to_regprocedure('mmonboard_event_columns_checked()'), 'EXECUTE') END";
 
 /// The events of stream `$1` with a version above `$2`, in version order.
 pub(crate) const READ_STREAM: &str = concat!(

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
 use mmonboard_eventlog::testing::TestDatabase;
 use mmonboard_eventlog::{
@@ -152,7 +154,8 @@ async fn a_column_of_another_type_is_refused_by_name() {
 }
 
 /// A `COPY` read and a `SELECT` read of the same log give the same events, for short and long pages, pages
-/// read as two halves, pages ending at the head and past it, and a limit beyond any position.
+/// read as two halves, pages ending at the head, and a limit beyond any position (a read past the head is a
+/// `SELECT` on both stores, as their head watches know of nothing there).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_and_select_reads_give_the_same_events() {
     let Some(database) = postgres().await else {
@@ -455,5 +458,54 @@ async fn a_held_write_lock_makes_appends_busy_until_released() {
     );
     assert!(store.verify().await.expect("verify").is_intact());
     store.close().await;
+    database.cleanup().await;
+}
+
+/// A role that may read the log but not call the columns check (a hardened database that revoked EXECUTE
+/// from PUBLIC) reads through `SELECT`, the same events, instead of failing every long read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_call_the_check_reads_by_select() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let log = open_log(&database).await;
+    let stream = unique_stream("hardened");
+    let appended = append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(3))).await;
+    let role = format!("mmonboard_reader_{}", uuid::Uuid::now_v7().simple());
+    let mut owner = database.postgres_connection().await.expect("a connection");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "REVOKE EXECUTE ON FUNCTION mmonboard_event_columns_checked() FROM PUBLIC; \
+         CREATE ROLE {role} LOGIN; GRANT SELECT ON events, commands TO {role}"
+    )))
+    .execute(&mut owner)
+    .await
+    .expect("a reader role without EXECUTE");
+    let mut url = url::Url::parse(database.url()).expect("the test URL parses");
+    url.set_username(&role).expect("a URL with a user");
+    let mut as_reader = sqlx::PgConnection::connect(url.as_str())
+        .await
+        .expect("the reader connects");
+    let refused = sqlx::raw_sql("SELECT mmonboard_event_columns_checked()")
+        .execute(&mut as_reader)
+        .await
+        .expect_err("the reader may not call the check");
+    assert!(
+        refused.to_string().contains("permission denied"),
+        "{refused}"
+    );
+    as_reader.close().await.expect("closes");
+    let reader = PgEventStore::open_read_only(url.as_str(), copy_options(1))
+        .await
+        .expect("opens");
+    assert_eq!(reader.read_all(0, 10).await.expect("reads"), appended);
+    reader.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(&mut owner)
+    .await
+    .expect("the role is dropped");
+    drop(owner);
+    log.close().await;
     database.cleanup().await;
 }
