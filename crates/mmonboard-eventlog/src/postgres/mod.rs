@@ -157,9 +157,7 @@ impl PgEventStore {
             head: Arc::clone(&head),
             known: None,
         };
-        let can_check_columns: bool = sqlx::query_scalar(sql::CAN_CHECK_COLUMNS)
-            .fetch_one(&readers)
-            .await?;
+        let copy_reads_from = copy_reads_from(&readers, options.copy_reads_from).await?;
         let writer = tokio::spawn(writer.run(receiver));
         let store = Self {
             appends: Some(appends),
@@ -168,11 +166,7 @@ impl PgEventStore {
             listener,
             commits,
             head,
-            copy_reads_from: if can_check_columns {
-                options.copy_reads_from
-            } else {
-                usize::MAX
-            },
+            copy_reads_from,
         };
         let current_head = store.head_position().await?;
         advance(&store.head, current_head);
@@ -211,9 +205,7 @@ impl PgEventStore {
                 connect.get_database().unwrap_or("(default)")
             )));
         }
-        let can_check_columns: bool = sqlx::query_scalar(sql::CAN_CHECK_COLUMNS)
-            .fetch_one(&readers)
-            .await?;
+        let copy_reads_from = copy_reads_from(&readers, options.copy_reads_from).await?;
         let head = Arc::new(watch::Sender::new(0));
         let listener = ListenerTask::start(&connect, readers.clone(), Arc::clone(&head)).await?;
         let store = Self {
@@ -223,11 +215,7 @@ impl PgEventStore {
             listener,
             commits: Arc::new(AtomicU64::new(0)),
             head,
-            copy_reads_from: if can_check_columns {
-                options.copy_reads_from
-            } else {
-                usize::MAX
-            },
+            copy_reads_from,
         };
         let current_head = store.head_position().await?;
         advance(&store.head, current_head);
@@ -518,6 +506,19 @@ async fn read_all_on(
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX));
     collect_events(connection, query, capacity).await
+}
+
+/// The shortest `read_all` a store on `readers` reads as COPY: `configured`, or `usize::MAX` (never) where the
+/// role may not call the columns check such a read calls ([`sql::CAN_CHECK_COLUMNS`]).
+async fn copy_reads_from(readers: &PgPool, configured: usize) -> Result<usize, StoreError> {
+    let can_check_columns: bool = sqlx::query_scalar(sql::CAN_CHECK_COLUMNS)
+        .fetch_one(readers)
+        .await?;
+    Ok(if can_check_columns {
+        configured
+    } else {
+        usize::MAX
+    })
 }
 
 /// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), decoded as the chunks

@@ -9,11 +9,11 @@ use sqlx::Connection;
 use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
 use mmonboard_eventlog::testing::TestDatabase;
 use mmonboard_eventlog::{
-    EventStore, ExpectedVersion, PgEventStore, PgOptions, StoreError, Subscription,
+    EventStore, ExpectedVersion, PgEventStore, PgOptions, RecordedEvent, StoreError, Subscription,
     SubscriptionOptions,
 };
 
-use crate::support::open_log;
+use crate::support::{execute_raw, open_log};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -75,6 +75,26 @@ fn copy_options(copy_reads_from: usize) -> PgOptions {
     }
 }
 
+/// A fresh database whose log holds one stream of `count` events, and those events; `None` where PostgreSQL
+/// may be skipped.
+async fn a_log_of(
+    count: u64,
+) -> Option<(
+    TestDatabase,
+    mmonboard_eventlog::EventLog,
+    Vec<RecordedEvent>,
+)> {
+    let database = postgres().await?;
+    let log = open_log(&database).await;
+    let stream = unique_stream("copy");
+    let appended = append_ok(
+        &log,
+        request(&stream, ExpectedVersion::NoStream, events(count)),
+    )
+    .await;
+    Some((database, log, appended))
+}
+
 /// Reads take each value as the wire sends it, so a column whose type changed under the log (an insider's
 /// ALTER TABLE) is refused with the types found, never read as garbage: one of another width, and one of the
 /// same eight bytes, which only a type check can tell from the real thing. A `SELECT` is checked by the
@@ -96,12 +116,9 @@ async fn a_column_of_another_type_is_refused_by_name() {
             "recorded_at double precision",
         ),
     ] {
-        let Some(database) = postgres().await else {
+        let Some((database, log, _)) = a_log_of(2).await else {
             return;
         };
-        let log = open_log(&database).await;
-        let stream = unique_stream("drift");
-        append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(2))).await;
         let by_select = PgEventStore::open(database.url(), copy_options(usize::MAX))
             .await
             .expect("opens");
@@ -110,14 +127,8 @@ async fn a_column_of_another_type_is_refused_by_name() {
             .expect("opens");
         let before = by_select.read_all(0, 10).await.expect("reads");
         assert_eq!(by_copy.read_all(0, 10).await.expect("reads"), before);
-        let mut connection = database.postgres_connection().await.expect("a connection");
-        let alter = |to: &str| {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "ALTER TABLE events ALTER COLUMN {column} TYPE {to}"
-            )))
-        };
-        alter(new_type)
-            .execute(&mut connection)
+        let alter = |to: &str| format!("ALTER TABLE events ALTER COLUMN {column} TYPE {to}");
+        execute_raw(&database, &alter(new_type))
             .await
             .expect("the column's type changes");
         // The SELECT store's statement was prepared before the change; the server refuses to run it
@@ -139,12 +150,10 @@ async fn a_column_of_another_type_is_refused_by_name() {
                 "{column}: {message}"
             );
         }
-        alter("bigint")
-            .execute(&mut connection)
+        execute_raw(&database, &alter("bigint"))
             .await
             .expect("the column's type changes back");
         assert_eq!(by_copy.read_all(0, 10).await.expect("reads again"), before);
-        drop(connection);
         for store in [by_select, by_copy, fresh_select] {
             store.close().await;
         }
@@ -213,23 +222,15 @@ async fn copy_and_select_reads_give_the_same_events() {
 /// connection is closed rather than returned inside the COPY, so the next read works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_read_failing_midway_leaves_no_broken_connection() {
-    let Some(database) = postgres().await else {
+    let Some((database, log, _)) = a_log_of(300).await else {
         return;
     };
-    let log = open_log(&database).await;
-    let stream = unique_stream("midway");
-    append_ok(
-        &log,
-        request(&stream, ExpectedVersion::NoStream, events(300)),
-    )
-    .await;
-    let mut connection = database.postgres_connection().await.expect("a connection");
-    sqlx::raw_sql(
+    execute_raw(
+        &database,
         "ALTER TABLE events DISABLE TRIGGER USER; \
          UPDATE events SET stream_id = 'a control ' || chr(1) WHERE global_position = 200; \
          ALTER TABLE events ENABLE TRIGGER USER",
     )
-    .execute(&mut connection)
     .await
     .expect("an insider corrupts a row");
     let by_copy = PgEventStore::open(database.url(), copy_options(1))
@@ -243,7 +244,6 @@ async fn a_copy_read_failing_midway_leaves_no_broken_connection() {
     }
     let before = by_copy.read_all(0, 150).await.expect("the next read works");
     assert_eq!(before.len(), 150);
-    drop(connection);
     by_copy.close().await;
     log.close().await;
     database.cleanup().await;
@@ -252,22 +252,16 @@ async fn a_copy_read_failing_midway_leaves_no_broken_connection() {
 /// A read-only store on a log last migrated before the columns check existed reads through `SELECT`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_without_the_columns_check_is_read_by_select() {
-    let Some(database) = postgres().await else {
+    let Some((database, log, appended)) = a_log_of(3).await else {
         return;
     };
-    let log = open_log(&database).await;
-    let stream = unique_stream("older");
-    let appended = append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(3))).await;
-    let mut connection = database.postgres_connection().await.expect("a connection");
-    sqlx::raw_sql("DROP FUNCTION mmonboard_event_columns_checked()")
-        .execute(&mut connection)
+    execute_raw(&database, "DROP FUNCTION mmonboard_event_columns_checked()")
         .await
         .expect("the check is gone");
     let reader = PgEventStore::open_read_only(database.url(), copy_options(1))
         .await
         .expect("opens");
     assert_eq!(reader.read_all(0, 10).await.expect("reads"), appended);
-    drop(connection);
     reader.close().await;
     log.close().await;
     database.cleanup().await;
@@ -465,19 +459,17 @@ async fn a_held_write_lock_makes_appends_busy_until_released() {
 /// from PUBLIC) reads through `SELECT`, the same events, instead of failing every long read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_that_may_not_call_the_check_reads_by_select() {
-    let Some(database) = postgres().await else {
+    let Some((database, log, appended)) = a_log_of(3).await else {
         return;
     };
-    let log = open_log(&database).await;
-    let stream = unique_stream("hardened");
-    let appended = append_ok(&log, request(&stream, ExpectedVersion::NoStream, events(3))).await;
     let role = format!("mmonboard_reader_{}", uuid::Uuid::now_v7().simple());
-    let mut owner = database.postgres_connection().await.expect("a connection");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "REVOKE EXECUTE ON FUNCTION mmonboard_event_columns_checked() FROM PUBLIC; \
-         CREATE ROLE {role} LOGIN; GRANT SELECT ON events, commands TO {role}"
-    )))
-    .execute(&mut owner)
+    execute_raw(
+        &database,
+        &format!(
+            "REVOKE EXECUTE ON FUNCTION mmonboard_event_columns_checked() FROM PUBLIC; \
+             CREATE ROLE {role} LOGIN; GRANT SELECT ON events, commands TO {role}"
+        ),
+    )
     .await
     .expect("a reader role without EXECUTE");
     let mut url = url::Url::parse(database.url()).expect("the test URL parses");
@@ -499,13 +491,12 @@ async fn a_role_that_may_not_call_the_check_reads_by_select() {
         .expect("opens");
     assert_eq!(reader.read_all(0, 10).await.expect("reads"), appended);
     reader.close().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP OWNED BY {role}; DROP ROLE {role}"
-    )))
-    .execute(&mut owner)
+    execute_raw(
+        &database,
+        &format!("DROP OWNED BY {role}; DROP ROLE {role}"),
+    )
     .await
     .expect("the role is dropped");
-    drop(owner);
     log.close().await;
     database.cleanup().await;
 }
