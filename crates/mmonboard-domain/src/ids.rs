@@ -29,7 +29,7 @@ impl InvalidValue {
 /// strings. They stay strings: they exceed what some JSON consumers can hold as numbers.
 pub(crate) const MAX_META_ID_DIGITS: usize = 32;
 
-fn parse_meta_id(kind: &'static str, value: &str) -> Result<String, InvalidValue> {
+fn check_meta_id(kind: &'static str, value: &str) -> Result<(), InvalidValue> {
     if value.is_empty() {
         return Err(InvalidValue::new(kind, value, "must not be empty"));
     }
@@ -60,7 +60,7 @@ fn parse_meta_id(kind: &'static str, value: &str) -> Result<String, InvalidValue
             "must not start with 0 (Meta's ids have no leading zeros)",
         ));
     }
-    Ok(value.to_owned())
+    Ok(())
 }
 
 macro_rules! meta_id {
@@ -75,7 +75,8 @@ macro_rules! meta_id {
             pub const KIND: &'static str = $kind;
 
             pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-                parse_meta_id($kind, value).map(Self)
+                check_meta_id($kind, value)?;
+                Ok(Self(value.to_owned()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -89,10 +90,12 @@ macro_rules! meta_id {
             }
         }
 
+        /// Keeps the string it is given: a stored event's ids are read with one allocation each.
         impl TryFrom<String> for $name {
             type Error = InvalidValue;
             fn try_from(value: String) -> Result<Self, Self::Error> {
-                Self::parse(&value)
+                check_meta_id($kind, &value)?;
+                Ok(Self(value))
             }
         }
 
@@ -142,8 +145,12 @@ meta_id!(
     "ad account id"
 );
 
-/// Bounded, trimmed free text such as a business name or a reason.
-fn parse_text(kind: &'static str, value: &str, max_chars: usize) -> Result<String, InvalidValue> {
+/// Bounded, trimmed free text such as a business name or a reason: the trimmed text, if it is acceptable.
+fn check_text<'v>(
+    kind: &'static str,
+    value: &'v str,
+    max_chars: usize,
+) -> Result<&'v str, InvalidValue> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(InvalidValue::new(kind, value, "must not be blank"));
@@ -162,7 +169,7 @@ fn parse_text(kind: &'static str, value: &str, max_chars: usize) -> Result<Strin
             "must not contain control characters",
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 macro_rules! text_value {
@@ -177,7 +184,7 @@ macro_rules! text_value {
             pub const MAX_CHARS: usize = $max;
 
             pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-                parse_text($kind, value, Self::MAX_CHARS).map(Self)
+                check_text($kind, value, Self::MAX_CHARS).map(|trimmed| Self(trimmed.to_owned()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -191,10 +198,16 @@ macro_rules! text_value {
             }
         }
 
+        /// Keeps the string it is given when it needs no trimming (as every stored value does).
         impl TryFrom<String> for $name {
             type Error = InvalidValue;
             fn try_from(value: String) -> Result<Self, Self::Error> {
-                Self::parse(&value)
+                let trimmed = check_text($kind, &value, Self::MAX_CHARS)?;
+                if trimmed.len() == value.len() {
+                    Ok(Self(value))
+                } else {
+                    Ok(Self(trimmed.to_owned()))
+                }
             }
         }
 
@@ -301,7 +314,21 @@ impl From<WebsiteUrl> for String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Deserializing (which keeps the string it is given) and parsing (which copies) take and refuse the
+        /// same values, with the same result.
+        #[test]
+        fn try_from_agrees_with_parse(value in "[ 0-9a-z\\t]{0,40}|[0-9]{1,34}") {
+            prop_assert_eq!(WabaId::try_from(value.clone()), WabaId::parse(&value));
+            prop_assert_eq!(PortfolioId::try_from(value.clone()), PortfolioId::parse(&value));
+            prop_assert_eq!(TemplateLanguage::try_from(value.clone()), TemplateLanguage::parse(&value));
+            prop_assert_eq!(BusinessName::try_from(value.clone()), BusinessName::parse(&value));
+        }
+    }
 
     #[test]
     fn meta_ids_are_digits_only() {
