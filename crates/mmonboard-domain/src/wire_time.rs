@@ -6,8 +6,14 @@
 //! replay did on the client. Every timestamp this crate writes is strict RFC 3339 (`2026-11-25T10:00:00Z`), which
 //! `DateTime::parse_from_rfc3339` reads in a fraction of the time. Whatever the strict parser refuses goes to
 //! the relaxed one, so the same texts are accepted, as the same instants, with the same errors as before.
+//!
+//! In front of both sits a reading of the one spelling serde writes for a `DateTime<Utc>`
+//! (`2026-11-25T10:00:00Z`, or with 1 to 9 digits of fraction): chrono's strict parser still cost ~350
+//! instructions a timestamp, a tenth of decoding a stored event. It only splits the digits out; chrono checks
+//! the date and the time of day, and any other text, or a value chrono refuses (a 30 February, a leap
+//! second), goes on to chrono's parsers as before.
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 use serde::Deserializer;
 use serde::de::{self, Visitor};
 
@@ -35,11 +41,52 @@ impl Visitor<'_> for Rfc3339 {
     }
 }
 
-/// The strict parser, then the relaxed one that chrono's `Deserialize` uses.
+/// The spelling serde writes, then the strict parser, then the relaxed one that chrono's `Deserialize` uses.
 pub(crate) fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    if let Some(instant) = as_written(text) {
+        return Ok(instant);
+    }
     DateTime::parse_from_rfc3339(text)
         .or_else(|_| text.parse::<DateTime<FixedOffset>>())
         .map(|instant| instant.with_timezone(&Utc))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, as serde writes a `DateTime<Utc>`; `None` for any other text and for a
+/// value chrono does not take as a date and a time of day, which the parsers after this one then judge.
+fn as_written(text: &str) -> Option<DateTime<Utc>> {
+    let bytes = text.as_bytes();
+    let (&b'Z', body) = bytes.split_last()? else {
+        return None;
+    };
+    if body.len() < 19 || [body[4], body[7], body[10], body[13], body[16]] != *b"--T::" {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |value, digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let nanos = match &body[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            number(fraction)? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(number(&body[0..4])?).ok()?,
+        number(&body[5..7])?,
+        number(&body[8..10])?,
+    )?;
+    let time = NaiveTime::from_hms_nano_opt(
+        number(&body[11..13])?,
+        number(&body[14..16])?,
+        number(&body[17..19])?,
+        nanos,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 #[cfg(test)]
@@ -91,6 +138,22 @@ mod tests {
             let written = serde_json::to_value(instant.with_timezone(&Utc)).unwrap();
             let written = written.as_str().unwrap();
             prop_assert_eq!(ours_reads(written), chrono_reads(written));
+        }
+
+        /// The spelling serde writes, with every field also out of its range (which chrono refuses or, for a
+        /// leap second, reads itself).
+        #[test]
+        fn the_written_spelling_reads_as_chrono_reads_it(
+            year in 0u32..=9999,
+            month in 0u32..=13,
+            day in 0u32..=32,
+            hour in 0u32..=25,
+            minute in 0u32..=61,
+            second in 0u32..=61,
+            fraction in "|\\.[0-9]{1,10}",
+        ) {
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z");
+            prop_assert_eq!(ours_reads(&text), chrono_reads(&text));
         }
 
         #[test]
