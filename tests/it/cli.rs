@@ -402,7 +402,10 @@ fn demo_rows(stdout: &str) -> impl Iterator<Item = DemoRow<'_>> {
 #[test]
 fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
     let workspace = Workspace::new();
-    let run = workspace.run(&["demo"], "");
+    // At half the demo's default speed: the restriction sample is only recorded if the flow reaches the
+    // end of its sync before Meta lifts it (50 simulated minutes after the signature), and a busy machine's
+    // second is that many fewer simulated minutes.
+    let run = workspace.run(&["demo", "--time-factor", "300"], "");
     assert_eq!(
         run.code, 0,
         "stdout: {}\nstderr: {}",
@@ -437,7 +440,7 @@ fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
     }
     // Meta's webhooks, or the process manager reading the same fact from Meta when its webhook came late
     // (terms polled 10 simulated minutes after the request) or could not be recorded yet (a restriction
-    // before the WABA was onboarded is found as the sync completes). Time runs 600 times faster, so which
+    // before the WABA was onboarded is found as the sync completes). Time runs 300 times faster, so which
     // comes first depends on how busy the machine is.
     for event in ["terms_signed", "waba_restricted"] {
         let actors = recorders(event);
@@ -496,9 +499,10 @@ fn the_demo_onboards_the_samples_through_the_simulator_as_domain_md_predicts() {
         "{}",
         again.stdout
     );
+    // The recorded history is shown, recorders and all (the terms came by webhook or by the terms poll).
     assert!(
-        demo_rows(&again.stdout)
-            .any(|row| row.event == "terms_signed" && row.actor == "meta-webhook"),
+        demo_rows(&again.stdout).any(|row| row.event == "terms_signed"
+            && ["meta-webhook", "process-manager"].contains(&row.actor)),
         "the recorded history is shown: {}",
         again.stdout
     );
