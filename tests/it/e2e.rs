@@ -274,7 +274,13 @@ async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes
         .expect("goes live");
     assert_nothing_done_twice(&run.flow, "4600000001").await;
 
-    set_account_status(&run.flow, "RESTRICTED", Some("ACCOUNT_RESTRICTION")).await;
+    let account_status = "wabas/4610000001/account_status";
+    at_meta(
+        &run.flow,
+        account_status,
+        json!({"status": "RESTRICTED", "event": "ACCOUNT_RESTRICTION"}),
+    )
+    .await;
     let (restricted, state) = wait_for(&run.flow, "4600000001", "waba_restricted").await;
     assert_eq!(restricted["metadata"]["actor"], "meta-webhook");
     assert_eq!(
@@ -283,7 +289,7 @@ async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes
     );
 
     // Lifted at Meta without a webhook: the process manager's re-check finds it.
-    set_account_status(&run.flow, "ACTIVE", None).await;
+    at_meta(&run.flow, account_status, json!({"status": "ACTIVE"})).await;
     let (reinstated, state) = wait_for(&run.flow, "4600000001", "waba_reinstated").await;
     assert_eq!(reinstated["metadata"]["actor"], "process-manager");
     assert_eq!(
@@ -294,22 +300,18 @@ async fn a_restriction_after_enablement_suspends_the_waba_until_a_recheck_passes
     run.flow.shutdown().await.expect("stops cleanly");
 }
 
-/// Sets the account status of the restriction scenario's WABA at Meta, with the `account_update` webhook
-/// `event` when given.
-async fn set_account_status(flow: &Flow, status: &str, event: Option<&str>) {
+/// A change made at Meta through the simulator's control API (`path` under `/sim`), which must be taken.
+async fn at_meta(flow: &Flow, path: &str, body: Value) {
     let response = flow
         .client()
-        .post(format!(
-            "{}/sim/wabas/4610000001/account_status",
-            flow.sim_base
-        ))
-        .json(&json!({"status": status, "event": event}))
+        .post(format!("{}/sim/{path}", flow.sim_base))
+        .json(&body)
         .send()
         .await
         .expect("the simulator answers");
     assert!(
         response.status().is_success(),
-        "{}",
+        "{path}: {}",
         response.text().await.unwrap_or_default()
     );
 }
@@ -401,22 +403,12 @@ async fn a_server_stopped_mid_flow_resumes_finishes_and_repeats_nothing(backend:
     // The server (API, webhooks, process manager) goes down. Meanwhile the admin signs at Meta and Meta's
     // webhooks find nobody listening.
     run.flow.stop_server().await.expect("stops");
-    let signed = run
-        .flow
-        .client()
-        .post(format!(
-            "{}/sim/businesses/{}/accept_terms",
-            run.flow.sim_base, full.business.id
-        ))
-        .json(&json!({"user_id": admin_id}))
-        .send()
-        .await
-        .expect("the simulator answers");
-    assert!(
-        signed.status().is_success(),
-        "{}",
-        signed.text().await.unwrap_or_default()
-    );
+    at_meta(
+        &run.flow,
+        &format!("businesses/{}/accept_terms", full.business.id),
+        json!({"user_id": admin_id}),
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let deliveries = run.flow.sim.deliveries();
