@@ -3,7 +3,7 @@
 
 use mmonboard_domain::ids::PortfolioId;
 use mmonboard_domain::{DecodeError, OnboardingEvent};
-use mmonboard_eventlog::{NewEvent, RecordedEvent, StreamId};
+use mmonboard_eventlog::{EventView, NewEvent, RecordedEvent, StreamId};
 use uuid::Uuid;
 
 /// Persisted prefix of every portfolio's stream id. Never rename.
@@ -36,4 +36,9 @@ pub fn decode(recorded: &RecordedEvent) -> Result<OnboardingEvent, DecodeError> 
         recorded.schema_version,
         &recorded.payload,
     )
+}
+
+/// [`decode`] for an event a replay lends ([`mmonboard_eventlog::EventStore::replay`]).
+pub fn decode_view(view: &EventView<'_>) -> Result<OnboardingEvent, DecodeError> {
+    OnboardingEvent::decode(view.event_type, view.schema_version, view.payload)
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     AppendError, AppendOutcome, AppendRequest, EventMetadata, EventStore, ExpectedVersion,
-    GENESIS_HASH, NewEvent, RecordedEvent, StreamId, chain_hash,
+    GENESIS_HASH, NewEvent, RecordedEvent, StoreError, StreamId, chain_hash,
 };
 
 /// A stream id no other check uses.
@@ -79,6 +79,7 @@ pub async fn run_all<S: EventStore>(store: &S) {
     command_without_events_is_idempotent(store).await;
     command_retry_with_stale_expected_version(store).await;
     read_all_pages(store).await;
+    replay_visits_what_read_all_returns(store).await;
     verify_intact_log(store).await;
 }
 
@@ -326,6 +327,68 @@ pub async fn read_all_pages<S: EventStore>(store: &S) {
             .expect("read_all")
             .is_empty()
     );
+}
+
+/// replay lends the events read_all returns, in order, at most `limit` of them, and stops at the visitor's
+/// first error, which is what it returns.
+pub async fn replay_visits_what_read_all_returns<S: EventStore>(store: &S) {
+    let head = store.head_position().await.expect("head");
+    let streams = [unique_stream("replay-a"), unique_stream("replay-b")];
+    let mut appended = Vec::new();
+    for round in 0..4 {
+        let stream = &streams[round % 2];
+        appended.extend(append_ok(store, request(stream, ExpectedVersion::Any, events(5))).await);
+    }
+    assert_eq!(
+        store.read_all(head, usize::MAX).await.expect("read_all"),
+        appended
+    );
+    for limit in [usize::MAX, 21, 20, 7, 1, 0] {
+        let mut visited = Vec::new();
+        let count = store
+            .replay(head, limit, |view| {
+                visited.push(view.to_recorded());
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .expect("replays");
+        let expected: Vec<RecordedEvent> = appended.iter().take(limit).cloned().collect();
+        assert_eq!(visited, expected, "replay({head}, {limit})");
+        assert_eq!(count, expected.len() as u64, "replay({head}, {limit})");
+    }
+    let from_the_middle = appended[12].global_position;
+    let mut visited = Vec::new();
+    store
+        .replay(from_the_middle, usize::MAX, |view| {
+            visited.push(view.global_position);
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .expect("replays");
+    assert_eq!(
+        visited,
+        appended[13..]
+            .iter()
+            .map(|event| event.global_position)
+            .collect::<Vec<_>>()
+    );
+    let stop_at = appended[9].global_position;
+    let mut seen = 0;
+    let stopped = store
+        .replay(head, usize::MAX, |view| {
+            seen += 1;
+            if view.global_position == stop_at {
+                Err(StoreError::Invalid("the visitor stops here".to_owned()))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    assert!(
+        matches!(&stopped, Err(StoreError::Invalid(reason)) if reason == "the visitor stops here"),
+        "expected the visitor's error, got {stopped:?}"
+    );
+    assert_eq!(seen, 10, "nothing is visited after the visitor's error");
 }
 
 /// verify finds an intact log intact and reports its head.

@@ -40,8 +40,8 @@ pub use hash::{GENESIS_HASH, chain_hash};
 pub use hooks::{AppendObserver, CommitHold, CommittedBatch};
 pub use log::{EventLog, LogOptions};
 pub use model::{
-    AppendOutcome, AppendRequest, ChainBreak, EventMetadata, ExpectedVersion, InvalidStreamId,
-    MAX_STREAM_ID_CHARS, NewEvent, RecordedEvent, StreamId, VerifyReport,
+    AppendOutcome, AppendRequest, ChainBreak, EventMetadata, EventView, ExpectedVersion,
+    InvalidStreamId, MAX_STREAM_ID_CHARS, NewEvent, RecordedEvent, StreamId, VerifyReport,
 };
 pub use postgres::{PgEventStore, PgOptions};
 pub use signed::{

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::error::{AppendError, StoreError};
-use crate::model::{AppendOutcome, AppendRequest, RecordedEvent, StreamId, VerifyReport};
+use crate::model::{
+    AppendOutcome, AppendRequest, EventView, RecordedEvent, StreamId, VerifyReport,
+};
 use crate::postgres::{PgEventStore, PgOptions};
 use crate::sqlite::{SqliteEventStore, SqliteOptions};
 use crate::store::EventStore;
@@ -146,6 +148,17 @@ impl EventStore for EventLog {
         match self {
             Self::Sqlite(store) => store.read_all(after_position, limit).await,
             Self::Postgres(store) => store.read_all(after_position, limit).await,
+        }
+    }
+
+    async fn replay<E, F>(&self, after_position: u64, limit: usize, visit: F) -> Result<u64, E>
+    where
+        E: From<StoreError> + Send,
+        F: FnMut(EventView<'_>) -> Result<(), E> + Send,
+    {
+        match self {
+            Self::Sqlite(store) => store.replay(after_position, limit, visit).await,
+            Self::Postgres(store) => store.replay(after_position, limit, visit).await,
         }
     }
 

@@ -196,6 +196,62 @@ pub struct RecordedEvent {
     pub hash: [u8; 32],
 }
 
+/// An event as [`crate::EventStore::replay`] hands it to its visitor: a [`RecordedEvent`] borrowed from the
+/// read in progress, valid for the visit only. A replay that keeps only what it folds pays for no copy of
+/// the rest (the type, the payload, the metadata); [`EventView::to_recorded`] makes the owned event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventView<'a> {
+    /// 1-based, gap-free, in commit order across the whole log.
+    pub global_position: u64,
+    pub stream_id: &'a StreamId,
+    /// 1-based, contiguous within the stream.
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub payload: &'a str,
+    pub metadata: &'a EventMetadata,
+    /// Microsecond precision.
+    pub recorded_at: DateTime<Utc>,
+    /// SHA-256 chain hash, see [`crate::chain_hash`].
+    pub hash: [u8; 32],
+}
+
+impl EventView<'_> {
+    /// The owned event.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            global_position: self.global_position,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: self.event_type.to_owned(),
+            schema_version: self.schema_version,
+            payload: self.payload.to_owned(),
+            metadata: self.metadata.clone(),
+            recorded_at: self.recorded_at,
+            hash: self.hash,
+        }
+    }
+}
+
+impl<'a> From<&'a RecordedEvent> for EventView<'a> {
+    fn from(event: &'a RecordedEvent) -> Self {
+        Self {
+            global_position: event.global_position,
+            stream_id: &event.stream_id,
+            stream_version: event.stream_version,
+            event_id: event.event_id,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            payload: &event.payload,
+            metadata: &event.metadata,
+            recorded_at: event.recorded_at,
+            hash: event.hash,
+        }
+    }
+}
+
 /// The result of an append that did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendOutcome {

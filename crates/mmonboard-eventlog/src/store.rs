@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{AppendError, StoreError};
 use crate::hash::{CanonicalEvent, GENESIS_HASH};
 use crate::model::{
-    AppendOutcome, AppendRequest, ChainBreak, RecordedEvent, StreamId, VerifyReport,
+    AppendOutcome, AppendRequest, ChainBreak, EventView, RecordedEvent, StreamId, VerifyReport,
 };
 
 /// An append-only, hash-chained event log.
@@ -36,6 +36,25 @@ pub trait EventStore: Send + Sync + 'static {
         after_position: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Visits up to `limit` events with a global position greater than `after_position`, in global order:
+    /// the events `read_all` pages would return, each lent to `visit` for the visit only, the next ones
+    /// read while the visitor works. It stops at the end of the log as its reads find it, after `limit`
+    /// events, or at the visitor's first error, which it returns; otherwise it answers how many events it
+    /// visited. A replay or a catch-up that folds events and keeps few of their parts: it costs no copy of
+    /// what the visitor does not keep, and no waiting between pages.
+    fn replay<E, F>(
+        &self,
+        after_position: u64,
+        limit: usize,
+        mut visit: F,
+    ) -> impl Future<Output = Result<u64, E>> + Send
+    where
+        E: From<StoreError> + Send,
+        F: FnMut(EventView<'_>) -> Result<(), E> + Send,
+    {
+        async move { replay_in_pages(self, after_position, limit, &mut visit).await }
+    }
 
     /// The stream's last version, 0 if it has no events.
     fn stream_version(
@@ -83,6 +102,19 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
         S::read_all(self, after_position, limit)
     }
 
+    fn replay<E, F>(
+        &self,
+        after_position: u64,
+        limit: usize,
+        visit: F,
+    ) -> impl Future<Output = Result<u64, E>> + Send
+    where
+        E: From<StoreError> + Send,
+        F: FnMut(EventView<'_>) -> Result<(), E> + Send,
+    {
+        S::replay(self, after_position, limit, visit)
+    }
+
     fn stream_version(
         &self,
         stream_id: &StreamId,
@@ -104,6 +136,57 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send {
         S::verify(self)
     }
+}
+
+/// Events per page of a replay read through `read_all`.
+pub(crate) const REPLAY_PAGE: usize = 16_384;
+
+/// [`EventStore::replay`] through `read_all`, in pages of [`REPLAY_PAGE`]: the next page is read while the
+/// visitor works through the last (two pages in memory at once). Ends at the first page shorter than asked.
+pub(crate) async fn replay_in_pages<S, E, F>(
+    store: &S,
+    after_position: u64,
+    limit: usize,
+    visit: &mut F,
+) -> Result<u64, E>
+where
+    S: EventStore + ?Sized,
+    E: From<StoreError> + Send,
+    F: FnMut(EventView<'_>) -> Result<(), E> + Send,
+{
+    let mut visited = 0u64;
+    let mut remaining = limit;
+    let mut asked = remaining.min(REPLAY_PAGE);
+    if asked == 0 {
+        return Ok(0);
+    }
+    let mut page = store.read_all(after_position, asked).await?;
+    while let Some(last) = page.last().map(|event| event.global_position) {
+        remaining = remaining.saturating_sub(page.len());
+        let next_asked = if page.len() < asked {
+            0 // the end of the log
+        } else {
+            remaining.min(REPLAY_PAGE)
+        };
+        let read_next = async {
+            if next_asked == 0 {
+                Ok(Vec::new())
+            } else {
+                store.read_all(last, next_asked).await
+            }
+        };
+        let visit_page = async {
+            page.iter()
+                .try_for_each(|event| visit(EventView::from(event)))
+        };
+        // The read is polled first: its first poll sends it off, so it goes on while the visitor works.
+        let (next, visited_page) = futures_util::future::join(read_next, visit_page).await;
+        visited_page?;
+        visited += page.len() as u64;
+        page = next?;
+        asked = next_asked;
+    }
+    Ok(visited)
 }
 
 #[derive(Debug, Default)]

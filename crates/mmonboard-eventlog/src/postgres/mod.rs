@@ -42,10 +42,10 @@ use crate::crosscheck::{CommandCrossCheck, CommandRecord, CommandRecords};
 use crate::error::{AppendError, StoreError};
 use crate::hooks::{AppendObserver, CommitHold};
 use crate::model::{
-    AppendOutcome, AppendRequest, EventMetadata, RecordedEvent, StreamId, VerifyReport,
+    AppendOutcome, AppendRequest, EventMetadata, EventView, RecordedEvent, StreamId, VerifyReport,
 };
 use crate::sqlite::prepare;
-use crate::store::{ChainVerifier, EventStore};
+use crate::store::{ChainVerifier, EventStore, replay_in_pages};
 use crate::subscription::HeadWatch;
 use writer::{AppendJob, Writer};
 
@@ -343,6 +343,82 @@ impl EventStore for PgEventStore {
         .await
     }
 
+    /// A replay the known head says is long goes as consecutive binary `COPY` segments of
+    /// [`PgOptions::copy_reads_from`] events, each on a pooled connection of its own, as many fetched at
+    /// once as the read pool has connections but one, while the visitor works through the one before; their rows
+    /// are lent to the visitor in place, out of the chunks they arrived in. A segment is a prefix of the log
+    /// after its start in its own snapshot (one statement, see ARCHITECTURE.md §Reads), and one is used
+    /// only if the segment before it ended exactly where it starts: a segment cut short is the end of the
+    /// log, a segment ending elsewhere (positions with a gap, a log `verify` calls broken) sends the rest
+    /// through `read_all`. So do the events past the head the replay knew of when it started.
+    async fn replay<E, F>(&self, after_position: u64, limit: usize, mut visit: F) -> Result<u64, E>
+    where
+        E: From<StoreError> + Send,
+        F: FnMut(EventView<'_>) -> Result<(), E> + Send,
+    {
+        let known = self.head.borrow().saturating_sub(after_position);
+        let planned = usize::try_from(known).unwrap_or(usize::MAX).min(limit);
+        let segment = self.copy_reads_from.max(1);
+        if planned < segment || i64::try_from(after_position).is_err() {
+            return replay_in_pages(self, after_position, limit, &mut visit).await;
+        }
+        let mut segments = Segments {
+            readers: self.readers.clone(),
+            next_after: after_position,
+            end: after_position + planned as u64,
+            size: segment,
+            // All the read pool's connections but one, which is left to the other readers.
+            ahead: usize::try_from(self.readers.options().get_max_connections())
+                .unwrap_or(1)
+                .saturating_sub(1)
+                .max(1),
+            fetching: std::collections::VecDeque::new(),
+        };
+        segments.fill();
+        let mut decoder = RowDecoder::default();
+        let mut visited = 0u64;
+        let mut last = after_position;
+        while let Some((after, asked, fetch)) = segments.fetching.pop_front() {
+            segments.fill();
+            let chunks = fetch.await.map_err(|error| {
+                StoreError::Database(crate::error::DatabaseError::text(format!(
+                    "a replay task of the event log failed: {error}"
+                )))
+            })??;
+            debug_assert_eq!(after, last);
+            let mut rows = 0usize;
+            let mut refused = None;
+            let mut parser = copy::CopyParser::default();
+            let mut lend = |values: [&[u8]; copy::FIELDS]| {
+                let view = decoder.decode_view(values)?;
+                last = view.global_position;
+                rows += 1;
+                visit(view).map_err(|error| {
+                    refused = Some(error);
+                    StoreError::Closed // only stops the parse; the visitor's error is returned
+                })
+            };
+            let parsed = chunks
+                .iter()
+                .try_for_each(|chunk| parser.feed(chunk, &mut lend));
+            if let Some(error) = refused {
+                return Err(error);
+            }
+            parsed?;
+            parser.finish()?;
+            visited += rows as u64;
+            if rows < asked {
+                return Ok(visited); // the end of the log, as this segment's snapshot found it
+            }
+            if last != after + asked as u64 {
+                break; // a gap: the segments fetched after this one start in the wrong place
+            }
+        }
+        drop(segments);
+        let remaining = limit - usize::try_from(visited).unwrap_or(limit);
+        Ok(visited + replay_in_pages(self, last, remaining, &mut visit).await?)
+    }
+
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let mut connection = self.reader().await?;
         let version: i64 = sqlx::query_scalar(sql::STREAM_VERSION)
@@ -551,6 +627,70 @@ async fn copy_all(
     drop(chunks);
     held.release();
     Ok(events)
+}
+
+/// A replay segment's fetch: the chunks of its `COPY`, as they arrived.
+type SegmentFetch = JoinHandle<Result<Vec<bytes::Bytes>, StoreError>>;
+
+/// The segments of a replay being fetched, in log order: `(after, limit, task)`, each task a `COPY` of up
+/// to `limit` events after `after` collecting the stream's chunks. Dropping it (the replay is done, failed
+/// or was dropped itself) aborts the fetches still running, whose connections are then closed, not pooled.
+struct Segments {
+    readers: PgPool,
+    next_after: u64,
+    end: u64,
+    size: usize,
+    /// How many segments are fetched at once, at most.
+    ahead: usize,
+    fetching: std::collections::VecDeque<(u64, usize, SegmentFetch)>,
+}
+
+impl Segments {
+    /// Starts fetching the next segments, up to `ahead` under way and none past `end`.
+    fn fill(&mut self) {
+        while self.fetching.len() < self.ahead && self.next_after < self.end {
+            let after = self.next_after;
+            let limit =
+                usize::try_from(self.end - after).map_or(self.size, |left| left.min(self.size));
+            self.next_after += limit as u64;
+            let readers = self.readers.clone();
+            let task =
+                tokio::spawn(async move { copy_chunks(&readers, to_i64(after)?, limit).await });
+            self.fetching.push_back((after, limit, task));
+        }
+    }
+}
+
+impl Drop for Segments {
+    fn drop(&mut self) {
+        for (_, _, task) in &self.fetching {
+            task.abort();
+        }
+    }
+}
+
+/// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), its chunks kept as they
+/// arrived, for a replay to parse in place.
+async fn copy_chunks(
+    readers: &PgPool,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<bytes::Bytes>, StoreError> {
+    let mut held = CloseUnlessReleased(Some(readers.acquire().await.map_err(closed_or)?));
+    let Some(connection) = held.0.as_deref_mut() else {
+        return Err(StoreError::Closed);
+    };
+    // PostgreSQL sends a tuple per chunk, plus the header and the trailer.
+    let mut kept = Vec::with_capacity(limit.saturating_add(2).min(MAX_PREALLOCATED));
+    let mut chunks = connection
+        .copy_out_raw(&sql::copy_all(after, limit))
+        .await?;
+    while let Some(chunk) = chunks.try_next().await? {
+        kept.push(chunk);
+    }
+    drop(chunks);
+    held.release();
+    Ok(kept)
 }
 
 /// A pooled connection that is closed when dropped, unless [`Self::release`]d back to the pool.
@@ -790,11 +930,25 @@ impl RowDecoder {
 
     /// The event from one row's binary values, in the order of [`sql::READ_ALL`]'s columns, whether they
     /// came in a `SELECT`'s row (types checked by [`Self::check_columns`]) or a `COPY`'s tuple (types
-    /// checked by the statement itself).
-    fn decode_values<'r>(
+    /// checked by the statement itself), with its metadata text exactly as stored.
+    fn decode_values(
         &mut self,
-        values: [&'r [u8]; copy::FIELDS],
+        values: [&[u8]; copy::FIELDS],
     ) -> Result<(RecordedEvent, &str), StoreError> {
+        let event = self.decode_view(values)?.to_recorded();
+        let metadata_text = self
+            .last_metadata
+            .as_ref()
+            .map_or("", |(text, _)| text.as_str());
+        Ok((event, metadata_text))
+    }
+
+    /// The event of one row's binary values ([`Self::decode_values`]), borrowed from them and from the
+    /// decoder (the stream id and the metadata, kept from row to row).
+    fn decode_view<'v>(
+        &'v mut self,
+        values: [&'v [u8]; copy::FIELDS],
+    ) -> Result<EventView<'v>, StoreError> {
         let int8 = |index: usize| -> Result<i64, StoreError> {
             let value = values[index];
             <[u8; 8]>::try_from(value)
@@ -811,21 +965,16 @@ impl RowDecoder {
             global_position,
             reason,
         };
-        let text = |index: usize| -> Result<&'r str, StoreError> {
+        let text = |index: usize| -> Result<&'v str, StoreError> {
             std::str::from_utf8(values[index])
                 .map_err(|error| corrupt(format!("column {index} is not UTF-8: {error}")))
         };
         // The stream id and the metadata are compared as bytes with the last row's first: equal to text
         // already checked, they need no UTF-8 check or parse of their own.
-        let stream_id = match &self.last_stream {
-            Some(last) if last.as_str().as_bytes() == values[1] => last.clone(),
-            _ => {
-                let parsed =
-                    StreamId::parse(text(1)?).map_err(|error| corrupt(error.to_string()))?;
-                self.last_stream = Some(parsed.clone());
-                parsed
-            }
-        };
+        if !matches!(&self.last_stream, Some(last) if last.as_str().as_bytes() == values[1]) {
+            let parsed = StreamId::parse(text(1)?).map_err(|error| corrupt(error.to_string()))?;
+            self.last_stream = Some(parsed);
+        }
         let stream_version = int8(2)?;
         let event_id = Uuid::from_slice(values[3])
             .map_err(|_| corrupt("the event id is not 16 bytes".to_owned()))?;
@@ -838,26 +987,28 @@ impl RowDecoder {
                 .map_err(|error| corrupt(format!("unreadable metadata: {error}")))?;
             self.last_metadata = Some((metadata_text.to_owned(), parsed));
         }
-        let Some((metadata_text, metadata)) = &self.last_metadata else {
-            return Err(corrupt("the metadata was not kept".to_owned()));
+        let (Some(stream_id), Some((_, metadata))) = (&self.last_stream, &self.last_metadata)
+        else {
+            return Err(corrupt(
+                "the stream id or the metadata was not kept".to_owned(),
+            ));
         };
         let recorded_at = int8(8)?;
         let hash = values[9];
-        let event = RecordedEvent {
+        Ok(EventView {
             global_position,
             stream_id,
             stream_version: non_negative(stream_version, global_position)?,
             event_id,
-            event_type: text(4)?.to_owned(),
+            event_type: text(4)?,
             schema_version,
-            payload: text(6)?.to_owned(),
-            metadata: metadata.clone(),
+            payload: text(6)?,
+            metadata,
             recorded_at: DateTime::from_timestamp_micros(recorded_at)
                 .ok_or_else(|| corrupt(format!("bad timestamp {recorded_at}")))?,
             hash: <[u8; 32]>::try_from(hash)
                 .map_err(|_| corrupt("the hash is not 32 bytes".to_owned()))?,
-        };
-        Ok((event, metadata_text))
+        })
     }
 }
 

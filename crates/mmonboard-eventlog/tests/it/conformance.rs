@@ -28,6 +28,7 @@ conformance_checks!(
     command_without_events_is_idempotent,
     command_retry_with_stale_expected_version,
     read_all_pages,
+    replay_visits_what_read_all_returns,
     verify_intact_log,
 );
 

@@ -218,6 +218,103 @@ async fn copy_and_select_reads_give_the_same_events() {
     database.cleanup().await;
 }
 
+/// What a replay visited, as owned events.
+async fn replayed(store: &PgEventStore, after: u64, limit: usize) -> Vec<RecordedEvent> {
+    let mut visited = Vec::new();
+    let count = store
+        .replay(after, limit, |view| {
+            visited.push(view.to_recorded());
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .expect("replays");
+    assert_eq!(count, visited.len() as u64);
+    visited
+}
+
+/// A replay read as `COPY` segments (here of 64 events, two fetched at once) lends exactly the events
+/// `read_all` returns: from the start, from the middle of a segment, with a limit inside a segment, past the
+/// head, with events appended since the store opened, and past a gap an insider made, where the segments no
+/// longer line up. A visitor's
+/// error stops it midway, and the connections of the segments still being fetched are not left broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
+    let Some((database, log, _)) = a_log_of(1_000).await else {
+        return;
+    };
+    let by_select = PgEventStore::open(database.url(), copy_options(usize::MAX))
+        .await
+        .expect("opens");
+    let by_segments = PgEventStore::open(
+        database.url(),
+        PgOptions {
+            copy_reads_from: 64,
+            read_connections: 3,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("opens");
+    for (after, limit) in [
+        (0, usize::MAX),
+        (0, 640),
+        (5, 333),
+        (900, 500),
+        (999, 10),
+        (1_000, 10),
+        (0, 0),
+    ] {
+        assert_eq!(
+            replayed(&by_segments, after, limit).await,
+            by_select.read_all(after, limit).await.expect("reads"),
+            "replay({after}, {limit})"
+        );
+    }
+    // Events appended since the store opened are visited too, whether its head watch has heard of them yet
+    // (they are in the planned segments) or not (they are read through `read_all` after them).
+    let stream = unique_stream("copy-late");
+    append_ok(
+        &log,
+        request(&stream, ExpectedVersion::NoStream, events(70)),
+    )
+    .await;
+    let everything = by_select.read_all(0, usize::MAX).await.expect("reads");
+    assert_eq!(everything.len(), 1_070);
+    assert_eq!(replayed(&by_segments, 0, usize::MAX).await, everything);
+
+    let mut seen = 0;
+    let stopped = by_segments
+        .replay(0, usize::MAX, |view| {
+            seen += 1;
+            if view.global_position == 300 {
+                Err(StoreError::Invalid("stop".to_owned()))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    assert!(
+        matches!(stopped, Err(StoreError::Invalid(_))),
+        "{stopped:?}"
+    );
+    assert_eq!(seen, 300);
+    assert_eq!(replayed(&by_segments, 0, usize::MAX).await, everything);
+
+    execute_raw(
+        &database,
+        "ALTER TABLE events DISABLE TRIGGER USER;          DELETE FROM events WHERE global_position = 150;          ALTER TABLE events ENABLE TRIGGER USER",
+    )
+    .await
+    .expect("an insider deletes a row");
+    let with_a_gap = by_select.read_all(0, usize::MAX).await.expect("reads");
+    assert_eq!(with_a_gap.len(), 1_069);
+    assert_eq!(replayed(&by_segments, 0, usize::MAX).await, with_a_gap);
+    by_select.close().await;
+    by_segments.close().await;
+    log.close().await;
+    database.cleanup().await;
+}
+
 /// A row that cannot be decoded fails a `COPY` read in the middle of its stream, naming the position; the
 /// connection is closed rather than returned inside the COPY, so the next read works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
