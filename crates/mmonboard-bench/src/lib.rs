@@ -420,10 +420,9 @@ async fn workloads_on(
         "events/s",
     )
     .note(format!(
-        "{} events, {} portfolios projected, in pages of {}; {replay_low:.0}-{replay_high:.0} events/s",
+        "{} events, {} portfolios projected, through EventStore::replay; {replay_low:.0}-{replay_high:.0} events/s",
         w3.events,
         w3.portfolios,
-        workloads::REPLAY_PAGE
     ));
     let (_, ratio_low, ratio_high) = median_and_spread(&mut ratios);
     row = if raw_read.is_some() {

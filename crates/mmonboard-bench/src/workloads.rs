@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use mmonboard_app::codec::{decode, stream_id};
+use mmonboard_app::codec::{decode, decode_view, stream_id};
 use mmonboard_app::{CommandContext, OnboardingService, ServiceOptions, SystemClock};
 use mmonboard_domain::OnboardingEvent;
 use mmonboard_domain::snapshot::fingerprint;
@@ -220,12 +220,8 @@ fn anonymous_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// W3's page: the next page is read while the last is folded (two pages in memory at once). On PostgreSQL a
-/// read that long goes as a binary COPY per half, which earns back its planning; with pages of 2,000 the
-/// server spends about a quarter more per event.
-pub(crate) const REPLAY_PAGE: usize = 16_384;
-
-/// Page through the whole log in global order, decode every event and fold it into a projection.
+/// The whole log in global order through `EventStore::replay` (pages read ahead while the last is folded;
+/// on PostgreSQL, `COPY` segments lent in place), every event decoded and folded into a projection.
 pub(crate) async fn replay(store: &Arc<EventLog>) -> Result<ReplayRun, BenchError> {
     let head = store.head_position().await?;
     let checkpoints: Vec<u64> = [1, 2, 3, 4]
@@ -234,36 +230,25 @@ pub(crate) async fn replay(store: &Arc<EventLog>) -> Result<ReplayRun, BenchErro
         .collect();
     let mut samples_mib = vec![anonymous_mib()];
     let mut projection = StatusProjection::default();
-    let mut after = 0;
-    let mut events = 0u64;
     let started = Instant::now();
-    let mut page = store.read_all(after, REPLAY_PAGE).await?;
-    while let Some(last) = page.last() {
-        after = last.global_position;
-        let next = {
-            let store = Arc::clone(store);
-            tokio::spawn(async move { store.read_all(after, REPLAY_PAGE).await })
-        };
-        for recorded in &page {
-            let event = decode(recorded).map_err(|error| {
+    let events = store
+        .replay(0, usize::MAX, |view| {
+            let event = decode_view(&view).map_err(|error| {
                 BenchError::Workload(format!(
                     "event {} does not decode: {error}",
-                    recorded.global_position
+                    view.global_position
                 ))
             })?;
-            projection.apply(&recorded.stream_id, &event);
-        }
-        events += page.len() as u64;
-        if checkpoints
-            .get(samples_mib.len() - 1)
-            .is_some_and(|checkpoint| after >= *checkpoint)
-        {
-            samples_mib.push(anonymous_mib());
-        }
-        page = next
-            .await
-            .map_err(|error| BenchError::Workload(format!("a page read failed: {error}")))??;
-    }
+            projection.apply(view.stream_id, &event);
+            if checkpoints
+                .get(samples_mib.len() - 1)
+                .is_some_and(|checkpoint| view.global_position >= *checkpoint)
+            {
+                samples_mib.push(anonymous_mib());
+            }
+            Ok::<(), BenchError>(())
+        })
+        .await?;
     let elapsed = started.elapsed().as_secs_f64();
     if events != head {
         return Err(BenchError::Workload(format!(
