@@ -154,9 +154,27 @@ where
     E: From<StoreError> + Send,
     F: FnMut(EventView<'_>) -> Result<(), E> + Send,
 {
+    replay_in_pages_of(store, after_position, limit, REPLAY_PAGE, visit).await
+}
+
+/// [`replay_in_pages`] in pages of `page` events (at least 1).
+async fn replay_in_pages_of<S, E, F>(
+    store: &S,
+    after_position: u64,
+    limit: usize,
+    page_size: usize,
+    visit: &mut F,
+) -> Result<u64, E>
+where
+    S: EventStore + ?Sized,
+    E: From<StoreError> + Send,
+    F: FnMut(EventView<'_>) -> Result<(), E> + Send,
+{
+    use futures_util::future::{Either, select};
+    let page_size = page_size.max(1);
     let mut visited = 0u64;
     let mut remaining = limit;
-    let mut asked = remaining.min(REPLAY_PAGE);
+    let mut asked = remaining.min(page_size);
     if asked == 0 {
         return Ok(0);
     }
@@ -166,22 +184,31 @@ where
         let next_asked = if page.len() < asked {
             0 // the end of the log
         } else {
-            remaining.min(REPLAY_PAGE)
+            remaining.min(page_size)
         };
-        let read_next = async {
+        let read_next = std::pin::pin!(async {
             if next_asked == 0 {
                 Ok(Vec::new())
             } else {
                 store.read_all(last, next_asked).await
             }
-        };
-        let visit_page = async {
+        });
+        let visit_page = std::pin::pin!(async {
             page.iter()
                 .try_for_each(|event| visit(EventView::from(event)))
+        });
+        // The read is polled first: its first poll sends it off, so it goes on while the visitor works. A
+        // visitor's error is returned at once, the read in flight dropped.
+        let next = match select(read_next, visit_page).await {
+            Either::Left((next, visit_page)) => {
+                visit_page.await?;
+                next
+            }
+            Either::Right((visited_page, read_next)) => {
+                visited_page?;
+                read_next.await
+            }
         };
-        // The read is polled first: its first poll sends it off, so it goes on while the visitor works.
-        let (next, visited_page) = futures_util::future::join(read_next, visit_page).await;
-        visited_page?;
         visited += page.len() as u64;
         page = next?;
         asked = next_asked;
@@ -410,5 +437,80 @@ impl CommandSpan {
             global_position: u64::try_from(first_position).unwrap_or(0),
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{append_ok, events, request, unique_stream};
+    use crate::model::ExpectedVersion;
+    use crate::sqlite::{SqliteEventStore, SqliteOptions};
+
+    /// Pages of every size from 1 to 8 over 20 events give what one read gives, for limits on and off a
+    /// page's end, and a visitor failing on a page's last event or its first stops there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replays_in_pages_of_any_size_visit_what_one_read_returns() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", directory.path().join("log.db").display());
+        let store = SqliteEventStore::open(&url, SqliteOptions::default())
+            .await
+            .expect("opens");
+        let stream = unique_stream("pages");
+        let appended = append_ok(
+            &store,
+            request(&stream, ExpectedVersion::NoStream, events(20)),
+        )
+        .await;
+        for page in 1..=8 {
+            for (after, limit) in [
+                (0, usize::MAX),
+                (0, 20),
+                (0, 16),
+                (3, 8),
+                (3, 9),
+                (19, 5),
+                (20, 5),
+            ] {
+                let mut visited = Vec::new();
+                let count =
+                    replay_in_pages_of(&store, after, limit, page, &mut |view: EventView<'_>| {
+                        visited.push(view.to_recorded());
+                        Ok::<(), StoreError>(())
+                    })
+                    .await
+                    .expect("replays");
+                let expected: Vec<RecordedEvent> = appended
+                    .iter()
+                    .filter(|event| event.global_position > after)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    visited, expected,
+                    "pages of {page}, replay({after}, {limit})"
+                );
+                assert_eq!(count, expected.len() as u64);
+            }
+            for stop_at in [page as u64, page as u64 + 1] {
+                let mut seen = Vec::new();
+                let stopped =
+                    replay_in_pages_of(&store, 0, usize::MAX, page, &mut |view: EventView<'_>| {
+                        seen.push(view.global_position);
+                        if view.global_position == stop_at {
+                            Err(StoreError::Invalid("stop".to_owned()))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .await;
+                assert!(
+                    matches!(stopped, Err(StoreError::Invalid(_))),
+                    "{stopped:?}"
+                );
+                assert_eq!(seen, (1..=stop_at).collect::<Vec<_>>(), "pages of {page}");
+            }
+        }
+        store.close().await;
     }
 }

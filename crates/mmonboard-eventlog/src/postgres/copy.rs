@@ -57,9 +57,11 @@ impl Default for CopyParser {
 
 impl CopyParser {
     /// Parses what `chunk` completes, calling `tuple` with each tuple's ten values in column order.
-    pub(super) fn feed<F>(&mut self, chunk: &[u8], tuple: &mut F) -> Result<(), StoreError>
+    /// A malformed stream is a [`StoreError`]; the callback's own error stops the parse and is returned.
+    pub(super) fn feed<F, E>(&mut self, chunk: &[u8], tuple: &mut F) -> Result<(), E>
     where
-        F: FnMut([&[u8]; FIELDS]) -> Result<(), StoreError>,
+        F: FnMut([&[u8]; FIELDS]) -> Result<(), E>,
+        E: From<StoreError>,
     {
         if self.pending.is_empty() {
             let used = parse(&mut self.stage, chunk, tuple)?;
@@ -92,9 +94,10 @@ impl CopyParser {
 
 /// Parses the complete parts of `input` from `stage` on, and answers how many bytes they took; the rest is
 /// the beginning of a part that the next chunk completes.
-fn parse<F>(stage: &mut Stage, input: &[u8], tuple: &mut F) -> Result<usize, StoreError>
+fn parse<F, E>(stage: &mut Stage, input: &[u8], tuple: &mut F) -> Result<usize, E>
 where
-    F: FnMut([&[u8]; FIELDS]) -> Result<(), StoreError>,
+    F: FnMut([&[u8]; FIELDS]) -> Result<(), E>,
+    E: From<StoreError>,
 {
     let mut used = 0;
     loop {
@@ -178,10 +181,10 @@ fn be_u32(bytes: &[u8]) -> u32 {
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
-fn malformed(reason: String) -> StoreError {
-    StoreError::Database(DatabaseError::text(format!(
+fn malformed<E: From<StoreError>>(reason: String) -> E {
+    E::from(StoreError::Database(DatabaseError::text(format!(
         "an event read's binary COPY stream is malformed: {reason}"
-    )))
+    ))))
 }
 
 #[cfg(test)]
@@ -223,7 +226,7 @@ mod tests {
         let mut tuples = Vec::new();
         let mut collect = |values: [&[u8]; FIELDS]| {
             tuples.push(values.iter().map(|value| value.to_vec()).collect());
-            Ok(())
+            Ok::<(), StoreError>(())
         };
         for chunk in chunks {
             parser.feed(chunk, &mut collect)?;
@@ -322,7 +325,7 @@ mod tests {
         let error = parser
             .feed(&bytes, &mut |_| {
                 seen += 1;
-                Err(malformed("refused by the decoder".to_owned()))
+                Err(malformed::<StoreError>("refused by the decoder".to_owned()))
             })
             .expect_err("the callback's error");
         assert!(error.to_string().contains("refused by the decoder"));

@@ -78,7 +78,9 @@ pub struct PgOptions {
     /// rather than the prepared `SELECT`: the same rows, for less work per row on this side, but the
     /// statement is parsed and planned anew each time, which only a long read (a replay, a catch-up)
     /// earns back. `usize::MAX` keeps every read a `SELECT`. The role reading needs EXECUTE on
-    /// `mmonboard_event_columns_checked()`; without it every read is a `SELECT`.
+    /// `mmonboard_event_columns_checked()`; without it every read is a `SELECT`. A
+    /// [`EventStore::replay`] at least this long goes as `COPY` segments of this many events (at most
+    /// 65,536), and holds up to `read_connections` segments in memory at once.
     pub copy_reads_from: usize,
 }
 
@@ -344,8 +346,9 @@ impl EventStore for PgEventStore {
     }
 
     /// A replay the known head says is long goes as consecutive binary `COPY` segments of
-    /// [`PgOptions::copy_reads_from`] events, each on a pooled connection of its own, as many fetched at
-    /// once as the read pool has connections but one, while the visitor works through the one before; their rows
+    /// [`PgOptions::copy_reads_from`] events (at most [`REPLAY_SEGMENT_AT_MOST`]), each on a pooled
+    /// connection of its own, as many fetched at once as the read pool has connections but one (at least
+    /// one), while the visitor works through the one before; their rows
     /// are lent to the visitor in place, out of the chunks they arrived in. A segment is a prefix of the log
     /// after its start in its own snapshot (one statement, see ARCHITECTURE.md §Reads), and one is used
     /// only if the segment before it ended exactly where it starts: a segment cut short is the end of the
@@ -358,8 +361,11 @@ impl EventStore for PgEventStore {
     {
         let known = self.head.borrow().saturating_sub(after_position);
         let planned = usize::try_from(known).unwrap_or(usize::MAX).min(limit);
-        let segment = self.copy_reads_from.max(1);
-        if planned < segment || i64::try_from(after_position).is_err() {
+        let segment = self.copy_reads_from.clamp(1, REPLAY_SEGMENT_AT_MOST);
+        if self.copy_reads_from == usize::MAX
+            || planned < self.copy_reads_from
+            || i64::try_from(after_position).is_err()
+        {
             return replay_in_pages(self, after_position, limit, &mut visit).await;
         }
         let mut segments = Segments {
@@ -378,33 +384,30 @@ impl EventStore for PgEventStore {
         let mut decoder = RowDecoder::default();
         let mut visited = 0u64;
         let mut last = after_position;
-        while let Some((after, asked, fetch)) = segments.fetching.pop_front() {
-            segments.fill();
-            let chunks = fetch.await.map_err(|error| {
-                StoreError::Database(crate::error::DatabaseError::text(format!(
-                    "a replay task of the event log failed: {error}"
-                )))
-            })??;
+        while let Some((after, asked, mut fetch)) = segments.fetching.pop_front() {
             debug_assert_eq!(after, last);
             let mut rows = 0usize;
-            let mut refused = None;
             let mut parser = copy::CopyParser::default();
-            let mut lend = |values: [&[u8]; copy::FIELDS]| {
+            let mut lend = |values: [&[u8]; copy::FIELDS]| -> Result<(), E> {
                 let view = decoder.decode_view(values)?;
                 last = view.global_position;
                 rows += 1;
-                visit(view).map_err(|error| {
-                    refused = Some(error);
-                    StoreError::Closed // only stops the parse; the visitor's error is returned
-                })
+                visit(view)
             };
-            let parsed = chunks
-                .iter()
-                .try_for_each(|chunk| parser.feed(chunk, &mut lend));
-            if let Some(error) = refused {
-                return Err(error);
+            // Parsed as the fetch hands its chunks over, a batch at a time.
+            while let Some(batch) = fetch.chunks.recv().await {
+                for chunk in &batch? {
+                    parser.feed(chunk, &mut lend)?;
+                }
             }
-            parsed?;
+            (&mut fetch.task).await.map_err(|error| {
+                StoreError::Database(crate::error::DatabaseError::text(format!(
+                    "a replay task of the event log failed: {error}"
+                )))
+            })?;
+            // The fetch is over and its connection back in the pool: the next one can start, one connection
+            // still left to other readers.
+            segments.fill();
             parser.finish()?;
             visited += rows as u64;
             if rows < asked {
@@ -618,7 +621,7 @@ async fn copy_all(
         .await?;
     let mut push = |values: [&[u8]; copy::FIELDS]| {
         events.push(decoder.decode_values(values)?.0);
-        Ok(())
+        Ok::<(), StoreError>(())
     };
     while let Some(chunk) = chunks.try_next().await? {
         parser.feed(&chunk, &mut push)?;
@@ -629,12 +632,29 @@ async fn copy_all(
     Ok(events)
 }
 
-/// A replay segment's fetch: the chunks of its `COPY`, as they arrived.
-type SegmentFetch = JoinHandle<Result<Vec<bytes::Bytes>, StoreError>>;
+/// The longest `COPY` segment of a replay, in events (about 25 MiB of chunks for events of 400 bytes).
+const REPLAY_SEGMENT_AT_MOST: usize = 65_536;
 
-/// The segments of a replay being fetched, in log order: `(after, limit, task)`, each task a `COPY` of up
-/// to `limit` events after `after` collecting the stream's chunks. Dropping it (the replay is done, failed
-/// or was dropped itself) aborts the fetches still running, whose connections are then closed, not pooled.
+/// Chunks of a replay segment's `COPY` handed over at once (about 100 KiB of events).
+const CHUNKS_PER_BATCH: usize = 256;
+
+/// A replay segment being fetched: a task running its `COPY` and handing its chunks over in batches, then
+/// closing the channel (an error is the last thing it sends). Dropped, it aborts the task; a fetch whose
+/// replay is gone also stops at its next batch. Either way a connection left inside its `COPY` is closed,
+/// not pooled.
+struct SegmentFetch {
+    chunks: mpsc::UnboundedReceiver<Result<Vec<bytes::Bytes>, StoreError>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SegmentFetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The segments of a replay being fetched, in log order: `(after, limit, fetch)`, each fetch a `COPY` of up
+/// to `limit` events after `after`.
 struct Segments {
     readers: PgPool,
     next_after: u64,
@@ -654,43 +674,55 @@ impl Segments {
                 usize::try_from(self.end - after).map_or(self.size, |left| left.min(self.size));
             self.next_after += limit as u64;
             let readers = self.readers.clone();
-            let task =
-                tokio::spawn(async move { copy_chunks(&readers, to_i64(after)?, limit).await });
-            self.fetching.push_back((after, limit, task));
+            let (sender, chunks) = mpsc::unbounded_channel();
+            let task = tokio::spawn(async move {
+                let fetched = match to_i64(after) {
+                    Ok(after) => copy_chunks(&readers, after, limit, &sender).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = fetched {
+                    let _ = sender.send(Err(error));
+                }
+            });
+            self.fetching
+                .push_back((after, limit, SegmentFetch { chunks, task }));
         }
     }
 }
 
-impl Drop for Segments {
-    fn drop(&mut self) {
-        for (_, _, task) in &self.fetching {
-            task.abort();
-        }
-    }
-}
-
-/// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), its chunks kept as they
-/// arrived, for a replay to parse in place.
+/// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), its chunks sent as they
+/// arrived, in batches, for a replay to parse in place. Stops early, closing the connection, once nobody
+/// receives.
 async fn copy_chunks(
     readers: &PgPool,
     after: i64,
     limit: usize,
-) -> Result<Vec<bytes::Bytes>, StoreError> {
+    sender: &mpsc::UnboundedSender<Result<Vec<bytes::Bytes>, StoreError>>,
+) -> Result<(), StoreError> {
     let mut held = CloseUnlessReleased(Some(readers.acquire().await.map_err(closed_or)?));
     let Some(connection) = held.0.as_deref_mut() else {
         return Err(StoreError::Closed);
     };
-    // PostgreSQL sends a tuple per chunk, plus the header and the trailer.
-    let mut kept = Vec::with_capacity(limit.saturating_add(2).min(MAX_PREALLOCATED));
     let mut chunks = connection
         .copy_out_raw(&sql::copy_all(after, limit))
         .await?;
+    // PostgreSQL sends a tuple per chunk, plus the header and the trailer.
+    let mut batch = Vec::with_capacity(CHUNKS_PER_BATCH);
     while let Some(chunk) = chunks.try_next().await? {
-        kept.push(chunk);
+        batch.push(chunk);
+        if batch.len() == CHUNKS_PER_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNKS_PER_BATCH));
+            if sender.send(Ok(full)).is_err() {
+                return Ok(()); // the replay is over; `held` closes the connection, inside its COPY
+            }
+        }
     }
     drop(chunks);
     held.release();
-    Ok(kept)
+    if !batch.is_empty() {
+        let _ = sender.send(Ok(batch));
+    }
+    Ok(())
 }
 
 /// A pooled connection that is closed when dropped, unless [`Self::release`]d back to the pool.

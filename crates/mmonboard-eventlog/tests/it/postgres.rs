@@ -234,8 +234,8 @@ async fn replayed(store: &PgEventStore, after: u64, limit: usize) -> Vec<Recorde
 
 /// A replay read as `COPY` segments (here of 64 events, two fetched at once) lends exactly the events
 /// `read_all` returns: from the start, from the middle of a segment, with a limit inside a segment, past the
-/// head, with events appended since the store opened, and past a gap an insider made, where the segments no
-/// longer line up. A visitor's
+/// head, with events appended since the store opened, with the last events gone while the head watch still
+/// counts them (a segment cut short), and past a gap an insider made, where the segments no longer line up. A visitor's
 /// error stops it midway, and the connections of the segments still being fetched are not left broken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
@@ -281,6 +281,37 @@ async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
     let everything = by_select.read_all(0, usize::MAX).await.expect("reads");
     assert_eq!(everything.len(), 1_070);
     assert_eq!(replayed(&by_segments, 0, usize::MAX).await, everything);
+    let mut head = by_segments.watch_head();
+    tokio::time::timeout(DEADLINE, head.wait_for(|head| *head >= 1_070))
+        .await
+        .expect("the head watch hears of the late events in time")
+        .expect("the store is open");
+
+    // Segments of 200, all fetched while the visitor fails on the first event: the fetches it aborts (some
+    // mid-COPY) leave no broken connection behind.
+    let aborting = PgEventStore::open(
+        database.url(),
+        PgOptions {
+            copy_reads_from: 200,
+            read_connections: 3,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("opens");
+    for _ in 0..3 {
+        let stopped = aborting
+            .replay(0, usize::MAX, |_| {
+                Err(StoreError::Invalid("stop".to_owned()))
+            })
+            .await;
+        assert!(
+            matches!(stopped, Err(StoreError::Invalid(_))),
+            "{stopped:?}"
+        );
+        assert_eq!(replayed(&aborting, 0, usize::MAX).await, everything);
+    }
+    aborting.close().await;
 
     let mut seen = 0;
     let stopped = by_segments
@@ -300,6 +331,20 @@ async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
     assert_eq!(seen, 300);
     assert_eq!(replayed(&by_segments, 0, usize::MAX).await, everything);
 
+    // The log's last events gone while the store's head watch still counts them: the last segment comes
+    // back short, which is the end of the log.
+    execute_raw(
+        &database,
+        "ALTER TABLE events DISABLE TRIGGER USER; \
+         DELETE FROM events WHERE global_position > 1060; \
+         ALTER TABLE events ENABLE TRIGGER USER",
+    )
+    .await
+    .expect("an insider deletes the last rows");
+    let cut_short = by_select.read_all(0, usize::MAX).await.expect("reads");
+    assert_eq!(cut_short.len(), 1_060);
+    assert_eq!(replayed(&by_segments, 0, usize::MAX).await, cut_short);
+
     execute_raw(
         &database,
         "ALTER TABLE events DISABLE TRIGGER USER;          DELETE FROM events WHERE global_position = 150;          ALTER TABLE events ENABLE TRIGGER USER",
@@ -307,7 +352,7 @@ async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
     .await
     .expect("an insider deletes a row");
     let with_a_gap = by_select.read_all(0, usize::MAX).await.expect("reads");
-    assert_eq!(with_a_gap.len(), 1_069);
+    assert_eq!(with_a_gap.len(), 1_059);
     assert_eq!(replayed(&by_segments, 0, usize::MAX).await, with_a_gap);
     by_select.close().await;
     by_segments.close().await;
