@@ -80,7 +80,8 @@ pub struct PgOptions {
     /// earns back. `usize::MAX` keeps every read a `SELECT`. The role reading needs EXECUTE on
     /// `mmonboard_event_columns_checked()`; without it every read is a `SELECT`. A
     /// [`EventStore::replay`] at least this long goes as `COPY` segments of this many events (at most
-    /// 65,536), and holds up to `read_connections` segments in memory at once.
+    /// 65,536), fetched on up to `read_connections - 1` connections at once (at least one), so that many
+    /// segments at most are in memory.
     pub copy_reads_from: usize,
 }
 
