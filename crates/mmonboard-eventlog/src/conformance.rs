@@ -344,51 +344,74 @@ pub async fn replay_visits_what_read_all_returns<S: EventStore>(store: &S) {
         appended
     );
     for limit in [usize::MAX, 21, 20, 7, 1, 0] {
-        let mut visited = Vec::new();
-        let count = store
-            .replay(head, limit, |view| {
-                visited.push(view.to_recorded());
-                Ok::<(), StoreError>(())
-            })
-            .await
-            .expect("replays");
         let expected: Vec<RecordedEvent> = appended.iter().take(limit).cloned().collect();
-        assert_eq!(visited, expected, "replay({head}, {limit})");
-        assert_eq!(count, expected.len() as u64, "replay({head}, {limit})");
+        assert_eq!(
+            replayed(store, head, limit).await,
+            expected,
+            "replay({head}, {limit})"
+        );
     }
     let from_the_middle = appended[12].global_position;
+    assert_eq!(
+        replayed(store, from_the_middle, usize::MAX).await,
+        appended[13..]
+    );
+    let (stopped, seen) = replay_stopping_at(store, head, appended[9].global_position).await;
+    assert!(
+        matches!(&stopped, Err(StoreError::Invalid(reason)) if reason == VISITOR_STOPS),
+        "expected the visitor's error, got {stopped:?}"
+    );
+    assert_eq!(
+        seen,
+        appended[..10]
+            .iter()
+            .map(|event| event.global_position)
+            .collect::<Vec<_>>(),
+        "nothing is visited after the visitor's error"
+    );
+}
+
+/// The error [`replay_stopping_at`]'s visitor returns.
+pub const VISITOR_STOPS: &str = "the visitor stops here";
+
+/// What a replay after `after` of at most `limit` events visited, as owned events (the count it answers is
+/// checked against them).
+pub async fn replayed<S: EventStore>(store: &S, after: u64, limit: usize) -> Vec<RecordedEvent> {
     let mut visited = Vec::new();
-    store
-        .replay(from_the_middle, usize::MAX, |view| {
-            visited.push(view.global_position);
+    let count = store
+        .replay(after, limit, |view| {
+            visited.push(view.to_recorded());
             Ok::<(), StoreError>(())
         })
         .await
         .expect("replays");
     assert_eq!(
-        visited,
-        appended[13..]
-            .iter()
-            .map(|event| event.global_position)
-            .collect::<Vec<_>>()
+        count,
+        visited.len() as u64,
+        "replay({after}, {limit})'s count"
     );
-    let stop_at = appended[9].global_position;
-    let mut seen = 0;
+    visited
+}
+
+/// A replay after `after` whose visitor fails with [`VISITOR_STOPS`] on the event at `stop_at`: what it
+/// answered, and the positions it lent the visitor.
+pub async fn replay_stopping_at<S: EventStore>(
+    store: &S,
+    after: u64,
+    stop_at: u64,
+) -> (Result<u64, StoreError>, Vec<u64>) {
+    let mut seen = Vec::new();
     let stopped = store
-        .replay(head, usize::MAX, |view| {
-            seen += 1;
+        .replay(after, usize::MAX, |view| {
+            seen.push(view.global_position);
             if view.global_position == stop_at {
-                Err(StoreError::Invalid("the visitor stops here".to_owned()))
+                Err(StoreError::Invalid(VISITOR_STOPS.to_owned()))
             } else {
                 Ok(())
             }
         })
         .await;
-    assert!(
-        matches!(&stopped, Err(StoreError::Invalid(reason)) if reason == "the visitor stops here"),
-        "expected the visitor's error, got {stopped:?}"
-    );
-    assert_eq!(seen, 10, "nothing is visited after the visitor's error");
+    (stopped, seen)
 }
 
 /// verify finds an intact log intact and reports its head.

@@ -53,7 +53,7 @@ pub trait EventStore: Send + Sync + 'static {
         E: From<StoreError> + Send,
         F: FnMut(EventView<'_>) -> Result<(), E> + Send,
     {
-        async move { replay_in_pages(self, after_position, limit, &mut visit).await }
+        async move { replay_in_pages(self, after_position, limit, REPLAY_PAGE, &mut visit).await }
     }
 
     /// The stream's last version, 0 if it has no events.
@@ -141,24 +141,10 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
 /// Events per page of a replay read through `read_all`.
 pub(crate) const REPLAY_PAGE: usize = 16_384;
 
-/// [`EventStore::replay`] through `read_all`, in pages of [`REPLAY_PAGE`]: the next page is read while the
-/// visitor works through the last (two pages in memory at once). Ends at the first page shorter than asked.
+/// [`EventStore::replay`] through `read_all`, in pages of `page_size` events (at least 1; the stores use
+/// [`REPLAY_PAGE`]): the next page is read while the visitor works through the last (two pages in memory
+/// at once). Ends at the first page shorter than asked.
 pub(crate) async fn replay_in_pages<S, E, F>(
-    store: &S,
-    after_position: u64,
-    limit: usize,
-    visit: &mut F,
-) -> Result<u64, E>
-where
-    S: EventStore + ?Sized,
-    E: From<StoreError> + Send,
-    F: FnMut(EventView<'_>) -> Result<(), E> + Send,
-{
-    replay_in_pages_of(store, after_position, limit, REPLAY_PAGE, visit).await
-}
-
-/// [`replay_in_pages`] in pages of `page` events (at least 1).
-async fn replay_in_pages_of<S, E, F>(
     store: &S,
     after_position: u64,
     limit: usize,
@@ -474,7 +460,7 @@ mod tests {
             ] {
                 let mut visited = Vec::new();
                 let count =
-                    replay_in_pages_of(&store, after, limit, page, &mut |view: EventView<'_>| {
+                    replay_in_pages(&store, after, limit, page, &mut |view: EventView<'_>| {
                         visited.push(view.to_recorded());
                         Ok::<(), StoreError>(())
                     })
@@ -495,7 +481,7 @@ mod tests {
             for stop_at in [page as u64, page as u64 + 1] {
                 let mut seen = Vec::new();
                 let stopped =
-                    replay_in_pages_of(&store, 0, usize::MAX, page, &mut |view: EventView<'_>| {
+                    replay_in_pages(&store, 0, usize::MAX, page, &mut |view: EventView<'_>| {
                         seen.push(view.global_position);
                         if view.global_position == stop_at {
                             Err(StoreError::Invalid("stop".to_owned()))

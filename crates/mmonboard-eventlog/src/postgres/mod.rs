@@ -23,6 +23,7 @@ mod copy;
 mod sql;
 mod writer;
 
+use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +46,7 @@ use crate::model::{
     AppendOutcome, AppendRequest, EventMetadata, EventView, RecordedEvent, StreamId, VerifyReport,
 };
 use crate::sqlite::prepare;
-use crate::store::{ChainVerifier, EventStore, replay_in_pages};
+use crate::store::{ChainVerifier, EventStore, REPLAY_PAGE, replay_in_pages};
 use crate::subscription::HeadWatch;
 use writer::{AppendJob, Writer};
 
@@ -367,7 +368,7 @@ impl EventStore for PgEventStore {
             || planned < self.copy_reads_from
             || i64::try_from(after_position).is_err()
         {
-            return replay_in_pages(self, after_position, limit, &mut visit).await;
+            return replay_in_pages(self, after_position, limit, REPLAY_PAGE, &mut visit).await;
         }
         let mut segments = Segments {
             readers: self.readers.clone(),
@@ -420,7 +421,7 @@ impl EventStore for PgEventStore {
         }
         drop(segments);
         let remaining = limit - usize::try_from(visited).unwrap_or(limit);
-        Ok(visited + replay_in_pages(self, last, remaining, &mut visit).await?)
+        Ok(visited + replay_in_pages(self, last, remaining, REPLAY_PAGE, &mut visit).await?)
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
@@ -602,35 +603,57 @@ async fn copy_reads_from(readers: &PgPool, configured: usize) -> Result<usize, S
 }
 
 /// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), decoded as the chunks
-/// arrive. The connection goes back to the pool only once the stream has been read to its end: one left
-/// inside a COPY (an error, a refused row, a panic) cannot serve the next query, so it is closed.
+/// arrive.
 async fn copy_all(
     readers: &PgPool,
     after: i64,
     limit: usize,
     capacity: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut held = CloseUnlessReleased(Some(readers.acquire().await.map_err(closed_or)?));
-    let Some(connection) = held.0.as_deref_mut() else {
-        return Err(StoreError::Closed);
-    };
     let mut decoder = RowDecoder::default();
     let mut events = Vec::with_capacity(capacity.min(MAX_PREALLOCATED));
     let mut parser = copy::CopyParser::default();
-    let mut chunks = connection
-        .copy_out_raw(&sql::copy_all(after, limit))
-        .await?;
     let mut push = |values: [&[u8]; copy::FIELDS]| {
         events.push(decoder.decode_values(values)?.0);
         Ok::<(), StoreError>(())
     };
-    while let Some(chunk) = chunks.try_next().await? {
+    copy_out(readers, after, limit, |chunk| {
         parser.feed(&chunk, &mut push)?;
-    }
+        Ok(ControlFlow::Continue(()))
+    })
+    .await?;
     parser.finish()?;
+    Ok(events)
+}
+
+/// Runs the binary `COPY` of up to `limit` events after `after` ([`sql::copy_all`]) on a pooled connection,
+/// handing each chunk to `each` as it arrives, until the stream ends or `each` breaks off or fails. The
+/// connection goes back to the pool only once the stream has been read to its end: one left inside a COPY
+/// (an error, a refused row, a panic, a reader gone) cannot serve the next query, so it is closed.
+async fn copy_out<F>(
+    readers: &PgPool,
+    after: i64,
+    limit: usize,
+    mut each: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut(bytes::Bytes) -> Result<ControlFlow<()>, StoreError>,
+{
+    let mut held = CloseUnlessReleased(Some(readers.acquire().await.map_err(closed_or)?));
+    let Some(connection) = held.0.as_deref_mut() else {
+        return Err(StoreError::Closed);
+    };
+    let mut chunks = connection
+        .copy_out_raw(&sql::copy_all(after, limit))
+        .await?;
+    while let Some(chunk) = chunks.try_next().await? {
+        if each(chunk)?.is_break() {
+            return Ok(()); // `held` closes the connection, inside its COPY
+        }
+    }
     drop(chunks);
     held.release();
-    Ok(events)
+    Ok(())
 }
 
 /// The longest `COPY` segment of a replay, in events (about 25 MiB of chunks for events of 400 bytes).
@@ -691,35 +714,28 @@ impl Segments {
     }
 }
 
-/// Up to `limit` events after `after` as one binary `COPY` ([`sql::copy_all`]), its chunks sent as they
-/// arrived, in batches, for a replay to parse in place. Stops early, closing the connection, once nobody
-/// receives.
+/// Up to `limit` events after `after` as one binary `COPY`, its chunks sent as they arrived, in batches, for
+/// a replay to parse in place. Stops early, closing the connection, once nobody receives.
 async fn copy_chunks(
     readers: &PgPool,
     after: i64,
     limit: usize,
     sender: &mpsc::UnboundedSender<Result<Vec<bytes::Bytes>, StoreError>>,
 ) -> Result<(), StoreError> {
-    let mut held = CloseUnlessReleased(Some(readers.acquire().await.map_err(closed_or)?));
-    let Some(connection) = held.0.as_deref_mut() else {
-        return Err(StoreError::Closed);
-    };
-    let mut chunks = connection
-        .copy_out_raw(&sql::copy_all(after, limit))
-        .await?;
     // PostgreSQL sends a tuple per chunk, plus the header and the trailer.
     let mut batch = Vec::with_capacity(CHUNKS_PER_BATCH);
-    while let Some(chunk) = chunks.try_next().await? {
+    copy_out(readers, after, limit, |chunk| {
         batch.push(chunk);
-        if batch.len() == CHUNKS_PER_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNKS_PER_BATCH));
-            if sender.send(Ok(full)).is_err() {
-                return Ok(()); // the replay is over; `held` closes the connection, inside its COPY
-            }
+        if batch.len() < CHUNKS_PER_BATCH {
+            return Ok(ControlFlow::Continue(()));
         }
-    }
-    drop(chunks);
-    held.release();
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNKS_PER_BATCH));
+        Ok(match sender.send(Ok(full)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()), // the replay is over
+        })
+    })
+    .await?;
     if !batch.is_empty() {
         let _ = sender.send(Ok(batch));
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use mmonboard_eventlog::conformance::{append_ok, events, request, unique_stream};
+use mmonboard_eventlog::conformance::{
+    append_ok, events, replay_stopping_at, replayed, request, unique_stream,
+};
 use mmonboard_eventlog::testing::TestDatabase;
 use mmonboard_eventlog::{
     EventStore, ExpectedVersion, PgEventStore, PgOptions, RecordedEvent, StoreError, Subscription,
@@ -218,18 +220,14 @@ async fn copy_and_select_reads_give_the_same_events() {
     database.cleanup().await;
 }
 
-/// What a replay visited, as owned events.
-async fn replayed(store: &PgEventStore, after: u64, limit: usize) -> Vec<RecordedEvent> {
-    let mut visited = Vec::new();
-    let count = store
-        .replay(after, limit, |view| {
-            visited.push(view.to_recorded());
-            Ok::<(), StoreError>(())
-        })
-        .await
-        .expect("replays");
-    assert_eq!(count, visited.len() as u64);
-    visited
+/// A store reading replays of at least `copy_reads_from` events as `COPY` segments that long, two fetched
+/// at once.
+fn segment_options(copy_reads_from: usize) -> PgOptions {
+    PgOptions {
+        copy_reads_from,
+        read_connections: 3,
+        ..PgOptions::default()
+    }
 }
 
 /// A replay read as `COPY` segments (here of 64 events, two fetched at once) lends exactly the events
@@ -245,16 +243,9 @@ async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
     let by_select = PgEventStore::open(database.url(), copy_options(usize::MAX))
         .await
         .expect("opens");
-    let by_segments = PgEventStore::open(
-        database.url(),
-        PgOptions {
-            copy_reads_from: 64,
-            read_connections: 3,
-            ..PgOptions::default()
-        },
-    )
-    .await
-    .expect("opens");
+    let by_segments = PgEventStore::open(database.url(), segment_options(64))
+        .await
+        .expect("opens");
     for (after, limit) in [
         (0, usize::MAX),
         (0, 640),
@@ -289,46 +280,26 @@ async fn a_replay_by_copy_segments_visits_what_read_all_returns() {
 
     // Segments of 200, all fetched while the visitor fails on the first event: the fetches it aborts (some
     // mid-COPY) leave no broken connection behind.
-    let aborting = PgEventStore::open(
-        database.url(),
-        PgOptions {
-            copy_reads_from: 200,
-            read_connections: 3,
-            ..PgOptions::default()
-        },
-    )
-    .await
-    .expect("opens");
+    let aborting = PgEventStore::open(database.url(), segment_options(200))
+        .await
+        .expect("opens");
     for _ in 0..3 {
-        let stopped = aborting
-            .replay(0, usize::MAX, |_| {
-                Err(StoreError::Invalid("stop".to_owned()))
-            })
-            .await;
+        let (stopped, seen) = replay_stopping_at(&aborting, 0, 1).await;
         assert!(
             matches!(stopped, Err(StoreError::Invalid(_))),
             "{stopped:?}"
         );
+        assert_eq!(seen, [1]);
         assert_eq!(replayed(&aborting, 0, usize::MAX).await, everything);
     }
     aborting.close().await;
 
-    let mut seen = 0;
-    let stopped = by_segments
-        .replay(0, usize::MAX, |view| {
-            seen += 1;
-            if view.global_position == 300 {
-                Err(StoreError::Invalid("stop".to_owned()))
-            } else {
-                Ok(())
-            }
-        })
-        .await;
+    let (stopped, seen) = replay_stopping_at(&by_segments, 0, 300).await;
     assert!(
         matches!(stopped, Err(StoreError::Invalid(_))),
         "{stopped:?}"
     );
-    assert_eq!(seen, 300);
+    assert_eq!(seen, (1..=300).collect::<Vec<_>>());
     assert_eq!(replayed(&by_segments, 0, usize::MAX).await, everything);
 
     // The log's last events gone while the store's head watch still counts them: the last segment comes
